@@ -1,0 +1,27 @@
+{
+  "targets": [
+    {
+      "target_name": "lisod",
+      "sources": [
+        "native/addon.cc",
+        "native/server.cc",
+        "native/connection.cc",
+        "native/transport.cc",
+        "native/tls_context.cc",
+        "native/http_parser.cc",
+        "native/http_request.cc",
+        "native/chunked.cc",
+        "native/static_file.cc",
+        "native/http_date.cc",
+        "native/mime.cc",
+        "native/sys.cc",
+        "native/response.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++20", "-fexceptions", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    }
+  ]
+}

@@ -1,0 +1,273 @@
+// Node-API surface of lisod: the Server class (see src/native.ts for the contract)
+// and the process helpers from sys.cc. Everything else is plain C++ behind
+// ServerEvents, so the static path never enters JavaScript.
+#include <napi.h>
+#include <uv.h>
+
+#include <memory>
+
+#include "server.h"
+#include "sys.h"
+
+namespace lisod {
+namespace {
+
+std::string getString(const Napi::Object& o, const char* key, const std::string& fallback = "") {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsString()) throw Napi::TypeError::New(o.Env(), std::string("config.") + key + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+double getNumber(const Napi::Object& o, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string("config.") + key + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0)) throw Napi::RangeError::New(o.Env(), std::string("config.") + key + " must be >= 0");
+  return d;
+}
+
+bool getBool(const Napi::Object& o, const char* key, bool fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  return v.ToBoolean().Value();
+}
+
+ServerConfig parseConfig(const Napi::Object& o) {
+  ServerConfig c;
+  Napi::Value ls = o.Get("listeners");
+  if (!ls.IsArray()) throw Napi::TypeError::New(o.Env(), "config.listeners must be an array");
+  Napi::Array arr = ls.As<Napi::Array>();
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Napi::Object l = arr.Get(i).As<Napi::Object>();
+    ListenerConfig lc;
+    lc.host = getString(l, "host", "::");
+    lc.port = static_cast<int>(getNumber(l, "port", 0));
+    lc.tls = getBool(l, "tls", false);
+    c.listeners.push_back(lc);
+  }
+  c.root = getString(o, "root");
+  c.tls.key_file = getString(o, "tlsKey");
+  c.tls.cert_file = getString(o, "tlsCert");
+  c.tls.resumption = getBool(o, "tlsResumption", true);
+  c.cgi_prefix = getString(o, "cgiPrefix", "/cgi");
+  c.max_connections = static_cast<size_t>(getNumber(o, "maxConnections", 10000));
+  c.max_line = static_cast<size_t>(getNumber(o, "maxLineBytes", 8192));
+  c.max_head = static_cast<size_t>(getNumber(o, "maxHeaderBytes", 65536));
+  c.max_target = static_cast<size_t>(getNumber(o, "maxTargetBytes", 8000));
+  c.max_body = static_cast<uint64_t>(getNumber(o, "maxBodyBytes", 100.0 * 1024 * 1024));
+  c.header_timeout_ms = static_cast<uint64_t>(getNumber(o, "headerTimeoutMs", 10000));
+  c.body_timeout_ms = static_cast<uint64_t>(getNumber(o, "bodyTimeoutMs", 30000));
+  c.keep_alive_timeout_ms = static_cast<uint64_t>(getNumber(o, "keepAliveTimeoutMs", 15000));
+  c.send_timeout_ms = static_cast<uint64_t>(getNumber(o, "sendTimeoutMs", 60000));
+  c.access_log = getBool(o, "accessLog", false);
+  char resolved[PATH_MAX];
+  if (c.root.empty() || realpath(c.root.c_str(), resolved) == nullptr) {
+    throw Napi::Error::New(o.Env(), "www root '" + c.root + "' does not exist or cannot be read");
+  }
+  c.root = resolved;
+  return c;
+}
+
+class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "Server",
+                       {InstanceMethod("addresses", &ServerWrap::addresses),
+                        InstanceMethod("beginResponse", &ServerWrap::beginResponse),
+                        InstanceMethod("beginRaw", &ServerWrap::beginRaw),
+                        InstanceMethod("write", &ServerWrap::write),
+                        InstanceMethod("end", &ServerWrap::end),
+                        InstanceMethod("pauseBody", &ServerWrap::pauseBody),
+                        InstanceMethod("resumeBody", &ServerWrap::resumeBody),
+                        InstanceMethod("reloadTls", &ServerWrap::reloadTls),
+                        InstanceMethod("stopAccepting", &ServerWrap::stopAccepting),
+                        InstanceMethod("stopWhenIdle", &ServerWrap::stopWhenIdle),
+                        InstanceMethod("connectionCount", &ServerWrap::connectionCount),
+                        InstanceMethod("close", &ServerWrap::close)});
+  }
+
+  explicit ServerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ServerWrap>(info), env_(info.Env()) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsObject()) {
+      throw Napi::TypeError::New(env, "new Server(config, handlers): both arguments are objects");
+    }
+    ServerConfig config = parseConfig(info[0].As<Napi::Object>());
+    Napi::Object h = info[1].As<Napi::Object>();
+    const char* names[] = {"request", "body", "close", "drain", "log", "error"};
+    Napi::FunctionReference* refs[] = {&on_request_, &on_body_, &on_close_, &on_drain_, &on_log_, &on_error_};
+    for (int i = 0; i < 6; ++i) {
+      Napi::Value f = h.Get(names[i]);
+      if (!f.IsFunction()) throw Napi::TypeError::New(env, std::string("handlers.") + names[i] + " must be a function");
+      *refs[i] = Napi::Persistent(f.As<Napi::Function>());
+    }
+    receiver_ = Napi::Persistent(h);
+    context_ = std::make_unique<Napi::AsyncContext>(env, "lisod");
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    std::string error;
+    server_ = Server::create(loop, std::move(config), this, &error);
+    if (!server_) throw Napi::Error::New(env, error);
+  }
+
+  ~ServerWrap() override { server_.reset(); }
+
+  // ServerEvents: called from libuv callbacks, so each opens its own scope.
+  void onAppRequest(const AppRequest& r) override {
+    Napi::HandleScope scope(env_);
+    Napi::Object o = Napi::Object::New(env_);
+    o.Set("id", r.id);
+    o.Set("method", r.method);
+    o.Set("target", r.target);
+    o.Set("version", r.version);
+    Napi::Array headers = Napi::Array::New(env_, r.headers.size());
+    for (size_t i = 0; i < r.headers.size(); ++i) headers.Set(static_cast<uint32_t>(i), r.headers[i]);
+    o.Set("headers", headers);
+    o.Set("remoteAddress", r.remote_address);
+    o.Set("remotePort", r.remote_port);
+    o.Set("localAddress", r.local_address);
+    o.Set("localPort", r.local_port);
+    o.Set("tls", r.tls);
+    o.Set("hasBody", r.has_body);
+    o.Set("contentLength", static_cast<double>(r.content_length));
+    call(on_request_, {o});
+  }
+  void onAppBody(uint32_t id, const char* data, size_t len, bool end) override {
+    Napi::HandleScope scope(env_);
+    Napi::Value chunk = end ? env_.Null() : Napi::Buffer<char>::Copy(env_, data, len).As<Napi::Value>();
+    call(on_body_, {Napi::Number::New(env_, id), chunk});
+  }
+  void onAppClose(uint32_t id) override {
+    Napi::HandleScope scope(env_);
+    call(on_close_, {Napi::Number::New(env_, id)});
+  }
+  void onAppDrain(uint32_t id) override {
+    Napi::HandleScope scope(env_);
+    call(on_drain_, {Napi::Number::New(env_, id)});
+  }
+  void onAccessLog(std::vector<AccessRecord>& records) override {
+    Napi::HandleScope scope(env_);
+    Napi::Array arr = Napi::Array::New(env_, records.size());
+    for (size_t i = 0; i < records.size(); ++i) {
+      const AccessRecord& r = records[i];
+      Napi::Array rec = Napi::Array::New(env_, 9);
+      rec.Set(0u, r.remote);
+      rec.Set(1u, static_cast<double>(r.time_ms));
+      rec.Set(2u, r.method);
+      rec.Set(3u, r.target);
+      rec.Set(4u, r.version);
+      rec.Set(5u, r.status);
+      rec.Set(6u, static_cast<double>(r.bytes));
+      rec.Set(7u, r.referer);
+      rec.Set(8u, r.user_agent);
+      arr.Set(static_cast<uint32_t>(i), rec);
+    }
+    call(on_log_, {arr});
+  }
+  void onLog(LogLevel level, const std::string& message) override {
+    Napi::HandleScope scope(env_);
+    const char* name = level == LogLevel::kError ? "error" : level == LogLevel::kWarn ? "warn" : "info";
+    call(on_error_, {Napi::String::New(env_, name), Napi::String::New(env_, message)});
+  }
+
+ private:
+  void call(Napi::FunctionReference& fn, std::initializer_list<napi_value> args) {
+    try {
+      fn.MakeCallback(receiver_.Value(), args, *context_);
+    } catch (const Napi::Error& e) {
+      // A throwing handler is an uncaught exception in Node's terms.
+      napi_fatal_exception(env_, e.Value());
+    }
+  }
+
+  Napi::Value addresses(const Napi::CallbackInfo& info) {
+    Napi::Array arr = Napi::Array::New(info.Env());
+    if (!server_) return arr;
+    uint32_t i = 0;
+    for (const auto& l : server_->addresses()) {
+      Napi::Object o = Napi::Object::New(info.Env());
+      o.Set("host", l.host);
+      o.Set("port", l.port);
+      o.Set("tls", l.tls);
+      arr.Set(i++, o);
+    }
+    return arr;
+  }
+  static uint32_t idArg(const Napi::CallbackInfo& info) { return info[0].As<Napi::Number>().Uint32Value(); }
+
+  Napi::Value beginResponse(const Napi::CallbackInfo& info) {
+    std::vector<std::string> headers;
+    if (info[3].IsArray()) {
+      Napi::Array a = info[3].As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); ++i) headers.push_back(a.Get(i).ToString().Utf8Value());
+    }
+    server_->appBegin(idArg(info), info[1].As<Napi::Number>().Int32Value(),
+                      info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "", headers);
+    return info.Env().Undefined();
+  }
+  Napi::Value beginRaw(const Napi::CallbackInfo& info) {
+    server_->appBeginRaw(idArg(info));
+    return info.Env().Undefined();
+  }
+  Napi::Value write(const Napi::CallbackInfo& info) {
+    if (!info[1].IsBuffer()) throw Napi::TypeError::New(info.Env(), "write(id, chunk): chunk must be a Buffer");
+    Napi::Buffer<char> b = info[1].As<Napi::Buffer<char>>();
+    bool below = true;
+    server_->appWrite(idArg(info), b.Data(), b.Length(), &below);
+    return Napi::Boolean::New(info.Env(), below);
+  }
+  Napi::Value end(const Napi::CallbackInfo& info) {
+    server_->appEnd(idArg(info));
+    return info.Env().Undefined();
+  }
+  Napi::Value pauseBody(const Napi::CallbackInfo& info) {
+    server_->appPauseBody(idArg(info), true);
+    return info.Env().Undefined();
+  }
+  Napi::Value resumeBody(const Napi::CallbackInfo& info) {
+    server_->appPauseBody(idArg(info), false);
+    return info.Env().Undefined();
+  }
+  Napi::Value reloadTls(const Napi::CallbackInfo& info) {
+    TlsOptions o = server_->config().tls;
+    o.key_file = info[0].ToString().Utf8Value();
+    o.cert_file = info[1].ToString().Utf8Value();
+    std::string error;
+    if (!server_->reloadTls(o, &error)) throw Napi::Error::New(info.Env(), error);
+    return info.Env().Undefined();
+  }
+  Napi::Value stopAccepting(const Napi::CallbackInfo& info) {
+    server_->stopAccepting();
+    return info.Env().Undefined();
+  }
+  Napi::Value stopWhenIdle(const Napi::CallbackInfo& info) {
+    server_->stopAccepting();
+    server_->stopWhenIdle();
+    return info.Env().Undefined();
+  }
+  Napi::Value connectionCount(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(server_->connectionCount()));
+  }
+  Napi::Value close(const Napi::CallbackInfo& info) {
+    server_->closeAll();
+    return info.Env().Undefined();
+  }
+
+  Napi::Env env_;
+  std::unique_ptr<Server> server_;
+  Napi::ObjectReference receiver_;
+  Napi::FunctionReference on_request_, on_body_, on_close_, on_drain_, on_log_, on_error_;
+  std::unique_ptr<Napi::AsyncContext> context_;
+};
+
+}  // namespace
+}  // namespace lisod
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  exports.Set("Server", lisod::ServerWrap::define(env));
+  lisod::initSys(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(NODE_GYP_MODULE_NAME, InitAddon)

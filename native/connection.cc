@@ -1,0 +1,798 @@
+#include "connection.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+
+#include "http_parser.h"
+#include "http_request.h"
+#include "response.h"
+#include "static_file.h"
+
+namespace lisod {
+namespace {
+
+constexpr size_t kMaxHeaders = 128;
+constexpr size_t kReadChunk = 16384;
+constexpr size_t kTlsFileChunk = 16384;       // one full TLS record
+constexpr size_t kSmallFile = 32768;          // read into the head's buffer: one write
+constexpr size_t kAppHighWater = 256 * 1024;  // app write() returns false above this
+constexpr size_t kAppLowWater = 64 * 1024;    // drain event below this
+constexpr uint64_t kLingerMs = 2000;
+constexpr int kStepBudget = 64;               // steps per event: fairness between clients
+
+bool startsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+// Hop-by-hop or server-owned headers an application may not set (RFC 9110 §7.6.1).
+bool isServerOwnedHeader(std::string_view name) {
+  return equalsIgnoreCase(name, "connection") || equalsIgnoreCase(name, "transfer-encoding") ||
+         equalsIgnoreCase(name, "keep-alive") || equalsIgnoreCase(name, "server") ||
+         equalsIgnoreCase(name, "date") || equalsIgnoreCase(name, "upgrade");
+}
+
+}  // namespace
+
+Connection::Connection(Server* server, int fd, std::unique_ptr<Transport> transport, PeerInfo peer,
+                       bool reject)
+    : server_(server),
+      fd_(fd),
+      transport_(std::move(transport)),
+      peer_(std::move(peer)),
+      state_(State::kHandshake),
+      reject_(reject) {
+  poll_.data = this;
+  deadline_ms_ = server_->nowMs() + server_->config().header_timeout_ms;
+}
+
+Connection::~Connection() {
+  transport_.reset();
+  if (file_fd_ >= 0) ::close(file_fd_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool Connection::start() {
+  if (uv_poll_init(server_->loop(), &poll_, fd_) != 0) return false;
+  interest_ = UV_READABLE;
+  drive();
+  return true;
+}
+
+void Connection::onPoll(uv_poll_t* handle, int status, int events) {
+  auto* c = static_cast<Connection*>(handle->data);
+  if (status < 0) {
+    c->die();
+    c->updateInterest();
+    return;
+  }
+  c->drive();
+}
+
+void Connection::kick() {
+  if (dead_) return;
+  if (in_drive_) {
+    redrive_ = true;
+    return;
+  }
+  // Level-triggered writability fires on the next loop turn; drive() recomputes.
+  interest_ |= UV_WRITABLE;
+  updateInterest();
+}
+
+void Connection::drive() {
+  if (dead_) return;
+  if (in_drive_) {
+    redrive_ = true;
+    return;
+  }
+  in_drive_ = true;
+  do {
+    redrive_ = false;
+    interest_ = 0;
+    step();
+  } while (redrive_ && !dead_);
+  in_drive_ = false;
+  updateInterest();
+}
+
+void Connection::updateInterest() {
+  if (dead_) {
+    if (!closed_handle_) {
+      closed_handle_ = true;
+      uv_poll_stop(&poll_);
+      uv_close(reinterpret_cast<uv_handle_t*>(&poll_),
+               [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
+    }
+    return;
+  }
+  if (interest_ == polled_) return;
+  polled_ = interest_;
+  if (interest_ == 0) {
+    uv_poll_stop(&poll_);
+  } else {
+    uv_poll_start(&poll_, interest_, onPoll);
+  }
+}
+
+void Connection::step() {
+  for (int budget = kStepBudget; budget > 0 && !dead_; --budget) {
+    switch (state_) {
+      case State::kHandshake: {
+        IoResult r = transport_->handshake();
+        if (r.kind == IoResult::kOk) {
+          state_ = State::kReadHead;
+          if (reject_) {
+            respondError(503, false, "The server is at its connection limit; try again shortly.");
+          }
+          continue;
+        }
+        if (r.kind == IoResult::kWantRead) interest_ |= UV_READABLE;
+        else if (r.kind == IoResult::kWantWrite) interest_ |= UV_WRITABLE;
+        else {
+          if (r.kind == IoResult::kError) {
+            server_->logHandshakeFailure(peer_.remote_address, transport_->lastError());
+          }
+          die();
+        }
+        return;
+      }
+      case State::kReadHead: {
+        if (inLen() > 0) {
+          if (!head_started_) {
+            head_started_ = true;
+            deadline_ms_ = server_->nowMs() + server_->config().header_timeout_ms;
+          }
+          Header headers[kMaxHeaders];
+          RequestHead head;
+          head.headers = headers;
+          head.num_headers = kMaxHeaders;
+          ParseLimits limits{server_->config().max_line, server_->config().max_target,
+                             server_->config().max_head};
+          int n = parseRequest(inPtr(), inLen(), &head, limits);
+          if (n >= 0) {
+            handleHead(static_cast<size_t>(n), head);
+            continue;
+          }
+          if (n != kIncomplete) {
+            handleParseError(n);
+            continue;
+          }
+        }
+        if (stop_when_idle_ && inLen() == 0) {
+          die();
+          return;
+        }
+        if (!readInput()) return;
+        continue;
+      }
+      case State::kSkipHead: {
+        long end = findHeadEnd(inPtr(), inLen());
+        if (end >= 0) {
+          in_begin_ += static_cast<size_t>(end);
+          state_ = State::kReadHead;
+          head_started_ = false;
+          continue;
+        }
+        if (inLen() > 3) in_begin_ = in_end_ - 3;  // "\r\n\r" may straddle reads
+        if (!readInput()) return;
+        continue;
+      }
+      case State::kReadBody: {
+        if (out_off_ < out_.size() && flushOutput() == Flush::kDead) return;
+        if (app_ended_) {
+          if (out_off_ < out_.size()) return;
+          finishResponse();  // answered before the whole body came: closes
+          continue;
+        }
+        if (body_paused_) return;
+        if (inLen() > 0) {
+          consumeBody();
+          continue;
+        }
+        if (!readInput()) return;
+        continue;
+      }
+      case State::kAwaitApp: {
+        Flush f = flushOutput();
+        if (f != Flush::kDone) return;
+        if (!app_ended_) return;  // the application writes more later; kick() wakes us
+        finishResponse();
+        continue;
+      }
+      case State::kWrite: {
+        if (flushOutput() != Flush::kDone) return;
+        finishResponse();
+        continue;
+      }
+      case State::kLinger: {
+        // Discard what the client still sends so our close does not reset the
+        // connection before it has read the response (RFC 9112 §9.6).
+        char sink[4096];
+        IoResult r = transport_->read(sink, sizeof sink);
+        if (r.kind == IoResult::kOk) continue;
+        if (r.kind == IoResult::kWantRead) interest_ |= UV_READABLE;
+        else if (r.kind == IoResult::kWantWrite) interest_ |= UV_WRITABLE;
+        else die();
+        return;
+      }
+    }
+  }
+  if (!dead_) interest_ |= UV_READABLE | UV_WRITABLE;  // budget spent: come back next turn
+}
+
+bool Connection::readInput() {
+  if (in_.size() - in_end_ < kReadChunk / 2) {
+    if (in_begin_ > 0) {
+      std::memmove(in_.data(), in_.data() + in_begin_, inLen());
+      in_end_ -= in_begin_;
+      in_begin_ = 0;
+    }
+    if (in_.size() - in_end_ < kReadChunk / 2) in_.resize(std::max(in_.size() * 2, kReadChunk));
+  }
+  IoResult r = transport_->read(in_.data() + in_end_, in_.size() - in_end_);
+  switch (r.kind) {
+    case IoResult::kOk:
+      in_end_ += r.n;
+      if (state_ == State::kReadBody) {
+        deadline_ms_ = server_->nowMs() + server_->config().body_timeout_ms;
+      }
+      return true;
+    case IoResult::kWantRead: interest_ |= UV_READABLE; return false;
+    case IoResult::kWantWrite: interest_ |= UV_WRITABLE; return false;
+    default: die(); return false;  // peer closed or vanished mid-stream
+  }
+}
+
+void Connection::handleParseError(int error) {
+  switch (error) {
+    case kHeadTooLarge:
+      // Liso: answer, skip to the end of this head and go on with the next request.
+      respondError(431, true, "A header line or the header block is too large.");
+      state_ = State::kWrite;
+      req_.body_done = true;
+      skip_after_write_ = true;
+      return;
+    case kUriTooLong: respondError(414, false, "The request target is too long."); return;
+    case kBadVersion: respondError(505, false, "Only HTTP/1.0 and HTTP/1.1 are supported."); return;
+    default: respondError(400, false, "The request could not be parsed."); return;
+  }
+}
+
+void Connection::handleHead(size_t consumed, const RequestHead& head) {
+  const ServerConfig& cfg = server_->config();
+  RequestInfo info = classifyRequest(head, cfg.max_body);
+  req_ = Request{};
+  req_.active = true;
+  req_.head_only = info.method == Method::kHead;
+  req_.target.assign(head.target);
+  keep_alive_ = info.keep_alive;
+  req_.version = head.minor_version == 0 ? "HTTP/1.0" : "HTTP/1.1";
+  if (cfg.access_log) {
+    req_.method.assign(head.method);
+    for (size_t i = 0; i < head.num_headers; ++i) {
+      if (equalsIgnoreCase(head.headers[i].name, "referer")) req_.referer.assign(head.headers[i].value);
+      if (equalsIgnoreCase(head.headers[i].name, "user-agent")) req_.user_agent.assign(head.headers[i].value);
+    }
+  }
+  req_.body_chunked = info.chunked;
+  req_.body_left = info.chunked ? 0 : info.content_length;
+  req_.body_done = !info.chunked && info.content_length == 0;
+  if (info.chunked) chunked_.emplace(cfg.max_body);
+
+  if (info.status != 0) {
+    in_begin_ += consumed;
+    // A body we will not read leaves the stream unframed: close after answering.
+    bool keep = keep_alive_ && req_.body_done;
+    respondError(info.status, keep);
+    return;
+  }
+  if (info.expect_continue && !req_.body_done && head.minor_version == 1) {
+    out_.append("HTTP/1.1 100 Continue\r\n\r\n");
+  }
+  std::string_view path = head.target;
+  if (startsWith(path, "http://") || startsWith(path, "https://")) {
+    size_t slash = path.find('/', path.find("//") + 2);
+    path = slash == std::string_view::npos ? std::string_view("/") : path.substr(slash);
+  }
+  std::string_view prefix = cfg.cgi_prefix;
+  bool is_app = !prefix.empty() && startsWith(path, prefix) &&
+                (path.size() == prefix.size() || path[prefix.size()] == '/' || path[prefix.size()] == '?');
+  if (is_app) {
+    startApp(head, info.chunked ? -1 : static_cast<int64_t>(info.content_length));
+    if (dead_) return;
+    in_begin_ += consumed;
+    state_ = req_.body_done ? State::kAwaitApp : State::kReadBody;
+    if (req_.body_done) server_->events()->onAppBody(app_id_, nullptr, 0, true);
+    return;
+  }
+  req_.target.assign(path);
+  for (size_t i = 0; i < head.num_headers; ++i) {
+    if (equalsIgnoreCase(head.headers[i].name, "if-modified-since")) req_.ims.assign(head.headers[i].value);
+    if (equalsIgnoreCase(head.headers[i].name, "range")) req_.range.assign(head.headers[i].value);
+  }
+  in_begin_ += consumed;
+  if (req_.body_done) {
+    serveStatic();
+  } else {
+    state_ = State::kReadBody;  // POST to a static file: read the body, answer like GET
+    deadline_ms_ = server_->nowMs() + cfg.body_timeout_ms;
+  }
+}
+
+void Connection::startApp(const RequestHead& head, int64_t content_length) {
+  req_.is_app = true;
+  app_id_ = server_->registerApp(this);
+  app_begun_ = app_ended_ = app_wants_drain_ = body_paused_ = false;
+  AppRequest r;
+  r.id = app_id_;
+  r.method.assign(head.method);
+  r.target.assign(head.target);
+  r.version = head.minor_version == 0 ? "HTTP/1.0" : "HTTP/1.1";
+  r.headers.reserve(head.num_headers * 2);
+  for (size_t i = 0; i < head.num_headers; ++i) {
+    r.headers.emplace_back(head.headers[i].name);
+    r.headers.emplace_back(head.headers[i].value);
+  }
+  r.remote_address = peer_.remote_address;
+  r.remote_port = peer_.remote_port;
+  r.local_address = peer_.local_address;
+  r.local_port = peer_.local_port;
+  r.tls = transport_->isTls();
+  r.has_body = !req_.body_done;
+  r.content_length = content_length;
+  deadline_ms_ = server_->nowMs() + server_->config().body_timeout_ms;
+  server_->events()->onAppRequest(r);
+}
+
+void Connection::consumeBody() {
+  char* data = inPtr();
+  size_t avail = inLen();
+  size_t deliver_len = 0;
+  bool finished = false;
+  if (req_.body_chunked) {
+    size_t len = avail;
+    long r = chunked_->decode(data, &len);
+    if (r == ChunkedDecoder::kError || r == ChunkedDecoder::kTooLarge) {
+      int status = r == ChunkedDecoder::kError ? 400 : 413;
+      in_begin_ = in_end_ = 0;
+      if (req_.is_app && app_begun_) {
+        die();
+        return;
+      }
+      if (req_.is_app) {
+        server_->events()->onAppClose(app_id_);
+        server_->unregisterApp(app_id_);
+        app_id_ = 0;
+        req_.is_app = false;
+      }
+      respondError(status, false, status == 413 ? "The request body is too large." : "Bad chunked body.");
+      return;
+    }
+    deliver_len = len;
+    if (r >= 0) {
+      finished = true;
+      in_begin_ = in_begin_ + avail - static_cast<size_t>(r);
+    } else {
+      in_begin_ = in_end_;
+    }
+  } else {
+    deliver_len = static_cast<size_t>(std::min<uint64_t>(req_.body_left, avail));
+    req_.body_left -= deliver_len;
+    in_begin_ += deliver_len;
+    finished = req_.body_left == 0;
+  }
+  if (req_.is_app && deliver_len > 0) server_->events()->onAppBody(app_id_, data, deliver_len, false);
+  if (dead_ || !finished) return;
+  req_.body_done = true;
+  if (req_.is_app) {
+    state_ = State::kAwaitApp;
+    server_->events()->onAppBody(app_id_, nullptr, 0, true);
+  } else {
+    serveStatic();
+  }
+}
+
+void Connection::serveStatic() {
+  const ServerConfig& cfg = server_->config();
+  std::string_view target = req_.target;
+  size_t q = target.find_first_of("?#");
+  if (q != std::string_view::npos) target = target.substr(0, q);
+  ResolvedPath rp = resolveStaticPath(cfg.root, target);
+  if (!rp.redirect.empty()) {
+    std::string location = rp.redirect;
+    if (q != std::string_view::npos && req_.target[q] == '?') location += req_.target.substr(q);
+    respondRedirect(location);
+    return;
+  }
+  if (rp.status != 0) {
+    respondError(rp.status, keep_alive_);
+    return;
+  }
+  int fd = ::open(rp.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fd >= 0) ::close(fd);
+    respondError(errno == EACCES ? 403 : 404, keep_alive_);
+    return;
+  }
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  char last_modified[32];
+  formatHttpDate(st.st_mtim.tv_sec, last_modified);
+  int status = 200;
+  uint64_t first = 0, last = size == 0 ? 0 : size - 1, length = size;
+  if (!req_.ims.empty()) {
+    int64_t since = parseHttpDate(req_.ims);
+    if (since >= 0 && st.st_mtim.tv_sec <= since) status = 304;
+  }
+  if (status == 200 && !req_.range.empty()) {
+    RangeResult rr = parseRange(req_.range, size, &first, &last);
+    if (rr == RangeResult::kUnsatisfiable) {
+      ::close(fd);
+      std::string body = errorPage(416, "The requested range is not satisfiable.");
+      req_.status = 416;
+      appendResponseStart(out_, 416, reasonPhrase(416), server_->httpDate(), keep_alive_);
+      appendHeader(out_, "Content-Type", "text/html; charset=utf-8");
+      appendHeader(out_, "Content-Range", "bytes */" + std::to_string(size));
+      appendHeader(out_, "Content-Length", body.size());
+      out_.append("\r\n");
+      if (!req_.head_only) out_.append(body), req_.body_bytes_sent = body.size();
+      state_ = State::kWrite;
+      return;
+    }
+    if (rr == RangeResult::kOk) {
+      status = 206;
+      length = last - first + 1;
+    }
+  }
+  req_.status = status;
+  appendResponseStart(out_, status, reasonPhrase(status), server_->httpDate(), keep_alive_);
+  appendHeader(out_, "Content-Type", mimeType(rp.path));
+  appendHeader(out_, "Last-Modified", std::string_view(last_modified, 29));
+  appendHeader(out_, "Accept-Ranges", "bytes");
+  if (status == 206) {
+    appendHeader(out_, "Content-Range", "bytes " + std::to_string(first) + "-" + std::to_string(last) +
+                                            "/" + std::to_string(size));
+  }
+  if (status != 304) appendHeader(out_, "Content-Length", length);
+  out_.append("\r\n");
+  state_ = State::kWrite;
+  if (status == 304 || req_.head_only || length == 0) {
+    ::close(fd);
+    return;
+  }
+  req_.body_bytes_sent = length;
+  if (length <= kSmallFile) {
+    size_t at = out_.size();
+    out_.resize(at + length);
+    ssize_t n = ::pread(fd, out_.data() + at, length, static_cast<off_t>(first));
+    ::close(fd);
+    if (n != static_cast<ssize_t>(length)) die();  // file shrank under us: framing is broken
+    return;
+  }
+  file_fd_ = fd;
+  file_off_ = static_cast<off_t>(first);
+  file_left_ = length;
+}
+
+void Connection::respondError(int status, bool keep_alive, std::string_view detail) {
+  keep_alive_ = keep_alive;
+  req_.active = true;
+  req_.status = status;
+  if (req_.method.empty() && server_->config().access_log) req_.method = "-";
+  std::string body = errorPage(status, detail);
+  appendResponseStart(out_, status, reasonPhrase(status), server_->httpDate(), keep_alive);
+  appendHeader(out_, "Content-Type", "text/html; charset=utf-8");
+  appendHeader(out_, "Content-Length", body.size());
+  out_.append("\r\n");
+  if (!req_.head_only) {
+    out_.append(body);
+    req_.body_bytes_sent = body.size();
+  }
+  state_ = State::kWrite;
+}
+
+void Connection::respondRedirect(const std::string& location) {
+  req_.status = 301;
+  std::string body = errorPage(301, "Moved to " + location);
+  appendResponseStart(out_, 301, reasonPhrase(301), server_->httpDate(), keep_alive_);
+  appendHeader(out_, "Location", location);
+  appendHeader(out_, "Content-Type", "text/html; charset=utf-8");
+  appendHeader(out_, "Content-Length", body.size());
+  out_.append("\r\n");
+  if (!req_.head_only) out_.append(body), req_.body_bytes_sent = body.size();
+  state_ = State::kWrite;
+}
+
+Connection::Flush Connection::flushOutput() {
+  for (;;) {
+    if (out_off_ < out_.size()) {
+      IoResult r = transport_->write(out_.data() + out_off_, out_.size() - out_off_);
+      if (r.kind == IoResult::kOk) {
+        out_off_ += r.n;
+        last_write_ms_ = server_->nowMs();
+        continue;
+      }
+      if (r.kind == IoResult::kWantWrite) interest_ |= UV_WRITABLE;
+      else if (r.kind == IoResult::kWantRead) interest_ |= UV_READABLE;
+      else {
+        die();
+        return Flush::kDead;
+      }
+      return Flush::kBlocked;
+    }
+    out_.clear();
+    out_off_ = 0;
+    if (file_left_ > 0) {
+      if (transport_->canSendFile()) {
+        size_t want = static_cast<size_t>(std::min<uint64_t>(file_left_, 1u << 20));
+        IoResult r = transport_->sendFile(file_fd_, &file_off_, want);
+        if (r.kind == IoResult::kOk && r.n > 0) {
+          file_left_ -= r.n;
+          last_write_ms_ = server_->nowMs();
+          continue;
+        }
+        if (r.kind == IoResult::kWantWrite) {
+          interest_ |= UV_WRITABLE;
+          return Flush::kBlocked;
+        }
+        die();  // error, or the file shrank (sendfile returned 0)
+        return Flush::kDead;
+      }
+      // TLS: bounded buffer of one record, refilled only when empty.
+      size_t want = static_cast<size_t>(std::min<uint64_t>(file_left_, kTlsFileChunk));
+      out_.resize(want);
+      ssize_t n = ::pread(file_fd_, out_.data(), want, file_off_);
+      if (n <= 0) {
+        die();
+        return Flush::kDead;
+      }
+      out_.resize(static_cast<size_t>(n));
+      file_off_ += n;
+      file_left_ -= static_cast<uint64_t>(n);
+      continue;
+    }
+    if (file_fd_ >= 0) {
+      ::close(file_fd_);
+      file_fd_ = -1;
+    }
+    if (app_wants_drain_ && app_id_ != 0) {
+      app_wants_drain_ = false;
+      server_->events()->onAppDrain(app_id_);
+    }
+    return Flush::kDone;
+  }
+}
+
+void Connection::finishResponse() {
+  logAccess();
+  if (app_id_ != 0) {
+    server_->unregisterApp(app_id_);
+    app_id_ = 0;
+  }
+  bool body_pending = !req_.body_done;
+  req_ = Request{};
+  chunked_.reset();
+  framing_ = Framing::kNone;
+  app_begun_ = app_ended_ = body_paused_ = false;
+  if (!keep_alive_ || body_pending || stop_when_idle_) {
+    beginLinger();
+    return;
+  }
+  if (skip_after_write_) {
+    skip_after_write_ = false;
+    state_ = State::kSkipHead;
+    return;
+  }
+  state_ = State::kReadHead;
+  head_started_ = false;
+  deadline_ms_ = server_->nowMs() + server_->config().keep_alive_timeout_ms;
+  maybeReleaseBuffers();
+}
+
+void Connection::maybeReleaseBuffers() {
+  if (inLen() == 0) {
+    in_begin_ = in_end_ = 0;
+    if (in_.size() > kReadChunk) std::vector<char>().swap(in_);
+  }
+  if (out_.capacity() > 65536) std::string().swap(out_);
+}
+
+void Connection::beginLinger() {
+  transport_->shutdown();
+  ::shutdown(fd_, SHUT_WR);
+  state_ = State::kLinger;
+  deadline_ms_ = server_->nowMs() + kLingerMs;
+  in_begin_ = in_end_ = 0;
+}
+
+void Connection::logAccess() {
+  if (!req_.active || !server_->config().access_log) return;
+  AccessRecord r;
+  r.remote = peer_.remote_address;
+  r.method = req_.method.empty() ? "-" : req_.method;
+  r.target = req_.target;
+  r.version = req_.version;
+  r.referer = req_.referer;
+  r.user_agent = req_.user_agent;
+  r.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::system_clock::now().time_since_epoch()).count();
+  r.status = req_.status;
+  r.bytes = req_.body_bytes_sent;
+  server_->addAccessRecord(std::move(r));
+  req_.active = false;
+}
+
+void Connection::die() {
+  if (dead_) return;
+  if (req_.active && req_.status != 0) logAccess();
+  dead_ = true;
+  if (app_id_ != 0) {
+    uint32_t id = app_id_;
+    app_id_ = 0;
+    server_->unregisterApp(id);
+    if (!app_ended_) server_->events()->onAppClose(id);
+  }
+  server_->connectionClosed(this);
+}
+
+void Connection::abort() {
+  if (dead_) return;
+  die();
+  if (!in_drive_) updateInterest();
+}
+
+void Connection::stopWhenIdle() {
+  stop_when_idle_ = true;
+  keep_alive_ = false;
+  kick();
+}
+
+void Connection::sweep(uint64_t now) {
+  if (dead_) return;
+  bool expired = now >= deadline_ms_;
+  switch (state_) {
+    case State::kHandshake:
+    case State::kLinger:
+      if (expired) abort();
+      return;
+    case State::kReadHead:
+    case State::kSkipHead:
+      if (!expired) return;
+      if (head_started_ || state_ == State::kSkipHead) {
+        respondError(408, false, "The request head did not arrive in time.");
+        kick();
+      } else {
+        abort();  // idle keep-alive connection: close silently
+      }
+      return;
+    case State::kReadBody:
+      if (!expired || body_paused_) return;
+      if (req_.is_app && app_begun_) {
+        abort();
+        return;
+      }
+      if (req_.is_app) {
+        server_->events()->onAppClose(app_id_);
+        server_->unregisterApp(app_id_);
+        app_id_ = 0;
+        req_.is_app = false;
+      }
+      req_.body_done = true;
+      respondError(408, false, "The request body did not arrive in time.");
+      kick();
+      return;
+    case State::kAwaitApp:
+    case State::kWrite:
+      if (out_off_ < out_.size() || file_left_ > 0) {
+        if (now - last_write_ms_ > server_->config().send_timeout_ms) abort();
+      }
+      return;
+  }
+}
+
+void Connection::appBegin(int status, const std::string& reason, const std::vector<std::string>& headers) {
+  if (app_begun_ || dead_) return;
+  app_begun_ = true;
+  req_.status = status;
+  bool no_body = req_.head_only || status == 204 || status == 304 || (status >= 100 && status < 200);
+  bool has_length = false;
+  for (size_t i = 0; i + 1 < headers.size(); i += 2) {
+    if (equalsIgnoreCase(headers[i], "content-length")) {
+      uint64_t v = 0;
+      auto res = std::from_chars(headers[i + 1].data(), headers[i + 1].data() + headers[i + 1].size(), v);
+      if (res.ec == std::errc() && res.ptr == headers[i + 1].data() + headers[i + 1].size()) {
+        has_length = true;
+        app_length_left_ = v;
+      }
+    }
+  }
+  if (no_body) framing_ = Framing::kNone;
+  else if (has_length) framing_ = Framing::kLength;
+  else if (req_.version != "HTTP/1.0") framing_ = Framing::kChunked;
+  else framing_ = Framing::kUntilClose;
+  if (framing_ == Framing::kUntilClose || !req_.body_done) keep_alive_ = false;
+  appendResponseStart(out_, status, reason.empty() ? reasonPhrase(status) : std::string_view(reason),
+                      server_->httpDate(), keep_alive_);
+  for (size_t i = 0; i + 1 < headers.size(); i += 2) {
+    if (isServerOwnedHeader(headers[i])) continue;
+    if (equalsIgnoreCase(headers[i], "content-length") && !has_length) continue;
+    appendHeader(out_, headers[i], headers[i + 1]);
+  }
+  if (framing_ == Framing::kChunked) out_.append("Transfer-Encoding: chunked\r\n");
+  out_.append("\r\n");
+  kick();
+}
+
+void Connection::appBeginRaw() {
+  if (app_begun_ || dead_) return;
+  app_begun_ = true;
+  framing_ = Framing::kRaw;
+  keep_alive_ = false;
+  req_.status = 200;
+  kick();
+}
+
+bool Connection::appWrite(const char* data, size_t len) {
+  if (dead_ || !app_begun_ || app_ended_) return true;
+  switch (framing_) {
+    case Framing::kNone: return true;
+    case Framing::kLength:
+      len = static_cast<size_t>(std::min<uint64_t>(len, app_length_left_));
+      app_length_left_ -= len;
+      out_.append(data, len);
+      break;
+    case Framing::kChunked: {
+      if (len == 0) return true;
+      char size[24];
+      auto res = std::to_chars(size, size + sizeof size, len, 16);
+      out_.append(size, res.ptr);
+      out_.append("\r\n");
+      out_.append(data, len);
+      out_.append("\r\n");
+      break;
+    }
+    case Framing::kRaw:
+      if (req_.body_bytes_sent == 0 && len >= 12 && std::memcmp(data, "HTTP/1.", 7) == 0) {
+        int status = 0;
+        std::from_chars(data + 9, data + 12, status);
+        if (status >= 100) req_.status = status;
+      }
+      out_.append(data, len);
+      break;
+    case Framing::kUntilClose: out_.append(data, len); break;
+  }
+  req_.body_bytes_sent += len;
+  kick();
+  if (out_.size() - out_off_ > kAppHighWater) {
+    app_wants_drain_ = true;
+    return false;
+  }
+  return true;
+}
+
+void Connection::appEnd() {
+  if (dead_ || app_ended_) return;
+  if (!app_begun_) {
+    respondError(502, false, "The application ended without a response.");
+    app_begun_ = true;
+  }
+  if (framing_ == Framing::kChunked) out_.append("0\r\n\r\n");
+  if (framing_ == Framing::kLength && app_length_left_ > 0) keep_alive_ = false;  // short body
+  app_ended_ = true;
+  if (state_ == State::kWrite) state_ = State::kAwaitApp;
+  kick();
+}
+
+void Connection::appPauseBody(bool paused) {
+  if (dead_ || body_paused_ == paused) return;
+  body_paused_ = paused;
+  if (!paused) deadline_ms_ = server_->nowMs() + server_->config().body_timeout_ms;
+  kick();
+}
+
+}  // namespace lisod

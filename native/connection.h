@@ -1,0 +1,122 @@
+// One client connection: a single state machine (handshake → read head → read body
+// → respond → keep-alive | close) over a Transport, driven by a uv_poll on its fd.
+#pragma once
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "chunked.h"
+#include "server.h"
+#include "transport.h"
+
+namespace lisod {
+
+struct PeerInfo {
+  std::string remote_address, local_address;
+  int remote_port = 0, local_port = 0;
+};
+
+class Connection {
+ public:
+  // Takes ownership of fd. reject: answer 503 to the first request and close.
+  Connection(Server* server, int fd, std::unique_ptr<Transport> transport, PeerInfo peer, bool reject);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  bool start();                  // begins polling; false if libuv refused the fd
+  void sweep(uint64_t now_ms);   // timeouts, called about once a second
+  void abort();                  // server shutdown: close as soon as possible
+  void stopWhenIdle();           // graceful stop: close once the current response is done
+
+  // Application (CGI) response, see Server::app*.
+  void appBegin(int status, const std::string& reason, const std::vector<std::string>& headers);
+  void appBeginRaw();
+  bool appWrite(const char* data, size_t len);  // false: above high water
+  void appEnd();
+  void appPauseBody(bool paused);
+
+  Connection* prev = nullptr;
+  Connection* next = nullptr;
+
+ private:
+  enum class State { kHandshake, kReadHead, kSkipHead, kReadBody, kAwaitApp, kWrite, kLinger };
+  enum class Flush { kDone, kBlocked, kDead };
+  enum class Framing { kNone, kLength, kChunked, kRaw, kUntilClose };
+
+  // Per-request facts kept after the head bytes are gone.
+  struct Request {
+    bool head_only = false;
+    bool is_app = false;
+    bool body_chunked = false;
+    uint64_t body_left = 0;     // Content-Length bytes still to read
+    bool body_done = true;
+    std::string target, ims, range;
+    // access log
+    std::string method, version, referer, user_agent;
+    int status = 0;
+    uint64_t body_bytes_sent = 0;
+    bool active = false;
+  };
+
+  static void onPoll(uv_poll_t* handle, int status, int events);
+  void drive();
+  void step();
+  bool readInput();
+  void handleHead(size_t consumed, const struct RequestHead& head);
+  void handleParseError(int error);
+  void consumeBody();
+  void startApp(const struct RequestHead& head, int64_t content_length);
+  void serveStatic();
+  void respondError(int status, bool keep_alive, std::string_view detail = {});
+  void respondRedirect(const std::string& location);
+  Flush flushOutput();
+  void finishResponse();
+  void beginLinger();
+  void die();
+  void kick();
+  void updateInterest();
+  void logAccess();
+  void maybeReleaseBuffers();
+  size_t inLen() const { return in_end_ - in_begin_; }
+  char* inPtr() { return in_.data() + in_begin_; }
+
+  Server* server_;
+  int fd_;
+  uv_poll_t poll_;
+  std::unique_ptr<Transport> transport_;
+  PeerInfo peer_;
+  State state_;
+  bool reject_;
+
+  std::vector<char> in_;
+  size_t in_begin_ = 0, in_end_ = 0;
+  std::string out_;
+  size_t out_off_ = 0;
+  int file_fd_ = -1;
+  off_t file_off_ = 0;
+  uint64_t file_left_ = 0;
+
+  Request req_;
+  std::optional<ChunkedDecoder> chunked_;
+  bool keep_alive_ = true;
+  Framing framing_ = Framing::kNone;
+  uint64_t app_length_left_ = 0;
+  uint32_t app_id_ = 0;
+  bool app_begun_ = false, app_ended_ = false, app_wants_drain_ = false, body_paused_ = false;
+
+  uint64_t deadline_ms_ = 0;     // meaning depends on state_
+  uint64_t last_write_ms_ = 0;
+  bool head_started_ = false;
+  bool stop_when_idle_ = false;
+  bool skip_after_write_ = false;  // after a 431: discard the rest of that head
+  int interest_ = 0;
+  int polled_ = -1;
+  bool in_drive_ = false, redrive_ = false, dead_ = false, closed_handle_ = false;
+};
+
+}  // namespace lisod

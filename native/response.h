@@ -1,0 +1,24 @@
+// Response head formatting shared by static files, errors and application
+// responses: status line, the headers every response carries, small error pages.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace lisod {
+
+// Reason phrase for a status code (RFC 9110 §15); "Unknown" for codes we never send.
+std::string_view reasonPhrase(int status);
+
+// Appends "HTTP/1.1 <status> <reason>\r\nServer: Liso/1.0\r\nDate: <date>\r\n
+// Connection: keep-alive|close\r\n" to out.
+void appendResponseStart(std::string& out, int status, std::string_view reason, const char* date,
+                         bool keep_alive);
+
+void appendHeader(std::string& out, std::string_view name, std::string_view value);
+void appendHeader(std::string& out, std::string_view name, uint64_t value);
+
+// A small HTML page for an error status; detail is HTML-escaped.
+std::string errorPage(int status, std::string_view detail);
+
+}  // namespace lisod

@@ -1,0 +1,361 @@
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "connection.h"
+#include "static_file.h"
+#include "transport.h"
+
+namespace lisod {
+namespace {
+
+constexpr int kBacklog = 4096;
+constexpr int kAcceptBurst = 128;          // accepts per readiness event
+constexpr size_t kRejectSlots = 256;       // connections over the limit that still get a 503
+constexpr size_t kAccessBatch = 1024;      // flush to JS at this many records …
+constexpr uint64_t kAccessFlushMs = 200;   // … or this often
+constexpr int kHandshakeLogsPerMinute = 10;
+
+void formatAddress(const sockaddr_storage& ss, std::string* host, int* port) {
+  char buf[INET6_ADDRSTRLEN] = "";
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
+    *port = ntohs(a->sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+      inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], buf, sizeof buf);
+    } else {
+      inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
+    }
+    *port = ntohs(a->sin6_port);
+  }
+  *host = buf;
+}
+
+void closeHandle(uv_timer_t*& t) {
+  if (t == nullptr) return;
+  uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  t = nullptr;
+}
+
+}  // namespace
+
+struct Server::Listener {
+  Server* server;
+  int fd = -1;
+  bool tls = false;
+  std::string host;
+  int port = 0;
+  uv_poll_t* poll = nullptr;  // freed by its close callback
+  bool polling = false;
+  bool closed = false;
+};
+
+Server::Server(uv_loop_t* loop, ServerConfig config, ServerEvents* events)
+    : loop_(loop), config_(std::move(config)), events_(events) {}
+
+std::unique_ptr<Server> Server::create(uv_loop_t* loop, ServerConfig config, ServerEvents* events,
+                                       std::string* error) {
+  std::unique_ptr<Server> s(new Server(loop, std::move(config), events));
+  bool any_tls = false;
+  for (const auto& l : s->config_.listeners) any_tls = any_tls || l.tls;
+  if (any_tls) {
+    s->tls_ = TlsContext::create(s->config_.tls, error);
+    if (!s->tls_) return nullptr;
+  }
+  if (!s->bindAll(error)) return nullptr;
+  s->sweep_timer_ = new uv_timer_t;
+  uv_timer_init(loop, s->sweep_timer_);
+  s->sweep_timer_->data = s.get();
+  uv_timer_start(s->sweep_timer_, [](uv_timer_t* t) { static_cast<Server*>(t->data)->sweep(); }, 1000, 1000);
+  uv_unref(reinterpret_cast<uv_handle_t*>(s->sweep_timer_));
+  s->log_timer_ = new uv_timer_t;
+  uv_timer_init(loop, s->log_timer_);
+  s->log_timer_->data = s.get();
+  uv_timer_start(s->log_timer_, [](uv_timer_t* t) { static_cast<Server*>(t->data)->flushAccessLog(); },
+                 kAccessFlushMs, kAccessFlushMs);
+  uv_unref(reinterpret_cast<uv_handle_t*>(s->log_timer_));
+  s->accept_pause_timer_ = new uv_timer_t;
+  uv_timer_init(loop, s->accept_pause_timer_);
+  s->accept_pause_timer_->data = s.get();
+  return s;
+}
+
+bool Server::bindAll(std::string* error) {
+  for (const auto& lc : config_.listeners) {
+    std::string where = (lc.host.find(':') != std::string::npos ? "[" + lc.host + "]" : lc.host) + ":" +
+                        std::to_string(lc.port);
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    addrinfo* res = nullptr;
+    std::string port = std::to_string(lc.port);
+    int gai = getaddrinfo(lc.host.empty() ? nullptr : lc.host.c_str(), port.c_str(), &hints, &res);
+    if (gai != 0 || res == nullptr) {
+      *error = "cannot listen on " + where + ": bind address '" + lc.host + "' is not valid (" +
+               gai_strerror(gai) + ")";
+      return false;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1, zero = 0;
+    bool ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0;
+    if (ok && res->ai_family == AF_INET6) {
+      // "::" serves IPv4 too (dual stack); a specific v6 address only itself.
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    }
+    ok = ok && bind(fd, res->ai_addr, res->ai_addrlen) == 0 && listen(fd, kBacklog) == 0;
+    freeaddrinfo(res);
+    if (!ok) {
+      *error = "cannot listen on " + where + ": " + strerror(errno) +
+               (errno == EADDRINUSE ? " (another server uses this port; pick another port or stop it)"
+                : errno == EACCES  ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+                                   : "");
+      if (fd >= 0) ::close(fd);
+      return false;
+    }
+    auto l = std::make_unique<Listener>();
+    l->server = this;
+    l->fd = fd;
+    l->tls = lc.tls;
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    formatAddress(ss, &l->host, &l->port);
+    l->poll = new uv_poll_t;
+    uv_poll_init(loop_, l->poll, fd);
+    l->poll->data = l.get();
+    startPolling(l.get());
+    listeners_.push_back(std::move(l));
+  }
+  return true;
+}
+
+Server::~Server() {
+  closeAll();
+  closeHandle(sweep_timer_);
+  closeHandle(log_timer_);
+  closeHandle(accept_pause_timer_);
+}
+
+std::vector<BoundListener> Server::addresses() const {
+  std::vector<BoundListener> out;
+  for (const auto& l : listeners_) out.push_back({l->host, l->port, l->tls});
+  return out;
+}
+
+void Server::onAcceptable(Listener* l) {
+  for (int i = 0; i < kAcceptBurst; ++i) {
+    sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int fd = accept4(l->fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) return;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors: stop accepting briefly instead of spinning on a ready listener.
+        log(LogLevel::kWarn, std::string("accept: ") + strerror(errno) + "; pausing accepts for 100 ms");
+        for (auto& each : listeners_) {
+          if (each->polling) uv_poll_stop(each->poll), each->polling = false;
+        }
+        uv_timer_start(accept_pause_timer_, [](uv_timer_t* t) {
+          auto* s = static_cast<Server*>(t->data);
+          for (auto& each : s->listeners_) s->startPolling(each.get());
+        }, 100, 0);
+        return;
+      }
+      log(LogLevel::kError, std::string("accept: ") + strerror(errno));
+      return;
+    }
+    bool reject = connections_ >= config_.max_connections;
+    if (reject && connections_ >= config_.max_connections + kRejectSlots) {
+      ::close(fd);
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    PeerInfo peer;
+    formatAddress(ss, &peer.remote_address, &peer.remote_port);
+    peer.local_address = l->host;
+    peer.local_port = l->port;
+    std::unique_ptr<Transport> t = l->tls ? makeTlsTransport(fd, tls_->get()) : makePlainTransport(fd);
+    if (!t) {
+      ::close(fd);
+      continue;
+    }
+    auto* c = new Connection(this, fd, std::move(t), std::move(peer), reject);
+    c->next = head_;
+    if (head_) head_->prev = c;
+    head_ = c;
+    ++connections_;
+    if (!c->start()) {
+      c->abort();
+    }
+  }
+}
+
+void Server::connectionClosed(Connection* c) {
+  if (c->prev) c->prev->next = c->next;
+  else if (head_ == c) head_ = c->next;
+  if (c->next) c->next->prev = c->prev;
+  c->prev = c->next = nullptr;
+  --connections_;
+}
+
+void Server::sweep() {
+  uint64_t now = nowMs();
+  for (Connection* c = head_; c != nullptr;) {
+    Connection* next = c->next;
+    c->sweep(now);
+    c = next;
+  }
+  if (hs_suppressed_ > 0 && static_cast<int64_t>(now) - hs_window_start_ >= 60000) {
+    log(LogLevel::kWarn, std::to_string(hs_suppressed_) + " more TLS handshake failures in the last minute");
+    hs_suppressed_ = 0;
+  }
+}
+
+void Server::stopAccepting() {
+  for (auto& l : listeners_) {
+    if (l->closed) continue;
+    l->closed = true;
+    if (l->polling) uv_poll_stop(l->poll);
+    l->polling = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(l->poll), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    l->poll = nullptr;
+    ::close(l->fd);  // libuv no longer watches it once uv_close has been called
+    l->fd = -1;
+  }
+}
+
+void Server::startPolling(Listener* l) {
+  if (l->polling || l->closed) return;
+  uv_poll_start(l->poll, UV_READABLE, [](uv_poll_t* h, int status, int) {
+    auto* li = static_cast<Listener*>(h->data);
+    if (status == 0) li->server->onAcceptable(li);
+  });
+  l->polling = true;
+}
+
+void Server::closeAll() {
+  if (closed_) return;
+  closed_ = true;
+  stopAccepting();
+  for (Connection* c = head_; c != nullptr;) {
+    Connection* next = c->next;
+    c->abort();
+    c = next;
+  }
+  flushAccessLog();
+}
+
+void Server::stopWhenIdle() {
+  for (Connection* c = head_; c != nullptr;) {
+    Connection* next = c->next;
+    c->stopWhenIdle();
+    c = next;
+  }
+}
+
+const char* Server::httpDate() {
+  int64_t now = static_cast<int64_t>(time(nullptr));
+  if (now != date_second_) {
+    date_second_ = now;
+    formatHttpDate(now, date_);
+  }
+  return date_;
+}
+
+uint32_t Server::registerApp(Connection* c) {
+  uint32_t id = next_app_id_++;
+  if (next_app_id_ == 0) next_app_id_ = 1;
+  apps_[id] = c;
+  return id;
+}
+
+void Server::unregisterApp(uint32_t id) { apps_.erase(id); }
+
+bool Server::appBegin(uint32_t id, int status, const std::string& reason, const std::vector<std::string>& headers) {
+  auto it = apps_.find(id);
+  if (it == apps_.end()) return false;
+  it->second->appBegin(status, reason, headers);
+  return true;
+}
+
+bool Server::appBeginRaw(uint32_t id) {
+  auto it = apps_.find(id);
+  if (it == apps_.end()) return false;
+  it->second->appBeginRaw();
+  return true;
+}
+
+bool Server::appWrite(uint32_t id, const char* data, size_t len, bool* below_high_water) {
+  auto it = apps_.find(id);
+  *below_high_water = true;
+  if (it == apps_.end()) return false;
+  *below_high_water = it->second->appWrite(data, len);
+  return true;
+}
+
+bool Server::appEnd(uint32_t id) {
+  auto it = apps_.find(id);
+  if (it == apps_.end()) return false;
+  it->second->appEnd();
+  return true;
+}
+
+bool Server::appPauseBody(uint32_t id, bool paused) {
+  auto it = apps_.find(id);
+  if (it == apps_.end()) return false;
+  it->second->appPauseBody(paused);
+  return true;
+}
+
+bool Server::reloadTls(const TlsOptions& options, std::string* error) {
+  auto fresh = TlsContext::create(options, error);
+  if (!fresh) return false;
+  // Live SSL objects hold their own reference to the old SSL_CTX.
+  tls_ = std::move(fresh);
+  config_.tls = options;
+  return true;
+}
+
+void Server::addAccessRecord(AccessRecord&& r) {
+  access_.push_back(std::move(r));
+  if (access_.size() >= kAccessBatch) flushAccessLog();
+}
+
+void Server::flushAccessLog() {
+  if (access_.empty()) return;
+  events_->onAccessLog(access_);
+  access_.clear();
+}
+
+void Server::logHandshakeFailure(const std::string& peer, const std::string& why) {
+  int64_t now = static_cast<int64_t>(nowMs());
+  if (now - hs_window_start_ >= 60000) {
+    if (hs_suppressed_ > 0) {
+      log(LogLevel::kWarn, std::to_string(hs_suppressed_) + " more TLS handshake failures in the last minute");
+    }
+    hs_window_start_ = now;
+    hs_logged_ = 0;
+    hs_suppressed_ = 0;
+  }
+  if (hs_logged_ < kHandshakeLogsPerMinute) {
+    ++hs_logged_;
+    log(LogLevel::kWarn, "TLS handshake with " + peer + " failed: " + (why.empty() ? "unknown error" : why));
+  } else {
+    ++hs_suppressed_;
+  }
+}
+
+}  // namespace lisod

@@ -1,0 +1,150 @@
+// The event loop side of lisod: listening sockets and connections driven by uv_poll
+// on Node's own libuv loop (no extra thread). Knows nothing of N-API: JavaScript is
+// reached through the ServerEvents interface the addon implements.
+#pragma once
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "tls_context.h"
+
+namespace lisod {
+
+class Connection;
+
+struct ListenerConfig {
+  std::string host;
+  int port = 0;
+  bool tls = false;
+};
+
+struct ServerConfig {
+  std::vector<ListenerConfig> listeners;
+  std::string root;  // realpath of the www root
+  TlsOptions tls;
+  std::string cgi_prefix = "/cgi";
+  size_t max_connections = 10000;
+  size_t max_line = 8192;
+  size_t max_head = 65536;
+  size_t max_target = 8000;
+  uint64_t max_body = 100u << 20;
+  uint64_t header_timeout_ms = 10000;
+  uint64_t body_timeout_ms = 30000;
+  uint64_t keep_alive_timeout_ms = 15000;
+  uint64_t send_timeout_ms = 60000;
+  bool access_log = false;
+};
+
+// A request handed to the application (the /cgi/ prefix). Strings are copies.
+struct AppRequest {
+  uint32_t id;
+  std::string method, target, version;
+  std::vector<std::string> headers;  // flat name, value, …
+  std::string remote_address, local_address;
+  int remote_port, local_port;
+  bool tls;
+  bool has_body;
+  int64_t content_length;  // -1 when chunked
+};
+
+struct AccessRecord {
+  std::string remote, method, target, version, referer, user_agent;
+  int64_t time_ms;
+  int status;
+  uint64_t bytes;
+};
+
+enum class LogLevel { kError, kWarn, kInfo };
+
+class ServerEvents {
+ public:
+  virtual ~ServerEvents() = default;
+  virtual void onAppRequest(const AppRequest& request) = 0;
+  virtual void onAppBody(uint32_t id, const char* data, size_t len, bool end) = 0;
+  virtual void onAppClose(uint32_t id) = 0;
+  virtual void onAppDrain(uint32_t id) = 0;
+  virtual void onAccessLog(std::vector<AccessRecord>& records) = 0;  // may swap out
+  virtual void onLog(LogLevel level, const std::string& message) = 0;
+};
+
+struct BoundListener {
+  std::string host;
+  int port;
+  bool tls;
+};
+
+class Server {
+ public:
+  // Binds every listener and loads TLS material; on failure returns nullptr and sets
+  // *error to one line naming the address or file.
+  static std::unique_ptr<Server> create(uv_loop_t* loop, ServerConfig config, ServerEvents* events,
+                                        std::string* error);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  std::vector<BoundListener> addresses() const;
+  bool reloadTls(const TlsOptions& options, std::string* error);
+  void stopAccepting();
+  void stopWhenIdle();  // graceful stop: each connection closes after its current response
+  void closeAll();  // listeners and connections; safe to call more than once
+  size_t connectionCount() const { return connections_; }
+
+  // Application responses, addressed by AppRequest::id. Return false if the id is
+  // unknown (connection already gone) — harmless for the caller.
+  bool appBegin(uint32_t id, int status, const std::string& reason, const std::vector<std::string>& headers);
+  bool appBeginRaw(uint32_t id);
+  bool appWrite(uint32_t id, const char* data, size_t len, bool* below_high_water);
+  bool appEnd(uint32_t id);
+  bool appPauseBody(uint32_t id, bool paused);
+
+  // Used by Connection.
+  const ServerConfig& config() const { return config_; }
+  ServerEvents* events() const { return events_; }
+  uv_loop_t* loop() const { return loop_; }
+  SSL_CTX* tlsContext() const { return tls_ ? tls_->get() : nullptr; }
+  uint64_t nowMs() const { return uv_now(loop_); }
+  const char* httpDate();  // cached IMF-fixdate for the current second
+  uint32_t registerApp(Connection* c);
+  void unregisterApp(uint32_t id);
+  void connectionClosed(Connection* c);
+  void addAccessRecord(AccessRecord&& r);
+  void logHandshakeFailure(const std::string& peer, const std::string& why);
+  void log(LogLevel level, const std::string& message) { events_->onLog(level, message); }
+
+ private:
+  struct Listener;
+  Server(uv_loop_t* loop, ServerConfig config, ServerEvents* events);
+  bool bindAll(std::string* error);
+  void onAcceptable(Listener* l);
+  void startPolling(Listener* l);
+  void sweep();
+  void flushAccessLog();
+
+  uv_loop_t* loop_;
+  ServerConfig config_;
+  ServerEvents* events_;
+  std::unique_ptr<TlsContext> tls_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  Connection* head_ = nullptr;  // intrusive list of live connections
+  size_t connections_ = 0;
+  std::unordered_map<uint32_t, Connection*> apps_;
+  uint32_t next_app_id_ = 1;
+  uv_timer_t* sweep_timer_ = nullptr;
+  uv_timer_t* log_timer_ = nullptr;
+  uv_timer_t* accept_pause_timer_ = nullptr;
+  std::vector<AccessRecord> access_;
+  int64_t date_second_ = -1;
+  char date_[32] = {0};
+  int64_t hs_window_start_ = 0;
+  int hs_logged_ = 0, hs_suppressed_ = 0;
+  bool closed_ = false;
+
+  friend class Connection;
+};
+
+}  // namespace lisod

@@ -1,0 +1,48 @@
+// Mapping request targets to files under the www root, and the pure helpers for
+// conditional and range requests (RFC 9110 §13, §14).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace lisod {
+
+struct ResolvedPath {
+  int status = 0;      // 0 = found (regular file in path); else 400/403/404
+  std::string path;    // absolute file path (after index.html for directories)
+  std::string redirect;  // non-empty: a directory requested without trailing '/'; 301 to this target path
+};
+
+// Resolves the path part of a request-target (query already removed by the caller,
+// which passes everything before '?') against root (an absolute, realpath'd directory).
+// - origin-form only ("/..."); an absolute-form "http://host/path" is reduced to its path.
+// - percent-decoding; "%2F"/"%2f" (encoded slash), "%00"/NUL, "%5C" backslash, or an
+//   invalid escape → 400.
+// - dot segments are removed (RFC 3986 §5.2.4); a path that would climb above "/" → 400.
+// - the final file is realpath'd and must stay inside root (symlinks leaving root → 403
+//   would leak existence, so → 404).
+// - directories → their index.html (404 if missing).
+// - only regular files are served; unreadable → 403.
+ResolvedPath resolveStaticPath(const std::string& root, std::string_view target_path);
+
+// Content-Type for a file name by extension (case-insensitive). At least: html/htm,
+// css, js/mjs, json, png, jpg/jpeg, gif, svg, ico, txt, pdf, woff, woff2, webp, xml,
+// wasm, mp4; text types carry "; charset=utf-8". Unknown → application/octet-stream.
+std::string_view mimeType(std::string_view file_name);
+
+// IMF-fixdate (RFC 9110 §5.6.7), e.g. "Sun, 06 Nov 1994 08:49:37 GMT". Writes 29
+// chars + NUL into out (size >= 30). Returns 29.
+size_t formatHttpDate(int64_t unix_seconds, char* out);
+
+// Parses IMF-fixdate, and the obsolete RFC 850 and asctime forms. Returns unix
+// seconds or -1 when invalid.
+int64_t parseHttpDate(std::string_view s);
+
+enum class RangeResult { kNone, kOk, kUnsatisfiable };
+
+// Single byte range ("bytes=a-b", "bytes=a-", "bytes=-n") against a file of size bytes.
+// Multiple ranges or an unknown unit → kNone (serve the whole file, RFC 9110 §14.2
+// allows ignoring). On kOk, [*first, *last] inclusive.
+RangeResult parseRange(std::string_view value, uint64_t size, uint64_t* first, uint64_t* last);
+
+}  // namespace lisod

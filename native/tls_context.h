@@ -1,0 +1,32 @@
+// Owns an SSL_CTX configured for lisod: TLS 1.2 minimum, modern ciphers with
+// ECDHE, server preference, session resumption, ALPN http/1.1.
+#pragma once
+#include <memory>
+#include <string>
+
+typedef struct ssl_ctx_st SSL_CTX;
+
+namespace lisod {
+
+struct TlsOptions {
+  std::string key_file;   // PEM private key (RSA or EC)
+  std::string cert_file;  // PEM chain: leaf first, then intermediates
+  bool resumption = true; // session tickets + server session cache
+};
+
+class TlsContext {
+ public:
+  // Loads and checks key and certificate. On failure returns nullptr and sets *error
+  // to one line naming the file and what to do.
+  static std::unique_ptr<TlsContext> create(const TlsOptions& options, std::string* error);
+  ~TlsContext();
+  TlsContext(const TlsContext&) = delete;
+  TlsContext& operator=(const TlsContext&) = delete;
+  SSL_CTX* get() const { return ctx_; }
+
+ private:
+  explicit TlsContext(SSL_CTX* ctx) : ctx_(ctx) {}
+  SSL_CTX* ctx_;
+};
+
+}  // namespace lisod

@@ -1,0 +1,132 @@
+#include "transport.h"
+
+#include <errno.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+namespace lisod {
+namespace {
+
+IoResult fromErrno(ssize_t n) {
+  if (n > 0) return {IoResult::kOk, static_cast<size_t>(n)};
+  if (n == 0) return {IoResult::kClosed};
+  if (errno == EAGAIN || errno == EWOULDBLOCK) return {IoResult::kWantRead};
+  if (errno == EINTR) return {IoResult::kWantRead};
+  if (errno == ECONNRESET || errno == EPIPE) return {IoResult::kClosed};
+  return {IoResult::kError};
+}
+
+IoResult writeResult(ssize_t n) {
+  if (n >= 0) return {IoResult::kOk, static_cast<size_t>(n)};
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return {IoResult::kWantWrite};
+  if (errno == ECONNRESET || errno == EPIPE) return {IoResult::kClosed};
+  return {IoResult::kError};
+}
+
+class PlainTransport final : public Transport {
+ public:
+  explicit PlainTransport(int fd) : fd_(fd) {}
+  IoResult handshake() override { return {IoResult::kOk}; }
+  IoResult read(char* buf, size_t len) override { return fromErrno(::recv(fd_, buf, len, 0)); }
+  IoResult write(const char* buf, size_t len) override {
+    return writeResult(::send(fd_, buf, len, MSG_NOSIGNAL));
+  }
+  bool hasBuffered() const override { return false; }
+  bool canSendFile() const override { return true; }
+  IoResult sendFile(int file_fd, off_t* offset, size_t len) override {
+    return writeResult(::sendfile(fd_, file_fd, offset, len));
+  }
+  void shutdown() override {}
+  bool isTls() const override { return false; }
+
+ private:
+  int fd_;
+};
+
+class TlsTransport final : public Transport {
+ public:
+  TlsTransport(int fd, SSL* ssl) : ssl_(ssl) { SSL_set_fd(ssl_, fd); SSL_set_accept_state(ssl_); }
+  ~TlsTransport() override { SSL_free(ssl_); }
+
+  IoResult handshake() override {
+    ERR_clear_error();
+    int r = SSL_do_handshake(ssl_);
+    if (r == 1) return {IoResult::kOk};
+    return classify(r);
+  }
+  IoResult read(char* buf, size_t len) override {
+    ERR_clear_error();
+    size_t n = 0;
+    int r = SSL_read_ex(ssl_, buf, len, &n);
+    if (r == 1) return {IoResult::kOk, n};
+    return classify(r);
+  }
+  IoResult write(const char* buf, size_t len) override {
+    ERR_clear_error();
+    size_t n = 0;
+    int r = SSL_write_ex(ssl_, buf, len, &n);
+    if (r == 1) return {IoResult::kOk, n};
+    return classify(r);
+  }
+  bool hasBuffered() const override { return SSL_pending(ssl_) > 0; }
+  bool canSendFile() const override { return false; }
+  IoResult sendFile(int, off_t*, size_t) override { return {IoResult::kError}; }
+  void shutdown() override {
+    ERR_clear_error();
+    if (SSL_is_init_finished(ssl_)) SSL_shutdown(ssl_);
+    ERR_clear_error();
+  }
+  std::string lastError() const override { return last_error_; }
+  bool isTls() const override { return true; }
+
+ private:
+  // SSL_get_error(3): WANT_* can come from either direction (renegotiation-free TLS
+  // 1.3 still sends tickets/key updates), so both are reported to the caller.
+  IoResult classify(int r) {
+    int e = SSL_get_error(ssl_, r);
+    switch (e) {
+      case SSL_ERROR_WANT_READ: return {IoResult::kWantRead};
+      case SSL_ERROR_WANT_WRITE: return {IoResult::kWantWrite};
+      case SSL_ERROR_ZERO_RETURN: return {IoResult::kClosed};
+      case SSL_ERROR_SYSCALL:
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return {IoResult::kWantRead};
+        ERR_clear_error();
+        return {IoResult::kClosed};  // peer vanished (EOF or reset)
+      default: {
+        unsigned long code = ERR_get_error();
+        char buf[256];
+        if (code != 0) {
+          ERR_error_string_n(code, buf, sizeof buf);
+          last_error_ = buf;
+        } else {
+          last_error_ = "TLS error " + std::to_string(e);
+        }
+        ERR_clear_error();
+        return {IoResult::kError};
+      }
+    }
+  }
+
+  SSL* ssl_;
+  std::string last_error_;
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> makePlainTransport(int fd) { return std::make_unique<PlainTransport>(fd); }
+
+std::unique_ptr<Transport> makeTlsTransport(int fd, SSL_CTX* ctx) {
+  ERR_clear_error();
+  SSL* ssl = SSL_new(ctx);
+  if (ssl == nullptr) {
+    ERR_clear_error();
+    return nullptr;
+  }
+  return std::make_unique<TlsTransport>(fd, ssl);
+}
+
+}  // namespace lisod

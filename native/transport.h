@@ -1,0 +1,48 @@
+// One byte-stream interface over a connected socket, chosen once at accept:
+// PlainTransport (read/write/sendfile) or TlsTransport (SSL_accept/SSL_read/SSL_write,
+// non-blocking). Nothing outside transport.cc knows which one a connection has.
+#pragma once
+#include <sys/types.h>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+typedef struct ssl_ctx_st SSL_CTX;
+
+namespace lisod {
+
+struct IoResult {
+  enum Kind { kOk, kWantRead, kWantWrite, kClosed, kError };
+  Kind kind;
+  size_t n = 0;  // bytes moved when kind == kOk
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  // Completes the protocol handshake. Plain: always kOk.
+  virtual IoResult handshake() = 0;
+  virtual IoResult read(char* buf, size_t len) = 0;
+  // Partial writes are kOk with n < len. After kWantRead/kWantWrite the caller must
+  // retry with the same bytes (they may have moved in memory).
+  virtual IoResult write(const char* buf, size_t len) = 0;
+  // Bytes already received and decrypted but not yet returned by read(): poll() will
+  // not announce them, so the caller must read again while this is true.
+  virtual bool hasBuffered() const = 0;
+  // True when file bytes can go straight from the page cache to the socket
+  // (sendFile); otherwise the caller reads the file into a bounded buffer and write()s.
+  virtual bool canSendFile() const = 0;
+  virtual IoResult sendFile(int file_fd, off_t* offset, size_t len) = 0;
+  // Best-effort protocol-level close (TLS close_notify); never blocks. The caller
+  // shuts down the socket itself.
+  virtual void shutdown() = 0;
+  // A short description of the last error for the error log ("" if none).
+  virtual std::string lastError() const { return {}; }
+  virtual bool isTls() const = 0;
+};
+
+std::unique_ptr<Transport> makePlainTransport(int fd);
+// Returns nullptr when SSL_new fails (out of memory).
+std::unique_ptr<Transport> makeTlsTransport(int fd, SSL_CTX* ctx);
+
+}  // namespace lisod

@@ -1,0 +1,99 @@
+// The only module that loads the C++ addon; gives its surface TypeScript types.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+export interface ListenerSpec {
+  host: string; // '0.0.0.0', '::', '127.0.0.1' …
+  port: number; // 0 = ephemeral
+  tls: boolean;
+}
+
+export interface ServerConfig {
+  listeners: ListenerSpec[];
+  root: string; // absolute www root
+  tlsKey?: string; // PEM private key file (required when a TLS listener exists)
+  tlsCert?: string; // PEM certificate chain file (leaf first)
+  tlsResumption?: boolean; // session tickets + cache (default true)
+  cgiPrefix: string; // '/cgi': requests whose path is this or starts with this + '/' go to JS
+  maxConnections: number; // over it: 503 and close
+  maxLineBytes: number; // longest request/header line (431 beyond)
+  maxHeaderBytes: number; // whole request head (431 beyond)
+  maxTargetBytes: number; // request-target (414 beyond)
+  maxBodyBytes: number; // request body (413 beyond)
+  headerTimeoutMs: number; // to receive a complete head (408)
+  bodyTimeoutMs: number; // between body bytes (408)
+  keepAliveTimeoutMs: number; // idle between requests (silent close)
+  sendTimeoutMs: number; // client not reading our response (close)
+  accessLog: boolean; // batch access records to handlers.log
+}
+
+export interface CgiRequest {
+  id: number;
+  method: string;
+  target: string; // raw request-target
+  version: string; // 'HTTP/1.1' or 'HTTP/1.0'
+  headers: string[]; // flat [name, value, name, value, …] as received
+  remoteAddress: string;
+  remotePort: number;
+  localAddress: string;
+  localPort: number;
+  tls: boolean;
+  hasBody: boolean; // body events follow
+  contentLength: number; // -1 when chunked (decoded length unknown until the end)
+}
+
+// [remoteAddress, unixMillis, method, target, version, status, bytesSent, referer, userAgent]
+export type AccessRecord = [string, number, string, string, string, number, number, string, string];
+
+export interface NativeHandlers {
+  request(req: CgiRequest): void;
+  body(id: number, chunk: Buffer | null): void; // null = end of body
+  close(id: number): void; // connection gone before end(); stop the script
+  drain(id: number): void; // write() returned false earlier; room again
+  log(records: AccessRecord[]): void;
+  error(level: 'error' | 'warn' | 'info', message: string): void;
+}
+
+export interface BoundAddress {
+  host: string;
+  port: number;
+  tls: boolean;
+}
+
+export interface NativeServer {
+  addresses(): BoundAddress[];
+  // Parsed-header response: native adds Server, Date, Connection and framing
+  // (Content-Length if present in headers, else chunked on 1.1, else close-delimited).
+  beginResponse(id: number, status: number, reason: string, headers: string[]): void;
+  // NPH response: bytes written go to the client as they are; the connection closes at end().
+  beginRaw(id: number): void;
+  write(id: number, chunk: Buffer): boolean; // false: buffered above high water; wait for drain
+  end(id: number): void;
+  pauseBody(id: number): void;
+  resumeBody(id: number): void;
+  reloadTls(keyFile: string, certFile: string): void; // throws with a message naming the file
+  stopAccepting(): void;
+  stopWhenIdle(): void; // stop accepting; each connection closes after its current response
+  connectionCount(): number;
+  close(): void; // close listeners and every connection now
+}
+
+export interface NativeAddon {
+  Server: new (config: ServerConfig, handlers: NativeHandlers) => NativeServer;
+  // flock(LOCK_EX|LOCK_NB) on path (created 0640, O_CLOEXEC), truncate, write content.
+  // Returns the fd (held until unlockFile/exit). Throws Error with code 'ELOCKED' when
+  // another process holds it, or an errno message naming the path.
+  lockFile(path: string, content: string): number;
+  unlockFile(fd: number): void;
+  // Sends a datagram to $NOTIFY_SOCKET (path or '@abstract'); false when unset.
+  sdNotify(message: string): boolean;
+  // Raises RLIMIT_NOFILE soft limit to the hard limit; returns the new soft limit.
+  raiseFdLimit(): number;
+}
+
+const require = createRequire(import.meta.url);
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const load = require('node-gyp-build') as (dir: string) => NativeAddon;
+
+export const native: NativeAddon = load(root);
