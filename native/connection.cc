@@ -52,7 +52,6 @@ Connection::Connection(Server* server, int fd, std::unique_ptr<Transport> transp
 
 Connection::~Connection() {
   transport_.reset();
-  if (file_fd_ >= 0) ::close(file_fd_);
   if (fd_ >= 0) ::close(fd_);
 }
 
@@ -153,7 +152,8 @@ void Connection::step() {
           head.num_headers = kMaxHeaders;
           ParseLimits limits{server_->config().max_line, server_->config().max_target,
                              server_->config().max_head};
-          int n = parseRequest(inPtr(), inLen(), &head, limits);
+          int n = parseRequest(inPtr(), inLen(), &head, limits, head_scanned_);
+          head_scanned_ = n == kIncomplete ? inLen() : 0;  // no O(n²) rescans of a dribbled head
           if (n >= 0) {
             handleHead(static_cast<size_t>(n), head);
             continue;
@@ -397,117 +397,6 @@ void Connection::consumeBody() {
   }
 }
 
-void Connection::serveStatic() {
-  const ServerConfig& cfg = server_->config();
-  std::string_view target = req_.target;
-  size_t q = target.find_first_of("?#");
-  if (q != std::string_view::npos) target = target.substr(0, q);
-  ResolvedPath rp = resolveStaticPath(cfg.root, target);
-  if (!rp.redirect.empty()) {
-    std::string location = rp.redirect;
-    if (q != std::string_view::npos && req_.target[q] == '?') location += req_.target.substr(q);
-    respondRedirect(location);
-    return;
-  }
-  if (rp.status != 0) {
-    respondError(rp.status, keep_alive_);
-    return;
-  }
-  int fd = ::open(rp.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  struct stat st;
-  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    if (fd >= 0) ::close(fd);
-    respondError(errno == EACCES ? 403 : 404, keep_alive_);
-    return;
-  }
-  uint64_t size = static_cast<uint64_t>(st.st_size);
-  char last_modified[32];
-  formatHttpDate(st.st_mtim.tv_sec, last_modified);
-  int status = 200;
-  uint64_t first = 0, last = size == 0 ? 0 : size - 1, length = size;
-  if (!req_.ims.empty()) {
-    int64_t since = parseHttpDate(req_.ims);
-    if (since >= 0 && st.st_mtim.tv_sec <= since) status = 304;
-  }
-  if (status == 200 && !req_.range.empty()) {
-    RangeResult rr = parseRange(req_.range, size, &first, &last);
-    if (rr == RangeResult::kUnsatisfiable) {
-      ::close(fd);
-      std::string body = errorPage(416, "The requested range is not satisfiable.");
-      req_.status = 416;
-      appendResponseStart(out_, 416, reasonPhrase(416), server_->httpDate(), keep_alive_);
-      appendHeader(out_, "Content-Type", "text/html; charset=utf-8");
-      appendHeader(out_, "Content-Range", "bytes */" + std::to_string(size));
-      appendHeader(out_, "Content-Length", body.size());
-      out_.append("\r\n");
-      if (!req_.head_only) out_.append(body), req_.body_bytes_sent = body.size();
-      state_ = State::kWrite;
-      return;
-    }
-    if (rr == RangeResult::kOk) {
-      status = 206;
-      length = last - first + 1;
-    }
-  }
-  req_.status = status;
-  appendResponseStart(out_, status, reasonPhrase(status), server_->httpDate(), keep_alive_);
-  appendHeader(out_, "Content-Type", mimeType(rp.path));
-  appendHeader(out_, "Last-Modified", std::string_view(last_modified, 29));
-  appendHeader(out_, "Accept-Ranges", "bytes");
-  if (status == 206) {
-    appendHeader(out_, "Content-Range", "bytes " + std::to_string(first) + "-" + std::to_string(last) +
-                                            "/" + std::to_string(size));
-  }
-  if (status != 304) appendHeader(out_, "Content-Length", length);
-  out_.append("\r\n");
-  state_ = State::kWrite;
-  if (status == 304 || req_.head_only || length == 0) {
-    ::close(fd);
-    return;
-  }
-  req_.body_bytes_sent = length;
-  if (length <= kSmallFile) {
-    size_t at = out_.size();
-    out_.resize(at + length);
-    ssize_t n = ::pread(fd, out_.data() + at, length, static_cast<off_t>(first));
-    ::close(fd);
-    if (n != static_cast<ssize_t>(length)) die();  // file shrank under us: framing is broken
-    return;
-  }
-  file_fd_ = fd;
-  file_off_ = static_cast<off_t>(first);
-  file_left_ = length;
-}
-
-void Connection::respondError(int status, bool keep_alive, std::string_view detail) {
-  keep_alive_ = keep_alive;
-  req_.active = true;
-  req_.status = status;
-  if (req_.method.empty() && server_->config().access_log) req_.method = "-";
-  std::string body = errorPage(status, detail);
-  appendResponseStart(out_, status, reasonPhrase(status), server_->httpDate(), keep_alive);
-  appendHeader(out_, "Content-Type", "text/html; charset=utf-8");
-  appendHeader(out_, "Content-Length", body.size());
-  out_.append("\r\n");
-  if (!req_.head_only) {
-    out_.append(body);
-    req_.body_bytes_sent = body.size();
-  }
-  state_ = State::kWrite;
-}
-
-void Connection::respondRedirect(const std::string& location) {
-  req_.status = 301;
-  std::string body = errorPage(301, "Moved to " + location);
-  appendResponseStart(out_, 301, reasonPhrase(301), server_->httpDate(), keep_alive_);
-  appendHeader(out_, "Location", location);
-  appendHeader(out_, "Content-Type", "text/html; charset=utf-8");
-  appendHeader(out_, "Content-Length", body.size());
-  out_.append("\r\n");
-  if (!req_.head_only) out_.append(body), req_.body_bytes_sent = body.size();
-  state_ = State::kWrite;
-}
-
 Connection::Flush Connection::flushOutput() {
   for (;;) {
     if (out_off_ < out_.size()) {
@@ -530,7 +419,7 @@ Connection::Flush Connection::flushOutput() {
     if (file_left_ > 0) {
       if (transport_->canSendFile()) {
         size_t want = static_cast<size_t>(std::min<uint64_t>(file_left_, 1u << 20));
-        IoResult r = transport_->sendFile(file_fd_, &file_off_, want);
+        IoResult r = transport_->sendFile(file_->fd, &file_off_, want);
         if (r.kind == IoResult::kOk && r.n > 0) {
           file_left_ -= r.n;
           last_write_ms_ = server_->nowMs();
@@ -546,7 +435,7 @@ Connection::Flush Connection::flushOutput() {
       // TLS: bounded buffer of one record, refilled only when empty.
       size_t want = static_cast<size_t>(std::min<uint64_t>(file_left_, kTlsFileChunk));
       out_.resize(want);
-      ssize_t n = ::pread(file_fd_, out_.data(), want, file_off_);
+      ssize_t n = ::pread(file_->fd, out_.data(), want, file_off_);
       if (n <= 0) {
         die();
         return Flush::kDead;
@@ -556,10 +445,7 @@ Connection::Flush Connection::flushOutput() {
       file_left_ -= static_cast<uint64_t>(n);
       continue;
     }
-    if (file_fd_ >= 0) {
-      ::close(file_fd_);
-      file_fd_ = -1;
-    }
+    file_.reset();
     if (app_wants_drain_ && app_id_ != 0) {
       app_wants_drain_ = false;
       server_->events()->onAppDrain(app_id_);

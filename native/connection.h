@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "chunked.h"
+#include "file_cache.h"
 #include "server.h"
 #include "transport.h"
 
@@ -97,7 +98,7 @@ class Connection {
   size_t in_begin_ = 0, in_end_ = 0;
   std::string out_;
   size_t out_off_ = 0;
-  int file_fd_ = -1;
+  std::shared_ptr<const FileEntry> file_;  // large file being sent (fd owned by the cache entry)
   off_t file_off_ = 0;
   uint64_t file_left_ = 0;
 
@@ -112,6 +113,7 @@ class Connection {
   uint64_t deadline_ms_ = 0;     // meaning depends on state_
   uint64_t last_write_ms_ = 0;
   bool head_started_ = false;
+  size_t head_scanned_ = 0;  // bytes of the current head already scanned
   bool stop_when_idle_ = false;
   bool skip_after_write_ = false;  // after a 431: discard the rest of that head
   int interest_ = 0;

@@ -62,7 +62,7 @@ struct Server::Listener {
 };
 
 Server::Server(uv_loop_t* loop, ServerConfig config, ServerEvents* events)
-    : loop_(loop), config_(std::move(config)), events_(events) {}
+    : loop_(loop), config_(std::move(config)), events_(events), files_(config_.root) {}
 
 std::unique_ptr<Server> Server::create(uv_loop_t* loop, ServerConfig config, ServerEvents* events,
                                        std::string* error) {

@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "file_cache.h"
 #include "tls_context.h"
 
 namespace lisod {
@@ -108,6 +109,7 @@ class Server {
   uv_loop_t* loop() const { return loop_; }
   SSL_CTX* tlsContext() const { return tls_ ? tls_->get() : nullptr; }
   uint64_t nowMs() const { return uv_now(loop_); }
+  FileCache& files() { return files_; }
   const char* httpDate();  // cached IMF-fixdate for the current second
   uint32_t registerApp(Connection* c);
   void unregisterApp(uint32_t id);
@@ -129,6 +131,7 @@ class Server {
   ServerConfig config_;
   ServerEvents* events_;
   std::unique_ptr<TlsContext> tls_;
+  FileCache files_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   Connection* head_ = nullptr;  // intrusive list of live connections
   size_t connections_ = 0;

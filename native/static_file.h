@@ -8,9 +8,10 @@
 namespace lisod {
 
 struct ResolvedPath {
-  int status = 0;      // 0 = found (regular file in path); else 400/403/404
+  int status = 0;      // 0 = found (regular file in path); 301 with redirect; else 400/403/404
   std::string path;    // absolute file path (after index.html for directories)
   std::string redirect;  // non-empty: a directory requested without trailing '/'; 301 to this target path
+                         // (percent-encoded, safe for a Location header)
 };
 
 // Resolves the path part of a request-target (query already removed by the caller,
@@ -22,7 +23,7 @@ struct ResolvedPath {
 // - the final file is realpath'd and must stay inside root (symlinks leaving root → 403
 //   would leak existence, so → 404).
 // - directories → their index.html (404 if missing).
-// - only regular files are served; unreadable → 403.
+// - only regular files are served; unreadable or not regular (fifo, device) → 403.
 ResolvedPath resolveStaticPath(const std::string& root, std::string_view target_path);
 
 // Content-Type for a file name by extension (case-insensitive). At least: html/htm,
@@ -35,7 +36,8 @@ std::string_view mimeType(std::string_view file_name);
 size_t formatHttpDate(int64_t unix_seconds, char* out);
 
 // Parses IMF-fixdate, and the obsolete RFC 850 and asctime forms. Returns unix
-// seconds or -1 when invalid.
+// seconds or -1 when invalid (dates before 1970 count as invalid). Case-sensitive as
+// RFC 9110 §5.6.7 says; RFC 850 two-digit years 00–69 are 20xx, 70–99 are 19xx.
 int64_t parseHttpDate(std::string_view s);
 
 enum class RangeResult { kNone, kOk, kUnsatisfiable };

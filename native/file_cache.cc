@@ -1,0 +1,77 @@
+#include "file_cache.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "static_file.h"
+
+namespace lisod {
+
+FileEntry::~FileEntry() {
+  if (fd >= 0) ::close(fd);
+}
+
+FileLookup FileCache::lookup(std::string_view target_path, uint64_t now_ms) {
+  auto it = map_.find(std::string(target_path));
+  if (it != map_.end()) {
+    FileEntry& e = *it->second;
+    if (now_ms - e.checked_ms < kValidMs) return {0, {}, it->second};
+    struct stat st;
+    if (::stat(e.path.c_str(), &st) == 0 && st.st_dev == e.dev && st.st_ino == e.ino &&
+        static_cast<uint64_t>(st.st_size) == e.size && st.st_mtim.tv_sec == e.mtime) {
+      e.checked_ms = now_ms;
+      return {0, {}, it->second};
+    }
+    map_.erase(it);  // changed or gone: resolve again (holders keep their copy)
+  }
+  return load(target_path, now_ms);
+}
+
+FileLookup FileCache::load(std::string_view target_path, uint64_t now_ms) {
+  FileLookup out;
+  ResolvedPath rp = resolveStaticPath(root_, target_path);
+  if (!rp.redirect.empty()) {
+    out.status = 301;
+    out.redirect = std::move(rp.redirect);
+    return out;
+  }
+  if (rp.status != 0) {
+    out.status = rp.status;
+    return out;
+  }
+  auto e = std::make_shared<FileEntry>();
+  e->fd = ::open(rp.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  struct stat st;
+  if (e->fd < 0 || ::fstat(e->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    out.status = errno == EACCES ? 403 : 404;
+    return out;
+  }
+  e->path = std::move(rp.path);
+  e->size = static_cast<uint64_t>(st.st_size);
+  e->mtime = st.st_mtim.tv_sec;
+  e->dev = st.st_dev;
+  e->ino = st.st_ino;
+  e->mime = mimeType(e->path);
+  formatHttpDate(e->mtime, e->last_modified);
+  e->checked_ms = now_ms;
+  if (e->size <= kSmallFileBytes) {
+    e->content.resize(e->size);
+    ssize_t n = e->size == 0 ? 0 : ::pread(e->fd, e->content.data(), e->size, 0);
+    e->has_content = n == static_cast<ssize_t>(e->size);
+    if (e->has_content) {
+      ::close(e->fd);  // bytes are in memory; don't hold a descriptor per small file
+      e->fd = -1;
+    } else {
+      e->content.clear();
+    }
+  }
+  if (map_.size() >= kMaxEntries) map_.clear();  // crude bound; a full reload costs one miss each
+  map_.emplace(std::string(target_path), e);
+  out.entry = std::move(e);
+  return out;
+}
+
+}  // namespace lisod
