@@ -79,6 +79,7 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
                         InstanceMethod("beginRaw", &ServerWrap::beginRaw),
                         InstanceMethod("write", &ServerWrap::write),
                         InstanceMethod("end", &ServerWrap::end),
+                        InstanceMethod("abort", &ServerWrap::abort),
                         InstanceMethod("pauseBody", &ServerWrap::pauseBody),
                         InstanceMethod("resumeBody", &ServerWrap::resumeBody),
                         InstanceMethod("reloadTls", &ServerWrap::reloadTls),
@@ -219,6 +220,10 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
   }
   Napi::Value end(const Napi::CallbackInfo& info) {
     server_->appEnd(idArg(info));
+    return info.Env().Undefined();
+  }
+  Napi::Value abort(const Napi::CallbackInfo& info) {
+    server_->appAbort(idArg(info));
     return info.Env().Undefined();
   }
   Napi::Value pauseBody(const Napi::CallbackInfo& info) {

@@ -64,7 +64,10 @@ bool Connection::start() {
 
 void Connection::onPoll(uv_poll_t* handle, int status, int events) {
   auto* c = static_cast<Connection*>(handle->data);
-  if (status < 0) {
+  // While the application works we watch only for hang-ups (EPOLLRDHUP): a client
+  // that closes (or half-closes, as nginx also treats it) abandons its request.
+  bool hung_up = (events & UV_DISCONNECT) && c->state_ == State::kAwaitApp && !c->app_ended_;
+  if (status < 0 || hung_up) {
     c->die();
     c->updateInterest();
     return;
@@ -198,6 +201,7 @@ void Connection::step() {
         continue;
       }
       case State::kAwaitApp: {
+        if (!app_ended_) interest_ |= UV_DISCONNECT;
         Flush f = flushOutput();
         if (f != Flush::kDone) return;
         if (!app_ended_) return;  // the application writes more later; kick() wakes us
@@ -268,6 +272,7 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
   RequestInfo info = classifyRequest(head, cfg.max_body);
   req_ = Request{};
   req_.active = true;
+  last_write_ms_ = server_->nowMs();  // the send timeout counts from when output exists
   req_.head_only = info.method == Method::kHead;
   req_.target.assign(head.target);
   keep_alive_ = info.keep_alive;
@@ -584,6 +589,7 @@ void Connection::sweep(uint64_t now) {
 void Connection::appBegin(int status, const std::string& reason, const std::vector<std::string>& headers) {
   if (app_begun_ || dead_) return;
   app_begun_ = true;
+  last_write_ms_ = server_->nowMs();
   req_.status = status;
   bool no_body = req_.head_only || status == 204 || status == 304 || (status >= 100 && status < 200);
   bool has_length = false;
@@ -625,6 +631,8 @@ void Connection::appBeginRaw() {
 
 bool Connection::appWrite(const char* data, size_t len) {
   if (dead_ || !app_begun_ || app_ended_) return true;
+  // The send timeout measures a client that does not read, from when output exists.
+  if (out_off_ >= out_.size()) last_write_ms_ = server_->nowMs();
   switch (framing_) {
     case Framing::kNone: return true;
     case Framing::kLength:
@@ -672,6 +680,12 @@ void Connection::appEnd() {
   app_ended_ = true;
   if (state_ == State::kWrite) state_ = State::kAwaitApp;
   kick();
+}
+
+void Connection::appAbort() {
+  if (dead_) return;
+  app_ended_ = true;  // no close event back to the application
+  abort();
 }
 
 void Connection::appPauseBody(bool paused) {

@@ -39,6 +39,7 @@ class Connection {
   void appBeginRaw();
   bool appWrite(const char* data, size_t len);  // false: above high water
   void appEnd();
+  void appAbort();  // response cut short: close without completing the framing
   void appPauseBody(bool paused);
 
   Connection* prev = nullptr;

@@ -313,6 +313,13 @@ bool Server::appEnd(uint32_t id) {
   return true;
 }
 
+bool Server::appAbort(uint32_t id) {
+  auto it = apps_.find(id);
+  if (it == apps_.end()) return false;
+  it->second->appAbort();
+  return true;
+}
+
 bool Server::appPauseBody(uint32_t id, bool paused) {
   auto it = apps_.find(id);
   if (it == apps_.end()) return false;

@@ -101,6 +101,7 @@ class Server {
   bool appBeginRaw(uint32_t id);
   bool appWrite(uint32_t id, const char* data, size_t len, bool* below_high_water);
   bool appEnd(uint32_t id);
+  bool appAbort(uint32_t id);
   bool appPauseBody(uint32_t id, bool paused);
 
   // Used by Connection.

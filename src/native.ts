@@ -70,6 +70,7 @@ export interface NativeServer {
   beginRaw(id: number): void;
   write(id: number, chunk: Buffer): boolean; // false: buffered above high water; wait for drain
   end(id: number): void;
+  abort(id: number): void; // response cut short (script died mid-body): close without finishing framing
   pauseBody(id: number): void;
   resumeBody(id: number): void;
   reloadTls(keyFile: string, certFile: string): void; // throws with a message naming the file
@@ -86,6 +87,11 @@ export interface NativeAddon {
   // another process holds it, or an errno message naming the path.
   lockFile(path: string, content: string): number;
   unlockFile(fd: number): void;
+  // LOCK_SH probe: true when another process holds the lock (status/stop).
+  isLocked(path: string): boolean;
+  // As root: chown the given existing files to user, initgroups, setgid, setuid, and
+  // check root cannot be regained. Throws EPERM when not root.
+  dropPrivileges(user: string, paths?: string[]): { uid: number; gid: number };
   // Sends a datagram to $NOTIFY_SOCKET (path or '@abstract'); false when unset.
   sdNotify(message: string): boolean;
   // Raises RLIMIT_NOFILE soft limit to the hard limit; returns the new soft limit.
