@@ -112,10 +112,16 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
     if (!server_) throw Napi::Error::New(env, error);
   }
 
-  ~ServerWrap() override { server_.reset(); }
+  // Runs from the garbage collector or at environment teardown: JavaScript may not be
+  // called any more, so the events below become no-ops first.
+  ~ServerWrap() override {
+    finalizing_ = true;
+    server_.reset();
+  }
 
   // ServerEvents: called from libuv callbacks, so each opens its own scope.
   void onAppRequest(const AppRequest& r) override {
+    if (finalizing_) return;
     Napi::HandleScope scope(env_);
     Napi::Object o = Napi::Object::New(env_);
     o.Set("id", r.id);
@@ -135,19 +141,23 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
     call(on_request_, {o});
   }
   void onAppBody(uint32_t id, const char* data, size_t len, bool end) override {
+    if (finalizing_) return;
     Napi::HandleScope scope(env_);
     Napi::Value chunk = end ? env_.Null() : Napi::Buffer<char>::Copy(env_, data, len).As<Napi::Value>();
     call(on_body_, {Napi::Number::New(env_, id), chunk});
   }
   void onAppClose(uint32_t id) override {
+    if (finalizing_) return;
     Napi::HandleScope scope(env_);
     call(on_close_, {Napi::Number::New(env_, id)});
   }
   void onAppDrain(uint32_t id) override {
+    if (finalizing_) return;
     Napi::HandleScope scope(env_);
     call(on_drain_, {Napi::Number::New(env_, id)});
   }
   void onAccessLog(std::vector<AccessRecord>& records) override {
+    if (finalizing_) return;
     Napi::HandleScope scope(env_);
     Napi::Array arr = Napi::Array::New(env_, records.size());
     for (size_t i = 0; i < records.size(); ++i) {
@@ -167,6 +177,7 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
     call(on_log_, {arr});
   }
   void onLog(LogLevel level, const std::string& message) override {
+    if (finalizing_) return;
     Napi::HandleScope scope(env_);
     const char* name = level == LogLevel::kError ? "error" : level == LogLevel::kWarn ? "warn" : "info";
     call(on_error_, {Napi::String::New(env_, name), Napi::String::New(env_, message)});
@@ -174,6 +185,7 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
 
  private:
   void call(Napi::FunctionReference& fn, std::initializer_list<napi_value> args) {
+    if (finalizing_) return;
     try {
       fn.MakeCallback(receiver_.Value(), args, *context_);
     } catch (const Napi::Error& e) {
@@ -260,6 +272,7 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
   }
 
   Napi::Env env_;
+  bool finalizing_ = false;
   std::unique_ptr<Server> server_;
   Napi::ObjectReference receiver_;
   Napi::FunctionReference on_request_, on_body_, on_close_, on_drain_, on_log_, on_error_;

@@ -75,7 +75,13 @@ class BodySpool {
   discard(): void {
     this.#chunks = [];
     this.#stream?.destroy();
-    if (this.#file) fs.rm(this.#file, { force: true }, () => {});
+    if (this.#file) {
+      try {
+        fs.unlinkSync(this.#file); // at once: an open fd keeps the data for the script
+      } catch {
+        // Already gone.
+      }
+    }
     this.#file = undefined;
   }
 }

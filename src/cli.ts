@@ -1,5 +1,5 @@
-// Command-line parsing for lisod: the Liso positional form and the --config form, as a pure
-// function from argv to a CliResult (no I/O; main.ts prints and exits).
+// Command-line parsing for lisod: the Liso positional form, the --config form and the control
+// verbs (stop|reload|status), as a pure function from argv to a CliResult (no I/O).
 import { parseArgs } from 'node:util';
 
 /** The eight Liso positional arguments, paths still as typed (resolved against cwd later). */
@@ -18,25 +18,37 @@ export interface RunOptions {
   configFile: string | null; // as typed; resolved against cwd by config.ts
   liso: LisoArgs | null; // positional values; they override the config file's
   bind: string[] | null; // --bind addresses; override the config file's `bind`
-  foreground: boolean;
+  foreground: boolean; // -f: do not daemonize
 }
+
+/** `lisod … stop|reload|status`: signal or query the daemon found through the lock file. */
+export type ControlVerb = 'stop' | 'reload' | 'status';
+export const kControlVerbs: readonly ControlVerb[] = ['stop', 'reload', 'status'];
 
 export type CliResult =
   | { action: 'help' }
   | { action: 'version' }
   | { action: 'run'; options: RunOptions }
   | { action: 'check'; options: RunOptions } // -t: validate the configuration and exit
+  | { action: 'control'; verb: ControlVerb; options: RunOptions } // lisod … stop|reload|status
   | { action: 'usage-error'; message: string }; // print "lisod: <message>" + kUsageHint, exit 2
 
 export const kUsageExitCode = 2;
 
 export const kUsage = `Usage: lisod <http_port> <https_port> <log> <lock> <www> <cgi> <key> <cert>
        lisod --config FILE [options] [<the 8 Liso arguments>]
+       lisod --config FILE | <the 8 Liso arguments>  stop|reload|status
 
 Liso form: ports are 0-65535 (0 picks a free port); <log> receives the error and access
 log, <lock> is the lock file, <www> the document root, <cgi> the script that serves
 /cgi/..., <key>/<cert> the TLS private key and certificate chain (PEM). Relative paths
 are taken from the current directory.
+
+lisod detaches and runs in the background (the command returns once it serves, or
+prints why it cannot start and exits 1) unless --foreground is given.
+stop, reload and status find the running lisod through the lock file: stop ends it
+gracefully (SIGTERM), reload makes it reopen its logs and re-read its configuration and
+certificates (SIGHUP), status exits 0 when it runs and 3 when it does not.
 
 Options:
   -c, --config FILE     read settings from a TOML file; its relative paths are taken from
@@ -44,14 +56,15 @@ Options:
                         the matching settings of the file.
   -b, --bind ADDR       listen on ADDR instead of the configured addresses (repeatable),
                         e.g. --bind 127.0.0.1 --bind ::1
-  -f, --foreground      stay attached to the terminal
-  -t, --check-config    validate the configuration and exit (0 valid, 1 invalid)
+  -f, --foreground      stay attached to the terminal (do not daemonize)
+  -t, --check-config    validate the configuration, key and certificate, then exit
+                        (0 valid, 1 invalid)
   -h, --help            print this help and exit
   -v, --version         print the version and exit
 
 Every configuration key is documented in README.md.`;
 
-export const kUsageHint = "Usage: lisod <http_port> <https_port> <log> <lock> <www> <cgi> <key> <cert> | lisod --config FILE (try 'lisod --help')";
+export const kUsageHint = "Usage: lisod <http_port> <https_port> <log> <lock> <www> <cgi> <key> <cert> | lisod --config FILE [stop|reload|status] (try 'lisod --help')";
 
 const kLisoNames = ['http_port', 'https_port', 'log', 'lock', 'www', 'cgi', 'key', 'cert'] as const;
 
@@ -97,9 +110,20 @@ export function parseCli(argv: readonly string[]): CliResult {
   } catch (e) {
     return { action: 'usage-error', message: argsErrorMessage(e) };
   }
-  const { values, positionals } = parsed;
+  const { values } = parsed;
+  let positionals = parsed.positionals;
   if (values.help) return { action: 'help' };
   if (values.version) return { action: 'version' };
+
+  // A control verb is the last positional: after --config FILE alone, or after the 8
+  // Liso arguments (nginx's `-s stop` style, with the daemon found through its lock file).
+  let verb: ControlVerb | null = null;
+  const last = positionals[positionals.length - 1];
+  if (last !== undefined && (kControlVerbs as readonly string[]).includes(last) &&
+      (positionals.length === 1 || positionals.length === kLisoNames.length + 1)) {
+    verb = last as ControlVerb;
+    positionals = positionals.slice(0, -1);
+  }
 
   let liso: LisoArgs | null = null;
   if (positionals.length !== 0) {
@@ -127,11 +151,16 @@ export function parseCli(argv: readonly string[]): CliResult {
   const configFile = values.config ?? null;
   if (configFile === '') return { action: 'usage-error', message: "option '--config' needs a file name" };
   if (configFile === null && liso === null) {
+    if (verb !== null) return { action: 'usage-error', message: `${verb}: name the lisod with --config FILE or the 8 Liso arguments (its lock file)` };
     return { action: 'usage-error', message: 'nothing to serve: give the 8 Liso arguments or --config FILE' };
   }
   const bind = values.bind ?? null;
   if (bind?.includes('')) return { action: 'usage-error', message: "option '--bind' needs an address" };
 
   const options: RunOptions = { configFile, liso, bind, foreground: values.foreground ?? false };
+  if (verb !== null) {
+    if (values['check-config']) return { action: 'usage-error', message: `-t cannot be combined with '${verb}'` };
+    return { action: 'control', verb, options };
+  }
   return values['check-config'] ? { action: 'check', options } : { action: 'run', options };
 }

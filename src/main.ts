@@ -1,13 +1,15 @@
 #!/usr/bin/env node
-// lisod, top to bottom: parse the command line, load the configuration, open the logs, start
-// the native server with the CGI runner behind /cgi/, announce the listeners, stop on a signal.
+// lisod, top to bottom: parse the command line and load the configuration; then check it,
+// signal a running lisod, launch the daemon, or serve until a signal stops it.
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { CgiRunner } from './cgi.js';
-import { kUsage, kUsageExitCode, kUsageHint, parseCli, type RunOptions } from './cli.js';
-import { ConfigError, loadConfig, toServerConfig, type LisodConfig } from './config.js';
-import { Logs } from './log.js';
-import type { BoundAddress, NativeAddon, NativeServer } from './native.js';
+import { kUsage, kUsageExitCode, kUsageHint, parseCli, type ControlVerb, type RunOptions } from './cli.js';
+import { ConfigError, loadConfig, toServerConfig, type ConfigSources, type LisodConfig } from './config.js';
+import { DaemonChild, launchDaemon } from './daemon.js';
+import { Logs, type Logger } from './log.js';
+import type { BoundAddress, NativeAddon, NativeHandlers, NativeServer } from './native.js';
+import { installSignalHandlers, type SignalHooks } from './signals.js';
 
 /** Runs lisod with `argv` (process.argv.slice(2)); resolves with the exit status. */
 export async function main(argv: string[]): Promise<number> {
@@ -22,114 +24,136 @@ export async function main(argv: string[]): Promise<number> {
     case 'usage-error':
       complain(`lisod: ${cli.message}\n${kUsageHint}\n`);
       return kUsageExitCode;
+    case 'control':
+      return controlDaemon(cli.verb, cli.options);
   }
 
-  const loaded = readConfiguration(cli.options);
-  if (loaded === null) return 1;
-  for (const w of loaded.warnings) complain(`lisod: warning: ${w}\n`);
-  if (cli.action === 'check') {
-    say(`lisod: configuration ${cli.options.configFile ?? '(command line)'} is valid\n`);
-    return 0;
-  }
-
-  // Until daemonizing lands, the Liso form and --config both run in the foreground.
-  return serve(loaded.config, { foreground: true, warnings: loaded.warnings });
-}
-
-function readConfiguration(options: RunOptions): ReturnType<typeof loadConfig> | null {
+  // Every path is resolved against the starting directory, before the daemon leaves it.
+  const daemon = DaemonChild.fromEnvironment(); // non-null in the re-spawned daemon only
+  const sources: ConfigSources = { ...cli.options, cwd: process.cwd() };
+  let loaded: ReturnType<typeof loadConfig>;
   try {
-    return loadConfig({ ...options, cwd: process.cwd() });
+    loaded = loadConfig(sources);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
+    daemon?.fail(e.message);
     complain(`lisod: ${e.message}\n`);
-    return null;
-  }
-}
-
-export interface ServeOptions {
-  foreground: boolean; // print the "listening on" lines on stdout
-  warnings: string[]; // configuration warnings, repeated into the error log
-  onReady?(addresses: BoundAddress[]): void; // every listener bound (daemon readiness)
-  onStartFailure?(message: string): void; // start-up failed with this one-line message
-}
-
-/**
- * Serves `config` until SIGINT/SIGTERM; resolves with the exit status (1 when start-up
- * fails, after one "lisod: <message>" line on stderr). The daemon's re-spawned child calls
- * this too.
- */
-export async function serve(config: LisodConfig, options: ServeOptions): Promise<number> {
-  const toStderr = config.errorLog === '-'; // then the error log already is stderr
-  const fail = (message: string, logs?: Logs): number => {
-    if (!toStderr) logs?.error.error(message);
-    logs?.close();
-    complain(`lisod: ${message}\n`);
-    options.onStartFailure?.(message);
     return 1;
-  };
-
-  let logs: Logs;
-  try {
-    logs = Logs.open(config.errorLog, config.accessLog);
-  } catch (e) {
-    return fail((e as Error).message);
   }
-  if (!toStderr) for (const w of options.warnings) logs.error.warn(w);
-  process.on('exit', () => logs.close());
+  const { config, warnings } = loaded;
+  if (daemon === null) for (const w of warnings) complain(`lisod: warning: ${w}\n`);
 
-  let server: NativeServer;
-  try {
-    server = await startServer(config, logs);
-  } catch (e) {
-    return fail((e as Error).message, logs);
+  if (cli.action === 'check') return checkConfiguration(config, cli.options);
+  if (daemon === null && !cli.options.foreground) return launch(config);
+  daemon?.detach(); // cwd '/', umask 027
+  return serve(config, { sources, foreground: daemon === null, warnings, daemon });
+}
+
+// ---------------------------------------------------------------------------------------
+// -t, stop|reload|status, and the launcher.
+
+/** -t: the configuration loaded; also load the key and certificate as the server will. */
+async function checkConfiguration(config: LisodConfig, options: RunOptions): Promise<number> {
+  if (config.httpsPort !== null) {
+    try {
+      checkTls(await loadAddon(), config);
+    } catch (e) {
+      complain(`lisod: ${(e as Error).message}\n`);
+      return 1;
+    }
   }
-  process.on('uncaughtException', (e) => {
-    logs.error.error(`internal error: ${e.stack ?? e.message}`);
-    logs.close();
-    complain(`lisod: internal error: ${e.message}\n`);
-    process.exit(1);
-  });
-
-  const stopSignal = nextStopSignal(); // before announcing: a signal right after must not kill us
-  const addresses = server.addresses();
-  const urls = addresses.map(listenerUrl);
-  logs.error.info(`lisod ${readVersion()} serving ${config.www}; listening on ${urls.join(', ')}`);
-  if (options.foreground) say(urls.map((u) => `lisod: listening on ${u}\n`).join(''));
-  options.onReady?.(addresses);
-
-  const signal = await stopSignal;
-  logs.error.info(`received ${signal}: stopping`);
-  server.stopAccepting();
-  server.close();
-  logs.error.info('stopped');
-  logs.close();
+  say(`lisod: configuration ${options.configFile ?? '(command line)'} is valid\n`);
   return 0;
 }
 
-/** Raises the fd limit, then creates the native server with its JavaScript handlers. */
-async function startServer(config: LisodConfig, logs: Logs): Promise<NativeServer> {
-  const native = await loadAddon();
-
-  const fdLimit = native.raiseFdLimit();
-  if (fdLimit < config.maxConnections + 64) {
-    logs.error.warn(`open-file limit ${fdLimit} is below max_connections ${config.maxConnections} + 64; ` +
-      'raise it (ulimit -n / LimitNOFILE=) or new connections will be refused');
-  }
-
-  const cgi = new CgiRunner({ ...config.cgi, serverName: config.serverName }, logs.error);
-  const server = new native.Server(toServerConfig(config), {
-    request: (req) => cgi.handlers.request(req),
-    body: (id, chunk) => cgi.handlers.body(id, chunk),
-    close: (id) => cgi.handlers.close(id),
-    drain: (id) => cgi.handlers.drain(id),
-    log: (records) => logs.access?.write(records),
-    error: (level, message) => logs.error[level](message),
-  });
-  cgi.attach(server);
-  return server;
+/** Builds the native TLS context (one HTTPS listener on a loopback ephemeral port) and drops
+ *  it: a key that does not match its certificate, or unusable PEM, throws with the file. */
+function checkTls(native: NativeAddon, config: LisodConfig): void {
+  const noop = (): void => {};
+  const handlers: NativeHandlers = { request: noop, body: noop, close: noop, drain: noop, log: noop, error: noop };
+  const probe = new native.Server({ ...toServerConfig(config), listeners: [{ host: '127.0.0.1', port: 0, tls: true }], accessLog: false }, handlers);
+  probe.close();
 }
 
-/** The addon is loaded only when serving, so --help, --version and -t work without it. */
+/**
+ * `lisod … stop|reload|status`. Only the lock file and shutdown_grace are needed, so the
+ * configuration is read without checking paths (a missing certificate must not prevent
+ * stopping the daemon). reload also validates the new configuration as -t does: when it is
+ * invalid the SIGHUP is still sent (logs are reopened, e.g. after logrotate; the daemon
+ * keeps its running configuration) and the command says why and exits 1.
+ */
+async function controlDaemon(verb: ControlVerb, options: RunOptions): Promise<number> {
+  const { control, controlSettings, kLsb } = await import('./control.js'); // loads the addon
+  const cwd = process.cwd();
+  let settings: ReturnType<typeof controlSettings>;
+  try {
+    settings = controlSettings(options.configFile, options.liso?.lock ?? null, cwd);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    complain(`lisod: ${e.message}\n`);
+    return verb === 'status' ? kLsb.unknown : kLsb.notConfigured;
+  }
+  if (settings.lockFile === null) {
+    complain(`lisod: ${verb}: no lock_file in ${options.configFile}; lisod finds the daemon through its lock file\n`);
+    return verb === 'status' ? kLsb.unknown : kLsb.notConfigured;
+  }
+  let invalid: string | null = null;
+  if (verb === 'reload') {
+    try {
+      const full = loadConfig({ ...options, cwd });
+      for (const w of full.warnings) complain(`lisod: warning: ${w}\n`);
+      if (full.config.httpsPort !== null) checkTls(await loadAddon(), full.config);
+    } catch (e) {
+      if (!(e instanceof Error)) throw e;
+      invalid = e.message;
+    }
+  }
+  const result = await control(verb, settings.lockFile, { stopTimeoutMs: settings.graceMs + 5000 });
+  if (invalid !== null && result.code === kLsb.ok) {
+    complain(`lisod: ${invalid}; the running lisod only reopens its logs and keeps its configuration\n`);
+    return kLsb.failed;
+  }
+  if (invalid !== null) complain(`lisod: ${invalid}\n`);
+  (result.error ? complain : say)(`${result.message}\n`);
+  return result.code;
+}
+
+/** Starts the daemon and waits until it serves (exit 0) or reports why it cannot (exit 1). */
+async function launch(config: LisodConfig): Promise<number> {
+  if (config.errorLog === '-') {
+    complain('lisod: warning: error_log is "-" (stderr), which is /dev/null once lisod detaches; set a file or use --foreground\n');
+  }
+  if (config.accessLog === '-') {
+    complain('lisod: warning: access_log is "-" (stdout), which is /dev/null once lisod detaches; set a file or use --foreground\n');
+  }
+  const result = await launchDaemon();
+  if (!result.ok) {
+    complain(`lisod: ${result.message}\n`);
+    return 1;
+  }
+  say(result.notes.map((n) => `lisod: ${n}\n`).join(''));
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// Serving.
+
+export interface ServeOptions {
+  sources: ConfigSources; // re-read on SIGHUP (cwd: the directory lisod was started from)
+  foreground: boolean; // print the "listening on" lines on stdout
+  warnings: string[]; // configuration warnings, repeated into the error log
+  daemon: DaemonChild | null; // the launcher waiting for "ready"/"error"
+}
+
+/** What serve() loads at run time: everything that needs the addon. */
+interface Runtime {
+  native: NativeAddon;
+  lockfile: typeof import('./lockfile.js');
+  notify: typeof import('./sd_notify.js');
+  privileges: typeof import('./privileges.js');
+}
+
+/** The addon is loaded only when serving, so --help, --version and the launcher work without it. */
 async function loadAddon(): Promise<NativeAddon> {
   try {
     return (await import('./native.js')).native;
@@ -138,23 +162,236 @@ async function loadAddon(): Promise<NativeAddon> {
   }
 }
 
+async function loadRuntime(): Promise<Runtime> {
+  const native = await loadAddon();
+  const [lockfile, notify, privileges] = await Promise.all([
+    import('./lockfile.js'), import('./sd_notify.js'), import('./privileges.js'),
+  ]);
+  return { native, lockfile, notify, privileges };
+}
+
+/**
+ * Serves `config` until SIGTERM/SIGINT (graceful: in-flight requests get shutdown_grace)
+ * and reloads on SIGHUP; resolves with the exit status. Start-up failures resolve with 1
+ * after one "lisod: <message>" line on stderr (in a daemon: told to the launcher) and leave
+ * nothing behind: no lock, no listener.
+ */
+export async function serve(config: LisodConfig, options: ServeOptions): Promise<number> {
+  const { daemon } = options;
+  let logs: Logs | null = null;
+  let lock: { release(): void } | null = null;
+  let server: NativeServer | null = null;
+  let cgi: CgiRunner | null = null;
+  let notifier: import('./sd_notify.js').Notifier | null = null;
+  let logTargets = { error: config.errorLog, access: config.accessLog }; // what `logs` writes to
+  let stopWatchdog = (): void => {};
+  let reload: (() => Promise<void>) | null = null; // set once serving
+  let stopped = false;
+  let finish!: (code: number) => void;
+  const finished = new Promise<number>((resolve) => { finish = resolve; });
+  const errorToStderr = (): boolean => logs === null || logTargets.error === '-';
+
+  // Log through whatever `logs` is now (SIGHUP may replace it).
+  const logger: Logger = {
+    error: (m) => logs?.error.error(m),
+    warn: (m) => logs?.error.warn(m),
+    info: (m) => logs?.error.info(m),
+  };
+
+  // Signals first: from here on SIGHUP reloads instead of killing, SIGTERM stops cleanly.
+  const hooks: SignalHooks = {
+    graceMs: config.shutdownGraceMs,
+    stopAccepting: () => {
+      notifier?.stopping();
+      server?.stopWhenIdle(); // listeners closed, idle keep-alives closed, responses finish
+    },
+    inFlight: () => server?.connectionCount() ?? 0,
+    close: () => {
+      stopWatchdog();
+      cgi?.stop();
+      server?.close();
+      logger.info('stopped');
+      lock?.release(); // the PID leaves the lock file
+      logs?.close();
+    },
+    reload: async () => {
+      if (reload === null) logger.info('still starting: nothing to reload');
+      else await reload();
+    },
+    log: (level, message) => {
+      if (logs !== null) logs.error[level](message);
+      else complain(`lisod: ${message}\n`);
+    },
+    exit: (code) => {
+      stopped = true;
+      finish(code);
+    },
+  };
+  const signals = installSignalHandlers(hooks);
+
+  const fail = (message: string): number => {
+    if (!errorToStderr()) logger.error(`cannot start: ${message}`);
+    complain(`lisod: ${message}\n`);
+    daemon?.fail(message);
+    signals.dispose();
+    server?.close();
+    lock?.release();
+    logs?.close();
+    return 1;
+  };
+
+  let rt: Runtime;
+  try {
+    rt = await loadRuntime();
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+  if (stopped) { // SIGTERM/SIGINT while the addon loaded
+    daemon?.fail('stopped by a signal while starting');
+    return finished;
+  }
+
+  // 1. Logs: errors from here on are also in the error log.
+  try {
+    logs = Logs.open(config.errorLog, config.accessLog);
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+  if (!errorToStderr()) for (const w of options.warnings) logger.warn(w);
+  process.on('exit', () => logs?.close());
+  notifier = rt.notify.createNotifier((m) => logger.warn(m));
+
+  // 2. The lock: a second lisod stops here, before touching the first one's ports.
+  if (config.lockFile !== null) {
+    try {
+      lock = rt.lockfile.acquireLock(config.lockFile);
+    } catch (e) {
+      return fail((e as Error).message);
+    }
+  }
+
+  // 3. Listeners, certificates, CGI runner.
+  try {
+    ({ server, cgi } = startServer(rt.native, config, () => logs!, logger));
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+
+  // 4. As root: give up root now that the ports are bound and the key is read.
+  try {
+    dropPrivileges(rt, config, logger);
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+
+  process.on('uncaughtException', (e) => {
+    logger.error(`internal error: ${e.stack ?? e.message}`);
+    daemon?.fail(`internal error: ${e.message}`);
+    lock?.release();
+    logs?.close();
+    complain(`lisod: internal error: ${e.message}\n`);
+    process.exit(1);
+  });
+
+  // 5. Serving: tell the terminal, systemd and the launcher.
+  const urls = server.addresses().map(listenerUrl);
+  logger.info(`lisod ${readVersion()} started (pid ${process.pid}${daemon ? ', daemon' : ''}): serving ${config.www}; listening on ${urls.join(', ')}`);
+  if (options.foreground) say(urls.map((u) => `lisod: listening on ${u}\n`).join(''));
+  logs.flush();
+  notifier.ready(`serving on ${urls.join(', ')}`);
+  stopWatchdog = notifier.startWatchdog();
+  daemon?.ready([...urls.map((u) => `listening on ${u}`), `running in the background (pid ${process.pid})`]);
+
+  // SIGHUP: reopen the logs, re-read the configuration and the certificates. Applied
+  // live: certificates, log files, shutdown_grace; the rest is reported as needing a
+  // restart. Anything invalid throws before a change is made (signals.ts logs it).
+  reload = async (): Promise<void> => {
+    notifier?.reloading();
+    try {
+      logs!.reopen();
+      const next = loadConfig(options.sources);
+      for (const w of next.warnings) logger.warn(w);
+      const fresh = next.config;
+      const moved = fresh.errorLog !== logTargets.error || fresh.accessLog !== logTargets.access;
+      const freshLogs = moved ? Logs.open(fresh.errorLog, fresh.accessLog) : null; // throws: nothing changed yet
+      try {
+        if (fresh.httpsPort !== null && config.httpsPort !== null) server!.reloadTls(fresh.tlsKey!, fresh.tlsCert!);
+      } catch (e) {
+        freshLogs?.close();
+        throw e;
+      }
+      if (freshLogs !== null) {
+        logger.info(`now logging to ${fresh.errorLog}${fresh.accessLog !== null ? ` and ${fresh.accessLog}` : ''}`);
+        logs!.close();
+        logs = freshLogs;
+        logTargets = { error: fresh.errorLog, access: fresh.accessLog };
+      }
+      hooks.graceMs = fresh.shutdownGraceMs;
+      const pending = restartOnlyChanges(config, fresh);
+      if (pending.length > 0) logger.warn(`reload: ${pending.join(', ')} changed; restart lisod to apply`);
+      logger.info(`reloaded${config.httpsPort !== null ? ` (certificate ${fresh.tlsCert})` : ''}`);
+    } finally {
+      logs?.flush();
+      notifier?.ready();
+    }
+  };
+
+  return finished;
+}
+
+/** Raises the fd limit, then creates the native server with the CGI runner behind /cgi/. */
+function startServer(native: NativeAddon, config: LisodConfig, logs: () => Logs, logger: Logger): { server: NativeServer; cgi: CgiRunner } {
+  const fdLimit = native.raiseFdLimit();
+  if (fdLimit < config.maxConnections + 64) {
+    logger.warn(`open-file limit ${fdLimit} is below max_connections ${config.maxConnections} + 64; ` +
+      'raise it (ulimit -n / LimitNOFILE=) or new connections will be refused');
+  }
+  const cgi = new CgiRunner({ ...config.cgi, serverName: config.serverName }, logger);
+  const server = new native.Server(toServerConfig(config), {
+    request: (req) => cgi.handlers.request(req),
+    body: (id, chunk) => cgi.handlers.body(id, chunk),
+    close: (id) => cgi.handlers.close(id),
+    drain: (id) => cgi.handlers.drain(id),
+    log: (records) => logs().access?.write(records),
+    error: (level, message) => logger[level](message),
+  });
+  cgi.attach(server);
+  return { server, cgi };
+}
+
+/** `user = …`: switch to it when root (log files handed over first, for reopening). */
+function dropPrivileges(rt: Runtime, config: LisodConfig, logger: Logger): void {
+  const asRoot = typeof process.geteuid === 'function' && process.geteuid() === 0;
+  if (config.user === null) {
+    if (asRoot) logger.warn('running as root: CGI scripts run as root too; set user = "…" to switch after binding');
+    return;
+  }
+  const owned = [config.errorLog, config.accessLog].filter((f): f is string => f !== null && f !== '-');
+  const r = rt.privileges.dropPrivileges(config.user, owned);
+  if (r.dropped) logger.info(`switched to user ${config.user} (uid ${r.uid}, gid ${r.gid})`);
+  else logger.warn(r.reason);
+}
+
+/** Settings a reload cannot apply to the running server (it was built with them). */
+export function restartOnlyChanges(running: LisodConfig, next: LisodConfig): string[] {
+  const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+  const keys: Array<[string, (c: LisodConfig) => unknown]> = [
+    ['http_port', (c) => c.httpPort], ['https_port', (c) => c.httpsPort], ['bind', (c) => c.bind],
+    ['www', (c) => c.www], ['lock_file', (c) => c.lockFile], ['user', (c) => c.user],
+    ['access_log on/off', (c) => c.accessLog === null], ['server_name', (c) => c.serverName],
+    ['max_connections', (c) => c.maxConnections], ['max_body_bytes', (c) => c.maxBodyBytes],
+    ['max_header_bytes', (c) => c.maxHeaderBytes], ['max_line_bytes', (c) => c.maxLineBytes],
+    ['max_target_bytes', (c) => c.maxTargetBytes], ['header_timeout', (c) => c.headerTimeoutMs],
+    ['body_timeout', (c) => c.bodyTimeoutMs], ['keep_alive_timeout', (c) => c.keepAliveTimeoutMs],
+    ['send_timeout', (c) => c.sendTimeoutMs], ['[cgi]', (c) => c.cgi],
+  ];
+  return keys.filter(([, get]) => !same(get(running), get(next))).map(([name]) => name);
+}
+
 /** "http://127.0.0.1:8080", "https://[::1]:8443". */
 export function listenerUrl(a: BoundAddress): string {
   const host = a.host.includes(':') ? `[${a.host}]` : a.host;
   return `${a.tls ? 'https' : 'http'}://${host}:${a.port}`;
-}
-
-function nextStopSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const once = (signal: NodeJS.Signals): void => {
-      // Later signals are ignored: the stop under way is synchronous and exits.
-      process.on('SIGINT', () => {});
-      process.on('SIGTERM', () => {});
-      resolve(signal);
-    };
-    process.once('SIGINT', once);
-    process.once('SIGTERM', once);
-  });
 }
 
 function readVersion(): string {

@@ -60,7 +60,9 @@ async function leaf(dir: string, name: string, keyArgs: string[], caName: string
       'extendedKeyUsage=serverAuth', ''].join('\n'),
   );
   await openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', `${caName}.pem`, '-CAkey', `${caName}.key`,
-    '-CAcreateserial', '-days', '3', '-sha256', '-extfile', `${name}.ext`, '-out', `${name}.pem`]);
+    // A serial file per leaf: leaves are signed in parallel and would race on one ca.srl.
+    '-CAserial', `${name}.srl`, '-CAcreateserial', '-days', '3', '-sha256', '-extfile', `${name}.ext`,
+    '-out', `${name}.pem`]);
   return { key: path.join(dir, `${name}.key`), cert: path.join(dir, `${name}.pem`) };
 }
 
