@@ -369,12 +369,7 @@ void Connection::consumeBody() {
         die();
         return;
       }
-      if (req_.is_app) {
-        server_->events()->onAppClose(app_id_);
-        server_->unregisterApp(app_id_);
-        app_id_ = 0;
-        req_.is_app = false;
-      }
+      detachApp();
       respondError(status, false, status == 413 ? "The request body is too large." : "Bad chunked body.");
       return;
     }
@@ -522,13 +517,21 @@ void Connection::die() {
   if (dead_) return;
   if (req_.active && req_.status != 0) logAccess();
   dead_ = true;
-  if (app_id_ != 0) {
-    uint32_t id = app_id_;
+  if (app_ended_) {
+    server_->unregisterApp(app_id_);
     app_id_ = 0;
-    server_->unregisterApp(id);
-    if (!app_ended_) server_->events()->onAppClose(id);
   }
+  detachApp();
   server_->connectionClosed(this);
+}
+
+void Connection::detachApp() {
+  if (app_id_ == 0) return;
+  uint32_t id = app_id_;
+  app_id_ = 0;
+  req_.is_app = false;
+  server_->unregisterApp(id);
+  server_->events()->onAppClose(id);
 }
 
 void Connection::abort() {
@@ -567,12 +570,7 @@ void Connection::sweep(uint64_t now) {
         abort();
         return;
       }
-      if (req_.is_app) {
-        server_->events()->onAppClose(app_id_);
-        server_->unregisterApp(app_id_);
-        app_id_ = 0;
-        req_.is_app = false;
-      }
+      detachApp();
       req_.body_done = true;
       respondError(408, false, "The request body did not arrive in time.");
       kick();

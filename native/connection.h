@@ -80,6 +80,8 @@ class Connection {
   void finishResponse();
   void beginLinger();
   void die();
+  // The application will not finish this request: forget its id and tell it (close event).
+  void detachApp();
   void kick();
   void updateInterest();
   void logAccess();
