@@ -62,6 +62,7 @@ ServerConfig parseConfig(const Napi::Object& o) {
   c.keep_alive_timeout_ms = static_cast<uint64_t>(getNumber(o, "keepAliveTimeoutMs", 15000));
   c.send_timeout_ms = static_cast<uint64_t>(getNumber(o, "sendTimeoutMs", 60000));
   c.access_log = getBool(o, "accessLog", false);
+  c.reuse_port = getBool(o, "reusePort", false);
   char resolved[PATH_MAX];
   if (c.root.empty() || realpath(c.root.c_str(), resolved) == nullptr) {
     throw Napi::Error::New(o.Env(), "www root '" + c.root + "' does not exist or cannot be read");

@@ -110,6 +110,7 @@ bool Server::bindAll(std::string* error) {
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1, zero = 0;
     bool ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0;
+    if (ok && config_.reuse_port) ok = setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == 0;
     if (ok && res->ai_family == AF_INET6) {
       // "::" serves IPv4 too (dual stack); a specific v6 address only itself.
       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);

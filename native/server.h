@@ -38,6 +38,7 @@ struct ServerConfig {
   uint64_t keep_alive_timeout_ms = 15000;
   uint64_t send_timeout_ms = 60000;
   bool access_log = false;
+  bool reuse_port = false;  // SO_REUSEPORT: several event loops (workers) accept on one port
 };
 
 // A request handed to the application (the /cgi/ prefix). Strings are copies.

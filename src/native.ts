@@ -26,6 +26,7 @@ export interface ServerConfig {
   keepAliveTimeoutMs: number; // idle between requests (silent close)
   sendTimeoutMs: number; // client not reading our response (close)
   accessLog: boolean; // batch access records to handlers.log
+  reusePort?: boolean; // SO_REUSEPORT so several workers can listen on the same ports
 }
 
 export interface CgiRequest {
