@@ -1,13 +1,13 @@
 // End-to-end CGI tests against a real lisod over HTTP and verified HTTPS: environment,
 // bodies (1 MiB, chunked, ignored), NPH, Status/Location, failures, timeout, limits.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
-import { Conn, exchange1, get, headerCount, sha256, sleep, type HttpResponse } from './helpers/client.js';
+import { Conn, exchange1, get, headerCount, sha256, sleep, withConn, type HttpResponse } from './helpers/client.js';
 import { repoRoot, startLisod, type Lisod, type LisodOptions } from './helpers/lisod.js';
+import { testTempDir } from './helpers/tmp.js';
 
 const scripts = path.join(repoRoot, 'test', 'cgi-scripts');
 const script = (name: string): string => path.join(scripts, name);
@@ -105,6 +105,19 @@ function killGroupOf(pid: number): void {
   } catch {
     // Gone already.
   }
+}
+
+/**
+ * Waits (up to 5 s) for sleep.cgi to write its background child's PID to `pidFile`; checks
+ * that the child runs and kills its process group when the test ends.
+ */
+async function scriptChild(t: ExecutionContext, pidFile: string): Promise<number> {
+  const started = Date.now();
+  while (!fs.existsSync(pidFile) && Date.now() - started < 5000) await sleep(20);
+  const childPid = Number(fs.readFileSync(pidFile, 'utf8'));
+  t.teardown(() => killGroupOf(childPid));
+  t.true(alive(childPid));
+  return childPid;
 }
 
 function rssKiB(pid: number): number {
@@ -243,8 +256,7 @@ test('httpoxy: a Proxy request header never becomes HTTP_PROXY', async (t) => {
 
 test('HEAD runs the script with REQUEST_METHOD=HEAD, sends no body, keeps the connection', async (t) => {
   const l = await envServer();
-  const c = await Conn.open({ port: l.httpPort });
-  try {
+  await withConn({ port: l.httpPort }, async (c) => {
     await c.write(get('/cgi/head', '', 'HEAD') + get('/cgi/after-head'));
     const [head, after] = await c.readResponses(2, { heads: [true, false] });
     t.is(head!.status, 200);
@@ -253,15 +265,12 @@ test('HEAD runs the script with REQUEST_METHOD=HEAD, sends no body, keeps the co
     t.is(head!.body.length, 0);
     t.is(dump(after!).env.PATH_INFO, '/after-head');
     t.is(headerCount(after!, 'content-length'), 1);
-  } finally {
-    c.destroy();
-  }
+  });
 });
 
 test('keep-alive: pipelined CGI and static requests on one connection', async (t) => {
   const l = await envServer();
-  const c = await Conn.open({ port: l.httpPort });
-  try {
+  await withConn({ port: l.httpPort }, async (c) => {
     const body = Buffer.from('x=1');
     await c.write(Buffer.concat([Buffer.from(get('/cgi/one')), post('/cgi/two', body), Buffer.from(get('/index.html')), Buffer.from(get('/cgi/three'))]));
     const [one, two, stat, three] = await c.readResponses(4);
@@ -271,9 +280,7 @@ test('keep-alive: pipelined CGI and static requests on one connection', async (t
     t.regex(stat!.body.toString(), /lisod test default/);
     t.is(dump(three!).env.PATH_INFO, '/three');
     t.is(three!.headers.connection?.toLowerCase(), 'keep-alive');
-  } finally {
-    c.destroy();
-  }
+  });
 });
 
 test('HTTP/1.0 request without Host: SERVER_PROTOCOL HTTP/1.0, SERVER_NAME from config', async (t) => {
@@ -289,8 +296,7 @@ test('upload backpressure: a 64 MiB POST to a script that reads late is not buff
   const l = await envServer();
   const body = crypto.randomBytes(64 << 20);
   const before = rssKiB(l.pid);
-  const c = await Conn.open({ port: l.httpPort });
-  try {
+  await withConn({ port: l.httpPort }, async (c) => {
     const writing = c.write(post('/cgi/slow-reader?delay=1.5', body));
     await sleep(1000); // the script sleeps: everything not in pipes/sockets would pile up in lisod
     const during = rssKiB(l.pid);
@@ -300,9 +306,7 @@ test('upload backpressure: a 64 MiB POST to a script that reads late is not buff
     t.is(d.body_length, body.length);
     t.is(d.body_sha256, sha256(body));
     t.true(during - before < 24 * 1024, `lisod RSS grew by ${during - before} KiB while the script was not reading`);
-  } finally {
-    c.destroy();
-  }
+  });
 });
 
 // ---- Output forms: Status, Location, NPH, streaming ----
@@ -361,22 +365,18 @@ test('local redirect outside /cgi/ becomes a 302; a redirect loop ends in 500', 
 
 test('204 from a script: no body sent, connection reusable', async (t) => {
   const l = await statusServer();
-  const c = await Conn.open({ port: l.httpPort });
-  try {
+  await withConn({ port: l.httpPort }, async (c) => {
     await c.write(get('/cgi/nocontent') + get('/cgi/target?again'));
     const [none, next] = await c.readResponses(2);
     t.is(none!.status, 204);
     t.is(none!.body.length, 0);
     t.is(next!.body.toString(), 'target reached by GET with query again\n');
-  } finally {
-    c.destroy();
-  }
+  });
 });
 
 test('output streams as the script writes it', async (t) => {
   const l = await statusServer();
-  const c = await Conn.open({ port: l.httpPort });
-  try {
+  await withConn({ port: l.httpPort }, async (c) => {
     await c.write(get('/cgi/slow'));
     const deadline = Date.now() + 5000;
     while (!c.peek().includes('tick 0') && Date.now() < deadline) await sleep(10);
@@ -384,9 +384,7 @@ test('output streams as the script writes it', async (t) => {
     t.false(c.peek().includes('tick 2'), 'first line arrived only after the script finished');
     const res = await c.readResponse();
     t.is(res.body.toString(), 'tick 0\ntick 1\ntick 2\n');
-  } finally {
-    c.destroy();
-  }
+  });
 });
 
 test('download backpressure: a client that stops reading blocks the script', async (t) => {
@@ -432,31 +430,25 @@ const nphServer = (): Promise<Lisod> => server('nph', { script: script('nph.cgi'
 for (const tls of [false, true]) {
   test(`${tls ? 'https' : 'http'}: NPH output is relayed byte for byte`, async (t) => {
     const l = await nphServer();
-    const c = await Conn.open({ port: port(l, tls), tls });
-    try {
+    await withConn({ port: port(l, tls), tls }, async (c) => {
       await c.write(get('/cgi/nph/path'));
       const raw = await c.readToEnd(); // NPH: the connection closes after the response
       const body = 'nph says hello to GET /nph/path';
       t.is(raw.toString('latin1'),
         `HTTP/1.1 299 Custom NPH\r\nServer: Liso/1.0\r\nContent-Type: text/plain\r\nX-Nph: yes\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
-    } finally {
-      c.destroy();
-    }
+    });
   });
 }
 
 test('NPH answer to HEAD: head only', async (t) => {
   const l = await nphServer();
-  const c = await Conn.open({ port: l.httpPort });
-  try {
+  await withConn({ port: l.httpPort }, async (c) => {
     await c.write(get('/cgi/x', '', 'HEAD'));
     const raw = (await c.readToEnd()).toString('latin1');
     t.regex(raw, /^HTTP\/1\.1 299 Custom NPH\r\n/);
     t.true(raw.endsWith('\r\n\r\n'));
     t.false(raw.includes('nph says hello'));
-  } finally {
-    c.destroy();
-  }
+  });
 });
 
 // ---- Failures ----
@@ -477,23 +469,19 @@ test('crashing script → 500 page; its stderr lines reach the error log', async
 
 test('garbage output → 502; connection still usable', async (t) => {
   const l = await server('garbage', { script: script('garbage.cgi') });
-  const c = await Conn.open({ port: l.httpPort });
-  try {
+  await withConn({ port: l.httpPort }, async (c) => {
     await c.write(get('/cgi/') + get('/index.html'));
     const [bad, stat] = await c.readResponses(2);
     t.is(bad!.status, 502);
     t.regex(bad!.body.toString(), /502/);
     t.false(bad!.body.toString().includes('garbage'));
     t.is(stat!.status, 200);
-  } finally {
-    c.destroy();
-  }
+  });
   t.regex(await errorLog(l, /malformed header line/), /malformed header line/);
 });
 
 test('script that cannot be executed → 500', async (t) => {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lisod-cgi-noexec-'));
-  t.teardown(() => fs.rmSync(base, { recursive: true, force: true }));
+  const base = testTempDir(t, 'lisod-cgi-noexec-');
   const plain = path.join(base, 'plain.cgi');
   fs.copyFileSync(script('hello.cgi'), plain);
   fs.chmodSync(plain, 0o644);
@@ -508,17 +496,12 @@ test('script that cannot be executed → 500', async (t) => {
 });
 
 test('silent script: killed with its process group after the timeout → 504; static keeps flowing', async (t) => {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lisod-cgi-sleep-'));
-  t.teardown(() => fs.rmSync(base, { recursive: true, force: true }));
-  const pidFile = path.join(base, 'child.pid');
+  const pidFile = path.join(testTempDir(t, 'lisod-cgi-sleep-'), 'child.pid');
   const l = await server('sleep', { script: script('sleep.cgi'), timeout: 3, env: { SLEEP_PIDFILE: pidFile } });
   const started = Date.now();
   let settled = false;
   const slow = exchange1(get('/cgi/'), { port: l.httpPort, timeoutMs: 10_000 }).finally(() => { settled = true; });
-  while (!fs.existsSync(pidFile) && Date.now() - started < 5000) await sleep(20);
-  const childPid = Number(fs.readFileSync(pidFile, 'utf8'));
-  t.teardown(() => killGroupOf(childPid));
-  t.true(alive(childPid));
+  const childPid = await scriptChild(t, pidFile);
   // Static requests are answered while the script sleeps.
   for (let i = 0; i < 4; i++) {
     const res = await exchange1(get('/index.html'), { port: i % 2 ? l.httpsPort : l.httpPort, tls: i % 2 === 1 });
@@ -553,15 +536,12 @@ test('process limit: one running, one queued, the rest 503', async (t) => {
 test('script that ignores a large upload: answered, lisod not stuck', async (t) => {
   const l = await server('ignores', { script: script('ignores-stdin.cgi') });
   const body = crypto.randomBytes(32 << 20);
-  const c = await Conn.open({ port: l.httpPort });
-  try {
+  await withConn({ port: l.httpPort }, async (c) => {
     c.write(post('/cgi/', body)).catch(() => {}); // the server may close once it answered
     const res = await c.readResponse({ timeoutMs: 20_000 });
     t.is(res.status, 200);
     t.is(res.body.toString(), 'I did not read your upload\n');
-  } finally {
-    c.destroy();
-  }
+  });
   const again = await exchange1(get('/cgi/'), { port: l.httpPort });
   t.is(again.status, 200);
   const stat = await exchange1(get('/index.html'), { port: l.httpsPort, tls: true });
@@ -569,17 +549,11 @@ test('script that ignores a large upload: answered, lisod not stuck', async (t) 
 });
 
 test('client that disconnects mid-request: the script is stopped', async (t) => {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lisod-cgi-gone-'));
-  t.teardown(() => fs.rmSync(base, { recursive: true, force: true }));
-  const pidFile = path.join(base, 'child.pid');
+  const pidFile = path.join(testTempDir(t, 'lisod-cgi-gone-'), 'child.pid');
   const l = await server('gone', { script: script('sleep.cgi'), timeout: 30, env: { SLEEP_PIDFILE: pidFile } });
   const c = await Conn.open({ port: l.httpPort });
   await c.write(get('/cgi/'));
-  const started = Date.now();
-  while (!fs.existsSync(pidFile) && Date.now() - started < 5000) await sleep(20);
-  const childPid = Number(fs.readFileSync(pidFile, 'utf8'));
-  t.teardown(() => killGroupOf(childPid));
-  t.true(alive(childPid));
+  const childPid = await scriptChild(t, pidFile);
   c.destroy();
   const deadline = Date.now() + 5000;
   while (alive(childPid) && Date.now() < deadline) await sleep(50);

@@ -1,6 +1,6 @@
 // CgiRunner against a recording stand-in for the native server: queueing, 503/504,
 // backpressure in both directions, local redirects, client close, spooling, stderr.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CgiRunner, type CgiOptions } from '../src/cgi.js';
 import type { CgiRequest, NativeServer } from '../src/native.js';
+import { testTempDir } from './helpers/tmp.js';
 
 const scripts = path.join(path.dirname(fileURLToPath(import.meta.url)), 'cgi-scripts');
 
@@ -129,6 +130,25 @@ function alive(pid: number): boolean {
   }
 }
 
+const pause = (ms: number): Promise<void> => new Promise((x) => setTimeout(x, ms));
+
+/** One request to sleep.cgi; resolves once (or 5 s after) it wrote its background child's PID. */
+async function sleeper(t: ExecutionContext) {
+  const pidFile = path.join(testTempDir(t, 'cgi-runner-'), 'pid');
+  const s = setup('sleep.cgi', { env: { SLEEP_PIDFILE: pidFile } });
+  const r = req('/cgi/');
+  s.h.request(r);
+  const t0 = Date.now();
+  while (!fs.existsSync(pidFile) && Date.now() - t0 < 5000) await pause(20);
+  return { ...s, r, pid: Number(fs.readFileSync(pidFile, 'utf8')) };
+}
+
+/** Polls for up to 5 s until pid is gone. */
+async function waitGone(pid: number): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (alive(pid) && Date.now() < deadline) await pause(20);
+}
+
 test('parsed-header response: status, headers and body reach the server, then end', async (t) => {
   const { server, h } = setup('status.cgi');
   const r = req('/cgi/notfound');
@@ -231,20 +251,11 @@ test('local redirect: the target runs as a GET; loops end in 500', async (t) => 
 });
 
 test('client gone: the script and its process group are stopped', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cgi-runner-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const pidFile = path.join(dir, 'pid');
-  const { runner, server, h } = setup('sleep.cgi', { env: { SLEEP_PIDFILE: pidFile } });
-  const r = req('/cgi/');
-  h.request(r);
-  const t0 = Date.now();
-  while (!fs.existsSync(pidFile) && Date.now() - t0 < 5000) await new Promise((x) => setTimeout(x, 20));
-  const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+  const { runner, server, h, r, pid } = await sleeper(t);
   t.teardown(() => runner.stop());
   t.true(alive(pid));
   h.close(r.id);
-  const deadline = Date.now() + 5000;
-  while (alive(pid) && Date.now() < deadline) await new Promise((x) => setTimeout(x, 20));
+  await waitGone(pid);
   t.false(alive(pid));
   t.false(server.responses.has(r.id), 'nothing is sent to a closed connection');
 });
@@ -297,17 +308,9 @@ test('NPH: raw mode, bytes as written; HEAD gets the head only', async (t) => {
 });
 
 test('stop(): every running script group is terminated', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cgi-runner-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const pidFile = path.join(dir, 'pid');
-  const { runner, h } = setup('sleep.cgi', { env: { SLEEP_PIDFILE: pidFile } });
-  h.request(req('/cgi/'));
-  const t0 = Date.now();
-  while (!fs.existsSync(pidFile) && Date.now() - t0 < 5000) await new Promise((x) => setTimeout(x, 20));
-  const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+  const { runner, pid } = await sleeper(t);
   t.true(alive(pid));
   runner.stop();
-  const deadline = Date.now() + 5000;
-  while (alive(pid) && Date.now() < deadline) await new Promise((x) => setTimeout(x, 20));
+  await waitGone(pid);
   t.false(alive(pid));
 });

@@ -4,24 +4,14 @@ import test from 'ava';
 import fs from 'node:fs';
 import { Conn, exchange, exchange1, get, sha256, sleep } from './helpers/client.js';
 import { assertFile } from './helpers/assert.js';
-import { makeDocroot, type Docroot } from './helpers/docroot.js';
-import { startLisod, type Lisod } from './helpers/lisod.js';
+import { startLisod } from './helpers/lisod.js';
+import { useLisod } from './helpers/use_lisod.js';
 
 const kPlain = 1100;
 const kTls = 100;
 const kBatch = 100;
 
-let www: Docroot;
-let srv: Lisod;
-
-test.before(async () => {
-  www = makeDocroot();
-  srv = await startLisod({ www: www.root });
-});
-
-test.after.always(async () => {
-  await srv?.stop();
-});
+const site = useLisod(test);
 
 /** Runs fn over items with at most `width` in flight. */
 async function inBatches<T, R>(items: T[], width: number, fn: (x: T) => Promise<R>): Promise<R[]> {
@@ -40,25 +30,25 @@ function rss(pid: number): number {
 
 // Serial: runs alone in this file before the concurrent tests, so RSS is not disturbed.
 test.serial('40 stalled downloads of a 10 MiB file keep lisod\'s memory bounded (no whole-file buffers)', async (t) => {
-  const big = www.files.get('/big.bin')!;
+  const big = site.www.files.get('/big.bin')!;
   // Warm up both paths once so lazily created state is already in the baseline.
   for (const tls of [false, true]) {
-    const [r] = await exchange(get('/big.bin'), { port: tls ? srv.httpsPort : srv.httpPort, tls, timeoutMs: 30_000 });
+    const [r] = await exchange(get('/big.bin'), { port: tls ? site.srv.httpsPort : site.srv.httpPort, tls, timeoutMs: 30_000 });
     t.is(sha256(r!.body), big.sha256);
   }
   await sleep(300);
-  const before = rss(srv.pid);
+  const before = rss(site.srv.pid);
   const conns: Conn[] = [];
   try {
     for (let i = 0; i < 40; i++) {
       const tls = i % 2 === 1;
-      const c = await Conn.open({ port: tls ? srv.httpsPort : srv.httpPort, tls });
+      const c = await Conn.open({ port: tls ? site.srv.httpsPort : site.srv.httpPort, tls });
       c.socket.pause();
       await c.write(get('/big.bin') + get('/big.bin'));
       conns.push(c);
     }
     await sleep(1500);
-    const during = rss(srv.pid);
+    const during = rss(site.srv.pid);
     const grew = during - before;
     t.log(`RSS before ${(before / 2 ** 20).toFixed(1)} MiB, during ${(during / 2 ** 20).toFixed(1)} MiB`);
     // 40 × 20 MiB requested; whole-file buffering would need ≥ 400 MiB.
@@ -67,13 +57,13 @@ test.serial('40 stalled downloads of a 10 MiB file keep lisod\'s memory bounded 
     for (const c of conns) c.destroy();
   }
   await sleep(200);
-  assertFile(t, await exchange1(get('/hello.txt'), { port: srv.httpPort }), www.files.get('/hello.txt')!);
+  assertFile(t, await exchange1(get('/hello.txt'), { port: site.srv.httpPort }), site.www.files.get('/hello.txt')!);
 });
 
 test('lisod raises its soft fd limit to the hard limit at start-up', async (t) => {
   const hard = Number(/Max open files\s+\d+\s+(\d+)/.exec(fs.readFileSync('/proc/self/limits', 'utf8'))![1]);
   t.true(hard > 1024, `this machine's hard limit ${hard} is too low to tell`);
-  const l = await startLisod({ www: www.root, wrapper: ['prlimit', '--nofile=1024:' + hard, '--'] });
+  const l = await startLisod({ www: site.www.root, wrapper: ['prlimit', '--nofile=1024:' + hard, '--'] });
   try {
     const m = /Max open files\s+(\d+)\s+(\d+)/.exec(fs.readFileSync(`/proc/${l.pid}/limits`, 'utf8'))!;
     t.is(Number(m[2]), hard);
@@ -84,14 +74,14 @@ test('lisod raises its soft fd limit to the hard limit at start-up', async (t) =
 });
 
 test(`${kPlain} plain + ${kTls} TLS connections held open; a new client is still served`, async (t) => {
-  const hello = www.files.get('/hello.txt')!;
-  const range = www.files.get('/range.txt')!;
+  const hello = site.www.files.get('/hello.txt')!;
+  const range = site.www.files.get('/range.txt')!;
   const conns: Conn[] = [];
   try {
     const specs = [...Array(kPlain).fill(false), ...Array(kTls).fill(true)] as boolean[];
     // Open everything first (connections idle at once), then use them.
     const opened = await inBatches(specs, kBatch, (tls) =>
-      Conn.open({ port: tls ? srv.httpsPort : srv.httpPort, tls, timeoutMs: 20_000 }));
+      Conn.open({ port: tls ? site.srv.httpsPort : site.srv.httpPort, tls, timeoutMs: 20_000 }));
     conns.push(...opened);
     t.is(conns.length, kPlain + kTls);
 
@@ -105,8 +95,8 @@ test(`${kPlain} plain + ${kTls} TLS connections held open; a new client is still
     t.true(conns.every((c) => !c.eof), 'server keeps all of them open');
 
     // A newcomer on each port while all are held.
-    assertFile(t, await exchange1(get('/hello.txt'), { port: srv.httpPort }), hello);
-    assertFile(t, await exchange1(get('/hello.txt'), { port: srv.httpsPort, tls: true }), hello);
+    assertFile(t, await exchange1(get('/hello.txt'), { port: site.srv.httpPort }), hello);
+    assertFile(t, await exchange1(get('/hello.txt'), { port: site.srv.httpsPort, tls: true }), hello);
 
     // And every held connection still works.
     ok = 0;
@@ -116,15 +106,15 @@ test(`${kPlain} plain + ${kTls} TLS connections held open; a new client is still
       if (r.status === 200 && sha256(r.body) === range.sha256) ok++;
     });
     t.is(ok, conns.length, 'every held connection got its second response');
-    t.is(srv.proc.exitCode, null);
+    t.is(site.srv.proc.exitCode, null);
   } finally {
     for (const c of conns) c.destroy();
   }
 });
 
 test('a burst of 300 simultaneous one-shot requests is fully answered', async (t) => {
-  const hello = www.files.get('/hello.txt')!;
+  const hello = site.www.files.get('/hello.txt')!;
   const results = await Promise.all(Array.from({ length: 300 }, (_, i) =>
-    exchange1(get('/hello.txt', i % 2 ? 'Connection: close\r\n' : ''), { port: srv.httpPort, timeoutMs: 20_000 })));
+    exchange1(get('/hello.txt', i % 2 ? 'Connection: close\r\n' : ''), { port: site.srv.httpPort, timeoutMs: 20_000 })));
   t.is(results.filter((r) => r.status === 200 && sha256(r.body) === hello.sha256).length, 300);
 });

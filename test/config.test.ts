@@ -9,18 +9,13 @@ import type { LisoArgs } from '../src/cli.js';
 import {
   ConfigError, findKeyLine, finishConfig, kEmptyDraft, loadConfig, parseConfigText, toServerConfig, applyLiso,
 } from '../src/config.js';
+import { tempDir } from './helpers/tmp.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-const temps: string[] = [];
-test.after.always(() => {
-  for (const d of temps) fs.rmSync(d, { recursive: true, force: true });
-});
-
 /** A temp directory with www/, a CGI script, key/cert files and logs/. */
 function fixture(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lisod-config-'));
-  temps.push(dir);
+  const dir = tempDir('lisod-config-');
   fs.mkdirSync(path.join(dir, 'www'));
   fs.mkdirSync(path.join(dir, 'logs'));
   fs.writeFileSync(path.join(dir, 'app.cgi'), '#!/bin/sh\necho\n', { mode: 0o755 });

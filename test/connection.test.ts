@@ -4,26 +4,16 @@ import test, { type ExecutionContext } from 'ava';
 import net from 'node:net';
 import { Conn, exchange1, get, sha256, sleep } from './helpers/client.js';
 import { assertCommonHeaders, assertFile, describe } from './helpers/assert.js';
-import { makeDocroot, type DocFile, type Docroot } from './helpers/docroot.js';
-import { startLisod, type Lisod } from './helpers/lisod.js';
+import type { DocFile } from './helpers/docroot.js';
+import { useLisod } from './helpers/use_lisod.js';
 
-let www: Docroot;
-let srv: Lisod;
+const site = useLisod(test);
 
-test.before(async () => {
-  www = makeDocroot();
-  srv = await startLisod({ www: www.root });
-});
-
-test.after.always(async () => {
-  await srv?.stop();
-});
-
-const file = (p: string): DocFile => www.files.get(p)!;
-const port = (tls: boolean): number => (tls ? srv.httpsPort : srv.httpPort);
+const file = (p: string): DocFile => site.www.files.get(p)!;
+const port = (tls: boolean): number => (tls ? site.srv.httpsPort : site.srv.httpPort);
 
 async function stillServes(t: ExecutionContext): Promise<void> {
-  t.is(srv.proc.exitCode, null, `lisod exited: ${srv.stderr()}`);
+  t.is(site.srv.proc.exitCode, null, `lisod exited: ${site.srv.stderr()}`);
   for (const tls of [false, true]) {
     assertFile(t, await exchange1(get('/hello.txt'), { port: port(tls), tls }), file('/hello.txt'));
   }
@@ -61,7 +51,7 @@ for (const tls of [false, true]) {
   });
 
   test(`${proto}: 25 pipelined GETs, the last with Connection: close`, async (t) => {
-    const paths = [...www.files.keys()].filter((p) => p !== '/big.bin').slice(0, 24);
+    const paths = [...site.www.files.keys()].filter((p) => p !== '/big.bin').slice(0, 24);
     const raw = paths.map((p) => get(encodeURI(p))).join('') + get('/hello.txt', 'Connection: close\r\n');
     const c = await Conn.open({ port: port(tls), tls });
     await c.write(raw);
@@ -241,7 +231,7 @@ for (const tls of [false, true]) {
 
 test('TLS: a client vanishing mid-handshake does not disturb the server', async (t) => {
   for (let i = 0; i < 5; i++) {
-    const s = net.connect({ host: '127.0.0.1', port: srv.httpsPort });
+    const s = net.connect({ host: '127.0.0.1', port: site.srv.httpsPort });
     await new Promise((r) => s.once('connect', r));
     // The first bytes of a TLS 1.2 ClientHello record, then nothing.
     s.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]));

@@ -5,7 +5,6 @@ import test, { type ExecutionContext } from 'ava';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { parseCli } from '../src/cli.js';
 import { ConfigError, loadConfig } from '../src/config.js';
@@ -18,6 +17,7 @@ import {
 } from './helpers/daemon.js';
 import { kNobody, runningAsRoot, startLisod } from './helpers/lisod.js';
 import { getPki } from './helpers/pki.js';
+import { testTempDir } from './helpers/tmp.js';
 
 // Daemons, timing and ports: one test at a time keeps the 2 s launch bound meaningful.
 const serial = test.serial;
@@ -487,8 +487,7 @@ serial('under systemd (Type=notify): READY=1 once serving, RELOADING=1 then READ
 });
 
 test('controlSettings reads only lock_file and shutdown_grace, so other mistakes do not block stop|reload', (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lisod-control-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = testTempDir(t, 'lisod-control-');
   const conf = path.join(dir, 'a.conf');
   fs.writeFileSync(conf, 'htps_port = 1\nlock_file = "run/x.lock"\nshutdown_grace = 2.5\nwww = "missing"\n');
   t.deepEqual(controlSettings(conf, null, '/'), { lockFile: path.join(dir, 'run', 'x.lock'), graceMs: 2500 });

@@ -1,7 +1,7 @@
 // Daemon building blocks end to end without main.ts: a small stand-in program launches
 // itself through daemon.ts, takes the lock, serves TCP, and handles signals via signals.ts;
 // control.ts stops, reloads and queries it. Plus signals.ts on its own with fake hooks.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -12,7 +12,8 @@ import { control, kLsb } from '../src/control.js';
 import { DaemonChild, kDaemonMarker } from '../src/daemon.js';
 import { dropPrivileges } from '../src/privileges.js';
 import { acquireLock, isLockHeld, readLockPid } from '../src/lockfile.js';
-import { installSignalHandlers, type SignalHooks } from '../src/signals.js';
+import { installSignalHandlers, type SignalControl, type SignalHooks } from '../src/signals.js';
+import { tempDir } from './helpers/tmp.js';
 
 // Absolute, so that processes started in a temp directory find the loader.
 const kTsx = `--import=${import.meta.resolve('tsx')}`;
@@ -89,17 +90,6 @@ interface Run {
   stderr: string;
 }
 
-const tempDirs: string[] = [];
-test.after.always(() => {
-  for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lisod-daemon-'));
-  tempDirs.push(dir);
-  return dir;
-}
-
 function launch(dir: string, mode: string, env: Record<string, string> = {}): Promise<Run> {
   const fixture = path.join(dir, 'fixture.mts');
   if (!fs.existsSync(fixture)) fs.writeFileSync(fixture, kFixture);
@@ -163,7 +153,7 @@ function connect(port: number): Promise<net.Socket> {
 }
 
 test.serial('launcher exits 0 once the detached daemon holds the lock and serves; control drives it', async (t) => {
-  const dir = tempDir();
+  const dir = tempDir('lisod-daemon-');
   const pids: number[] = [];
   t.teardown(killLater(pids));
   const lockPath = path.join(dir, 'run', 'fixture.lock');
@@ -241,7 +231,7 @@ test.serial('launcher exits 0 once the detached daemon holds the lock and serves
 });
 
 test.serial('after kill -9 the lock keeps a stale PID, status says so, and a new start works', async (t) => {
-  const dir = tempDir();
+  const dir = tempDir('lisod-daemon-');
   const pids: number[] = [];
   t.teardown(killLater(pids));
   const lockPath = path.join(dir, 'run', 'fixture.lock');
@@ -269,34 +259,27 @@ test.serial('after kill -9 the lock keeps a stale PID, status says so, and a new
   t.true(await waitGone(second));
 });
 
-test.serial('a daemon that reports an error: one-line message, exit 1, no process left', async (t) => {
-  const dir = tempDir();
-  const run = await launch(dir, 'fail');
-  t.is(run.code, 1);
-  t.is(run.stderr, 'lisod: cannot bind 127.0.0.1:80 EADDRINUSE\n');
-  const { pid } = states(dir)[0] as { pid: number };
-  t.true(await waitGone(pid, 1000));
-});
+// Daemons that never become ready: the launcher exits 1 with one line, and no daemon is left.
+const kFailures: Array<[title: string, mode: string, stderr: string]> = [
+  ['a daemon that reports an error: one-line message, exit 1, no process left', 'fail', 'lisod: cannot bind 127.0.0.1:80 EADDRINUSE\n'],
+  ['a daemon that reports an error but lingers is killed by the launcher', 'fail-linger', 'lisod: gave up\n'],
+  ['a daemon that dies before reporting: exit 1 with its status', 'crash', 'lisod: daemon exited with status 1 before it was ready\n'],
+];
 
-test.serial('a daemon that reports an error but lingers is killed by the launcher', async (t) => {
-  const dir = tempDir();
-  const run = await launch(dir, 'fail-linger');
-  t.is(run.code, 1);
-  t.is(run.stderr, 'lisod: gave up\n');
-  const { pid } = states(dir)[0] as { pid: number };
-  t.teardown(killLater([pid]));
-  t.true(await waitGone(pid, 1000));
-});
-
-test.serial('a daemon that dies before reporting: exit 1 with its status', async (t) => {
-  const dir = tempDir();
-  const run = await launch(dir, 'crash');
-  t.is(run.code, 1);
-  t.is(run.stderr, 'lisod: daemon exited with status 1 before it was ready\n');
-});
+for (const [title, mode, stderr] of kFailures) {
+  test.serial(title, async (t) => {
+    const dir = tempDir('lisod-daemon-');
+    const run = await launch(dir, mode);
+    t.is(run.code, 1);
+    t.is(run.stderr, stderr);
+    const { pid } = states(dir)[0] as { pid: number };
+    t.teardown(killLater([pid]));
+    t.true(await waitGone(pid, 1000));
+  });
+}
 
 test.serial('a daemon that never reports is killed at the timeout', async (t) => {
-  const dir = tempDir();
+  const dir = tempDir('lisod-daemon-');
   const run = await launch(dir, 'hang', { FIXTURE_TIMEOUT_MS: '1500' });
   t.is(run.code, 1);
   const m = /^lisod: daemon \(pid (\d+)\) did not become ready within 1\.5 s; killed it\n$/.exec(run.stderr);
@@ -316,14 +299,15 @@ test('DaemonChild only exists with the marker', (t) => {
 interface Trace {
   events: string[];
   exits: number[];
-  hooks: SignalHooks;
+  control: SignalControl;
   setInFlight(n: number): void;
 }
 
-function trace(overrides: Partial<SignalHooks> = {}): Trace {
+/** Installs handlers whose hooks record what they are asked to do; disposed when `t` ends. */
+function trace(t: ExecutionContext, overrides: Partial<SignalHooks> = {}, initialInFlight = 0): Trace {
   const events: string[] = [];
   const exits: number[] = [];
-  let inFlight = 0;
+  let inFlight = initialInFlight;
   const hooks: SignalHooks = {
     graceMs: 1000,
     stopAccepting: () => events.push('stopAccepting'),
@@ -338,16 +322,15 @@ function trace(overrides: Partial<SignalHooks> = {}): Trace {
     exit: (code) => exits.push(code),
     ...overrides,
   };
-  return { events, exits, hooks, setInFlight: (n) => (inFlight = n) };
+  const control = installSignalHandlers(hooks);
+  t.teardown(() => control.dispose());
+  return { events, exits, control, setInFlight: (n) => (inFlight = n) };
 }
 
 const tick = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 test.serial('SIGTERM: stop accepting, wait for requests in flight, close, exit 0', async (t) => {
-  const tr = trace();
-  tr.setInFlight(2);
-  const control = installSignalHandlers(tr.hooks);
-  t.teardown(() => control.dispose());
+  const tr = trace(t, {}, 2);
   process.emit('SIGTERM', 'SIGTERM');
   await tick(120);
   t.deepEqual(tr.events, ['info: received SIGTERM: stopping (grace period 1 s, 2 in flight)', 'stopAccepting']);
@@ -360,20 +343,14 @@ test.serial('SIGTERM: stop accepting, wait for requests in flight, close, exit 0
 });
 
 test.serial('the grace period ends the wait; a second signal ends it at once', async (t) => {
-  const tr = trace({ graceMs: 200 });
-  tr.setInFlight(1);
-  const c1 = installSignalHandlers(tr.hooks);
-  t.teardown(() => c1.dispose());
+  const tr = trace(t, { graceMs: 200 }, 1);
   process.emit('SIGINT', 'SIGINT');
   await tick(400);
   t.deepEqual(tr.events.slice(1), ['stopAccepting', 'warn: closing 1 unfinished request(s)', 'close(1)']);
   t.deepEqual(tr.exits, [0]);
-  c1.dispose();
+  tr.control.dispose();
 
-  const tr2 = trace({ graceMs: 60_000 });
-  tr2.setInFlight(3);
-  const c2 = installSignalHandlers(tr2.hooks);
-  t.teardown(() => c2.dispose());
+  const tr2 = trace(t, { graceMs: 60_000 }, 3);
   process.emit('SIGTERM', 'SIGTERM');
   await tick(50);
   process.emit('SIGTERM', 'SIGTERM');
@@ -390,7 +367,7 @@ test.serial('the grace period ends the wait; a second signal ends it at once', a
 test.serial('SIGHUP reloads one at a time, coalesces bursts, and survives a failing reload', async (t) => {
   let release: () => void = () => {};
   let calls = 0;
-  const tr = trace({
+  const tr = trace(t, {
     reload: () => {
       calls++;
       if (calls === 1) return new Promise<void>((r) => (release = r));
@@ -398,8 +375,6 @@ test.serial('SIGHUP reloads one at a time, coalesces bursts, and survives a fail
       return Promise.resolve();
     },
   });
-  const c = installSignalHandlers(tr.hooks);
-  t.teardown(() => c.dispose());
   process.emit('SIGHUP', 'SIGHUP');
   await tick(10);
   process.emit('SIGHUP', 'SIGHUP');
@@ -417,14 +392,12 @@ test.serial('SIGHUP reloads one at a time, coalesces bursts, and survives a fail
 });
 
 test.serial('an error while closing exits 1', async (t) => {
-  const tr = trace({
+  const tr = trace(t, {
     close: () => {
       throw new Error('flush failed');
     },
   });
-  const c = installSignalHandlers(tr.hooks);
-  t.teardown(() => c.dispose());
-  await c.stop('fatal error');
+  await tr.control.stop('fatal error');
   t.true(tr.events.includes('error: error while stopping: flush failed'));
   t.deepEqual(tr.exits, [1]);
 });
@@ -432,7 +405,7 @@ test.serial('an error while closing exits 1', async (t) => {
 const isRoot = process.geteuid?.() === 0;
 
 (isRoot ? test : test.skip)(`root drops to nobody: files handed over, groups replaced, no way back${isRoot ? '' : ' (skipped: needs root)'}`, async (t) => {
-  const dir = tempDir();
+  const dir = tempDir('lisod-daemon-');
   const log = path.join(dir, 'error.log');
   fs.writeFileSync(log, '');
   const code = `
@@ -441,15 +414,10 @@ const isRoot = process.geteuid?.() === 0;
     let regained = true;
     try { process.setuid(0); } catch { regained = false; }
     console.log(JSON.stringify({ r, uid: process.getuid(), euid: process.geteuid(), gid: process.getgid(), groups: process.getgroups(), regained }));`;
-  const child = spawn(process.execPath, [kTsx, '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const status = await new Promise<number | null>((r) => child.on('close', r));
+  const { status, out, err } = await runModule(code);
   t.is(status, 0, err);
   const facts = JSON.parse(out) as { r: { dropped: boolean; uid: number; gid: number }; uid: number; euid: number; gid: number; groups: number[]; regained: boolean };
-  const nobody = { uid: Number(execId('-u')), gid: Number(execId('-g')) };
+  const nobody = nobodyIds();
   t.deepEqual(facts.r, { dropped: true, ...nobody });
   t.is(facts.uid, nobody.uid);
   t.is(facts.euid, nobody.uid);
@@ -460,9 +428,21 @@ const isRoot = process.geteuid?.() === 0;
   t.deepEqual([st.uid, st.gid], [nobody.uid, nobody.gid]);
 });
 
-function execId(flag: string): string {
-  const r = spawnSync('id', [flag, 'nobody'], { encoding: 'utf8' });
-  return r.stdout.trim();
+/** uid and gid of `nobody` as `id` reports them. */
+function nobodyIds(): { uid: number; gid: number } {
+  const id = (flag: string): number => Number(spawnSync('id', [flag, 'nobody'], { encoding: 'utf8' }).stdout.trim());
+  return { uid: id('-u'), gid: id('-g') };
+}
+
+/** Runs an ES module body in a fresh Node (with tsx); resolves with its exit status and output. */
+async function runModule(code: string, opts: { cwd?: string; uid?: number; gid?: number } = {}): Promise<{ status: number | null; out: string; err: string }> {
+  const child = spawn(process.execPath, [kTsx, '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const status = await new Promise<number | null>((r) => child.on('close', r));
+  return { status, out, err };
 }
 
 test('not root: the user setting is reported as ignored and nothing changes', async (t) => {
@@ -474,25 +454,16 @@ test('not root: the user setting is reported as ignored and nothing changes', as
     let e = null;
     try { native.dropPrivileges('daemon'); } catch (x) { e = { code: x.code, message: x.message }; }
     console.log(JSON.stringify({ r, uid: process.getuid(), e }));`;
-  const child = spawn(process.execPath, [kTsx, '--input-type=module', '-e', code], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    cwd: os.tmpdir(),
-    ...(isRoot ? { uid: Number(execId('-u')), gid: Number(execId('-g')) } : {}),
-  });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const status = await new Promise<number | null>((r) => child.on('close', r));
+  const { status, out, err } = await runModule(code, { cwd: os.tmpdir(), ...(isRoot ? nobodyIds() : {}) });
   t.is(status, 0, err);
   const facts = JSON.parse(out) as { r: unknown; uid: number; e: { code: string; message: string } | null };
   t.deepEqual(facts.r, { dropped: false, reason: 'user = "daemon" ignored: lisod is not running as root' });
-  t.is(facts.uid, isRoot ? Number(execId('-u')) : process.getuid!());
+  t.is(facts.uid, isRoot ? nobodyIds().uid : process.getuid!());
   t.deepEqual(facts.e, { code: 'EPERM', message: 'cannot switch to user daemon: lisod is not running as root' });
 });
 
 (isRoot ? test.serial : test.serial.skip)(`control as another user: unreadable lock file → 4, PID it may not signal → 4${isRoot ? '' : ' (skipped: needs root)'}`, async (t) => {
-  const dir = tempDir();
+  const dir = tempDir('lisod-daemon-');
   fs.chmodSync(dir, 0o755);
   const lockPath = path.join(dir, 'held.lock');
   // Held by this (root) test process, which stands in for the daemon: nobody may not signal it.
@@ -502,16 +473,9 @@ test('not root: the user setting is reported as ignored and nothing changes', as
     const code = `
       const { control } = await import(${src('control.ts')});
       console.log(JSON.stringify(await control(${JSON.stringify(action)}, ${JSON.stringify(lockPath)})));`;
-    const child = spawn(process.execPath, [kTsx, '--input-type=module', '-e', code], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      cwd: os.tmpdir(),
-      uid: Number(execId('-u')),
-      gid: Number(execId('-g')),
-    });
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    await new Promise((r) => child.on('close', r));
-    return JSON.parse(out) as { code: number; message: string; error: boolean };
+    const r = await runModule(code, { cwd: os.tmpdir(), ...nobodyIds() });
+    if (r.status !== 0) throw new Error(`control as nobody exited ${r.status}: ${r.err}`);
+    return JSON.parse(r.out) as { code: number; message: string; error: boolean };
   };
 
   const unreadable = await asNobody('status');
@@ -527,7 +491,7 @@ test('not root: the user setting is reported as ignored and nothing changes', as
 });
 
 test.serial('control: a held lock naming a vanished PID is a failure, not a signal to someone else', async (t) => {
-  const lockPath = path.join(tempDir(), 'held.lock');
+  const lockPath = path.join(tempDir('lisod-daemon-'), 'held.lock');
   // A PID that is not in use: the first free one above a reaped child's.
   const child = spawn('true');
   await new Promise((r) => child.on('close', r));

@@ -4,10 +4,10 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { exchange1, get, sha256, type HttpResponse } from './helpers/client.js';
 import { repoRoot, startLisod, type Lisod } from './helpers/lisod.js';
+import { tempDir, testTempDir } from './helpers/tmp.js';
 
 const flaskrCgi = path.join(repoRoot, 'cgi-bin', 'flaskr.cgi');
 const probeCgi = path.join(repoRoot, 'test', 'cgi-scripts', 'wsgi_probe.cgi');
@@ -50,12 +50,6 @@ function runCgi(script: string, env: Record<string, string>, input: Buffer = Buf
       resolve({ code, status, headers, body, raw, stderr });
     });
   });
-}
-
-function tempDir(t: { teardown(fn: () => void): void }, prefix: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
 }
 
 function cgiEnv(method: string, pathInfo: string, extra: Record<string, string> = {}): Record<string, string> {
@@ -157,7 +151,7 @@ async function directLogin(dir: string, extra: Record<string, string> = {}): Pro
 }
 
 test('flaskr: first request creates the database and a private secret key file', async (t) => {
-  const dir = tempDir(t, 'flaskr-direct-');
+  const dir = testTempDir(t, 'flaskr-direct-');
   const r = await runCgi(flaskrCgi, flaskrEnv(dir, 'GET', '/'));
   t.is(r.status, 200, r.stderr);
   t.regex(r.headers['content-type'] ?? '', /^text\/html; charset=utf-8/);
@@ -170,13 +164,13 @@ test('flaskr: first request creates the database and a private secret key file',
   t.regex(secret, /^[0-9a-f]{64}$/);
   t.is(fs.statSync(path.join(dir, 'secret')).mode & 0o777, 0o600);
   // A second directory gets a different key: nothing constant in the repository.
-  const other = tempDir(t, 'flaskr-direct-');
+  const other = testTempDir(t, 'flaskr-direct-');
   await runCgi(flaskrCgi, flaskrEnv(other, 'GET', '/'));
   t.not(fs.readFileSync(path.join(other, 'secret'), 'utf8').trim(), secret);
 });
 
 test('flaskr: add entry needs a login (401); wrong credentials are refused', async (t) => {
-  const dir = tempDir(t, 'flaskr-direct-');
+  const dir = testTempDir(t, 'flaskr-direct-');
   const f = form({ title: 'sneaky', text: 'x' });
   const r = await runCgi(flaskrCgi, flaskrEnv(dir, 'POST', '/add', f.env), f.body);
   t.is(r.status, 401);
@@ -195,7 +189,7 @@ test('flaskr: add entry needs a login (401); wrong credentials are refused', asy
 });
 
 test('flaskr: credentials come from the environment when set', async (t) => {
-  const dir = tempDir(t, 'flaskr-direct-');
+  const dir = testTempDir(t, 'flaskr-direct-');
   const extra = { FLASKR_USERNAME: 'editor', FLASKR_PASSWORD: 's3cret pass' };
   const old = form({ username: 'admin', password: 'default' });
   const refused = await runCgi(flaskrCgi, flaskrEnv(dir, 'POST', '/login', { ...old.env, ...extra }), old.body);
@@ -207,7 +201,7 @@ test('flaskr: credentials come from the environment when set', async (t) => {
 });
 
 test('flaskr: user HTML is escaped', async (t) => {
-  const dir = tempDir(t, 'flaskr-direct-');
+  const dir = testTempDir(t, 'flaskr-direct-');
   const cookie = await directLogin(dir);
   const f = form({ title: '<script>alert("t")</script>', text: '<img src=x onerror=alert(1)>\n& more' });
   const add = await runCgi(flaskrCgi, flaskrEnv(dir, 'POST', '/add', { ...f.env, HTTP_COOKIE: cookie }), f.body);
@@ -220,7 +214,7 @@ test('flaskr: user HTML is escaped', async (t) => {
 });
 
 test('flaskr: concurrent writers all land (SQLite locking)', async (t) => {
-  const dir = tempDir(t, 'flaskr-direct-');
+  const dir = testTempDir(t, 'flaskr-direct-');
   const cookie = await directLogin(dir);
   const n = 8;
   const results = await Promise.all(Array.from({ length: n }, (_, i) => {
@@ -233,7 +227,7 @@ test('flaskr: concurrent writers all land (SQLite locking)', async (t) => {
 });
 
 test('flaskr: missing Flask gives a clear page and log line, not a stack trace', async (t) => {
-  const dir = tempDir(t, 'flaskr-noflask-');
+  const dir = testTempDir(t, 'flaskr-noflask-');
   // A `flask` package that fails like an absent one shadows Debian's for this run.
   fs.mkdirSync(path.join(dir, 'flask'));
   fs.writeFileSync(path.join(dir, 'flask', '__init__.py'),
@@ -252,7 +246,7 @@ test('flaskr: missing Flask gives a clear page and log line, not a stack trace',
 let lisod: Promise<Lisod> | undefined;
 function flaskrServer(): Promise<Lisod> {
   if (!lisod) {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flaskr-e2e-'));
+    const dir = tempDir('flaskr-e2e-');
     lisod = startLisod({
       config: {
         cgi: {
@@ -261,7 +255,6 @@ function flaskrServer(): Promise<Lisod> {
         },
       },
     });
-    process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   }
   return lisod;
 }

@@ -3,11 +3,11 @@
 import test from 'ava';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { getPki } from './helpers/pki.js';
 import { repoRoot, startLisod, type Lisod } from './helpers/lisod.js';
+import { tempDir } from './helpers/tmp.js';
 
 const kChromium = '/usr/bin/chromium';
 
@@ -19,21 +19,18 @@ function spkiHash(certFile: string): string {
 }
 
 const started: Lisod[] = [];
-const dirs: string[] = [];
 let context: BrowserContext | undefined;
 
 test.after.always(async () => {
   await context?.close().catch(() => {});
   await Promise.all(started.map((l) => l.stop()));
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
 test('Chromium over HTTPS: log in, add an entry, see it after a reload; other certs still rejected', async (t) => {
   t.timeout(120_000);
   const pki = await getPki();
-  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'flaskr-browser-'));
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'chromium-profile-'));
-  dirs.push(data, profile);
+  const data = tempDir('flaskr-browser-');
+  const profile = tempDir('chromium-profile-');
   const flaskr = {
     script: path.join(repoRoot, 'cgi-bin', 'flaskr.cgi'),
     env: { FLASKR_DATABASE: path.join(data, 'flaskr.sqlite'), FLASKR_SECRET_FILE: path.join(data, 'secret') },

@@ -1,49 +1,35 @@
 // End-to-end status codes of the core issue over real sockets: 400 variants, 403, 404,
 // 408, 411, 413, 414, 431 (with pipelined recovery), 501, 503, 505; HTTP and HTTPS.
 import test, { type ExecutionContext } from 'ava';
-import { Conn, exchange1, get, sha256, sleep, type HttpResponse } from './helpers/client.js';
+import { Conn, exchange1, get, sha256, sleep, withConn, type HttpResponse } from './helpers/client.js';
 import { assertCommonHeaders, assertConnectionHonest, assertError, assertFile, describe } from './helpers/assert.js';
-import { makeDocroot, type DocFile, type Docroot } from './helpers/docroot.js';
-import { startLisod, type Lisod } from './helpers/lisod.js';
+import type { DocFile } from './helpers/docroot.js';
+import { useLisod } from './helpers/use_lisod.js';
 
 const kMaxBody = 1024;
 
-let www: Docroot;
-let srv: Lisod; // runs unprivileged so a mode-000 file really is unreadable
-let timeouts: Lisod; // 1 s header/body/keep-alive/send timeouts
-let full: Lisod; // max_connections = 4
-
-test.before(async () => {
-  www = makeDocroot({ unreadable: true });
-  [srv, timeouts, full] = await Promise.all([
-    startLisod({
-      www: www.root,
-      unprivileged: true,
-      config: { max_body_bytes: kMaxBody, max_header_bytes: 16384 },
-    }),
-    startLisod({ www: www.root, config: { header_timeout: 1, body_timeout: 1, keep_alive_timeout: 1, send_timeout: 1 } }),
-    startLisod({ www: www.root, config: { max_connections: 4 } }),
-  ]);
+const site = useLisod(test, {
+  docroot: { unreadable: true },
+  servers: {
+    // runs unprivileged so a mode-000 file really is unreadable
+    srv: { unprivileged: true, config: { max_body_bytes: kMaxBody, max_header_bytes: 16384 } },
+    // 1 s header/body/keep-alive/send timeouts
+    timeouts: { config: { header_timeout: 1, body_timeout: 1, keep_alive_timeout: 1, send_timeout: 1 } },
+    full: { config: { max_connections: 4 } },
+  },
 });
 
-test.after.always(async () => {
-  await Promise.all([srv?.stop(), timeouts?.stop(), full?.stop()]);
-});
-
-const hello = (): DocFile => www.files.get('/hello.txt')!;
+const hello = (): DocFile => site.www.files.get('/hello.txt')!;
 
 /** Sends raw bytes on a fresh connection, checks the error response and that Connection is honest. */
 async function expectError(t: ExecutionContext, raw: string | Buffer, status: number, tls = false): Promise<HttpResponse> {
-  const c = await Conn.open({ port: tls ? srv.httpsPort : srv.httpPort, tls });
-  try {
+  return withConn({ port: tls ? site.srv.httpsPort : site.srv.httpPort, tls }, async (c) => {
     await c.write(typeof raw === 'string' ? Buffer.from(raw, 'latin1') : raw);
     const res = await c.readResponse();
     assertError(t, res, status);
     await assertConnectionHonest(t, c, res, hello(), '/hello.txt');
     return res;
-  } finally {
-    c.destroy();
-  }
+  });
 }
 
 // ---- 400 -------------------------------------------------------------------------------
@@ -88,21 +74,21 @@ test('400 over TLS too (garbage, missing Host)', async (t) => {
 });
 
 test('HTTP/1.0 without Host is fine (control for the missing-Host 400)', async (t) => {
-  const res = await exchange1('GET /hello.txt HTTP/1.0\r\n\r\n', { port: srv.httpPort });
+  const res = await exchange1('GET /hello.txt HTTP/1.0\r\n\r\n', { port: site.srv.httpPort });
   assertFile(t, res, hello());
 });
 
 // ---- 403 / 404 -------------------------------------------------------------------------
 
 test('403 for a file the server cannot read', async (t) => {
-  await expectError(t, get(www.unreadable!), 403);
+  await expectError(t, get(site.www.unreadable!), 403);
 });
 
 test('404 for missing files, also via HEAD (no body) and over TLS', async (t) => {
   await expectError(t, get('/no-such-file.html'), 404);
   await expectError(t, get('/sub/missing/deeper.txt'), 404);
   await expectError(t, get('/no-such-file.html'), 404, true);
-  const c = await Conn.open({ port: srv.httpPort });
+  const c = await Conn.open({ port: site.srv.httpPort });
   await c.write(get('/nope.txt', '', 'HEAD') + get('/hello.txt'));
   const r1 = await c.readResponse({ head: true });
   assertError(t, r1, 404, { head: true });
@@ -118,7 +104,7 @@ test('411: POST without Content-Length or Transfer-Encoding', async (t) => {
 });
 
 test('413: Content-Length over max_body_bytes, answered without waiting for the body', async (t) => {
-  const c = await Conn.open({ port: srv.httpPort });
+  const c = await Conn.open({ port: site.srv.httpPort });
   await c.write(`POST /hello.txt HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${kMaxBody * 4}\r\n\r\n`);
   const res = await c.readResponse({ timeoutMs: 5000 });
   assertError(t, res, 413);
@@ -126,7 +112,7 @@ test('413: Content-Length over max_body_bytes, answered without waiting for the 
 });
 
 test('413: Expect: 100-continue with a too-large body gets 413, not 100', async (t) => {
-  const c = await Conn.open({ port: srv.httpPort });
+  const c = await Conn.open({ port: site.srv.httpPort });
   await c.write(`POST /hello.txt HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Length: ${kMaxBody + 1}\r\n\r\n`);
   const res = await c.readResponse({ timeoutMs: 5000 });
   assertError(t, res, 413);
@@ -142,7 +128,7 @@ test('413: chunked body that grows over max_body_bytes', async (t) => {
 test('a body of exactly max_body_bytes is accepted (control for 413)', async (t) => {
   const body = 'b'.repeat(kMaxBody);
   const res = await exchange1(`POST /hello.txt HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${kMaxBody}\r\n\r\n${body}`,
-    { port: srv.httpPort });
+    { port: site.srv.httpPort });
   assertFile(t, res, hello());
 });
 
@@ -154,38 +140,38 @@ test('414: request-target over the limit (9000 and 20000 octets, default limits)
 });
 
 test('a 7900-octet target is not too long (RFC 9112 §3 recommends 8000)', async (t) => {
-  const res = await exchange1(get(`/hello.txt?${'q'.repeat(7880)}`), { port: srv.httpPort });
+  const res = await exchange1(get(`/hello.txt?${'q'.repeat(7880)}`), { port: site.srv.httpPort });
   assertFile(t, res, hello());
 });
 
 test('431: header line over 8 KiB is answered and the pipelined next request still served', async (t) => {
   const big = `GET /hello.txt HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'x'.repeat(9000)}\r\nX-After: 1\r\n\r\n`;
   const next = get('/range.txt');
-  const c = await Conn.open({ port: srv.httpPort });
+  const c = await Conn.open({ port: site.srv.httpPort });
   await c.write(big + next);
   const [r1, r2] = await c.readResponses(2);
   assertError(t, r1!, 431);
-  assertFile(t, r2!, www.files.get('/range.txt')!);
+  assertFile(t, r2!, site.www.files.get('/range.txt')!);
   c.destroy();
 });
 
 test('431: long header line arriving in pieces, then a pipelined request, over TLS', async (t) => {
-  const c = await Conn.open({ port: srv.httpsPort, tls: true });
+  const c = await Conn.open({ port: site.srv.httpsPort, tls: true });
   const big = `GET /hello.txt HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'y'.repeat(20000)}\r\n\r\n${get('/range.txt')}`;
   await c.writeSlowly(big, 5, 2048);
   const [r1, r2] = await c.readResponses(2);
   assertError(t, r1!, 431);
-  assertFile(t, r2!, www.files.get('/range.txt')!);
+  assertFile(t, r2!, site.www.files.get('/range.txt')!);
   c.destroy();
 });
 
 test('431: header block over max_header_bytes (lines each under 8 KiB), next request served', async (t) => {
   const lines = [1, 2, 3].map((i) => `X-Part-${i}: ${'z'.repeat(7000)}\r\n`).join('');
-  const c = await Conn.open({ port: srv.httpPort });
+  const c = await Conn.open({ port: site.srv.httpPort });
   await c.write(`GET /hello.txt HTTP/1.1\r\nHost: localhost\r\n${lines}\r\n${get('/range.txt')}`);
   const [r1, r2] = await c.readResponses(2);
   assertError(t, r1!, 431);
-  assertFile(t, r2!, www.files.get('/range.txt')!);
+  assertFile(t, r2!, site.www.files.get('/range.txt')!);
   c.destroy();
 });
 
@@ -211,7 +197,7 @@ test('505 over TLS', async (t) => {
 // ---- 408 and idle timeouts (header_timeout = body_timeout = keep_alive_timeout = 1 s) -----
 
 test('408: request head not completed within header_timeout, then close', async (t) => {
-  const c = await Conn.open({ port: timeouts.httpPort });
+  const c = await Conn.open({ port: site.timeouts.httpPort });
   await c.write('GET /hello.txt HTTP/1.1\r\nHost: localhost\r\n');
   const res = await c.readResponse({ timeoutMs: 6000 });
   assertError(t, res, 408);
@@ -221,7 +207,7 @@ test('408: request head not completed within header_timeout, then close', async 
 });
 
 test('408: slowloris dribbling header bytes does not reset the header timeout', async (t) => {
-  const c = await Conn.open({ port: timeouts.httpPort });
+  const c = await Conn.open({ port: site.timeouts.httpPort });
   const started = Date.now();
   await c.write('GET /hello.txt HTTP/1.1\r\nHost: localhost\r\n');
   let res: HttpResponse | undefined;
@@ -237,7 +223,7 @@ test('408: slowloris dribbling header bytes does not reset the header timeout', 
 });
 
 test('408: body not completed within body_timeout', async (t) => {
-  const c = await Conn.open({ port: timeouts.httpPort });
+  const c = await Conn.open({ port: site.timeouts.httpPort });
   await c.write('POST /hello.txt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nabc');
   const res = await c.readResponse({ timeoutMs: 6000 });
   assertError(t, res, 408);
@@ -246,7 +232,7 @@ test('408: body not completed within body_timeout', async (t) => {
 });
 
 test('idle keep-alive connection is closed silently after keep_alive_timeout', async (t) => {
-  const c = await Conn.open({ port: timeouts.httpPort });
+  const c = await Conn.open({ port: site.timeouts.httpPort });
   await c.write(get('/hello.txt'));
   const res = await c.readResponse();
   assertFile(t, res, hello());
@@ -256,14 +242,14 @@ test('idle keep-alive connection is closed silently after keep_alive_timeout', a
 });
 
 test('a connection that never sends anything is closed', async (t) => {
-  const c = await Conn.open({ port: timeouts.httpPort });
+  const c = await Conn.open({ port: site.timeouts.httpPort });
   const rest = await c.readToEnd(6000);
   if (rest.length > 0) t.regex(rest.toString('latin1'), /^HTTP\/1\.1 408 /, 'only a 408 may be sent');
   t.pass();
 });
 
 test('a client that stops reading is dropped after send_timeout', async (t) => {
-  const c = await Conn.open({ port: timeouts.httpPort });
+  const c = await Conn.open({ port: site.timeouts.httpPort });
   c.socket.pause();
   await c.write(get('/big.bin') + get('/big.bin'));
   await sleep(4000); // send_timeout is 1 s; 20 MiB cannot fit in the socket buffers
@@ -271,13 +257,13 @@ test('a client that stops reading is dropped after send_timeout', async (t) => {
   const got = await c.readToEnd(10_000).catch((e: Error) => e);
   t.true(Buffer.isBuffer(got), `server did not close the stalled connection: ${String(got)}`);
   if (Buffer.isBuffer(got)) {
-    t.true(got.length < 2 * www.files.get('/big.bin')!.body.length, `received ${got.length} bytes: everything was sent`);
+    t.true(got.length < 2 * site.www.files.get('/big.bin')!.body.length, `received ${got.length} bytes: everything was sent`);
   }
   c.destroy();
 });
 
 test('timeouts server still answers promptly sent requests (control)', async (t) => {
-  const res = await exchange1(get('/hello.txt'), { port: timeouts.httpPort });
+  const res = await exchange1(get('/hello.txt'), { port: site.timeouts.httpPort });
   assertFile(t, res, hello());
 });
 
@@ -287,13 +273,13 @@ test('503 when over max_connections; served again once a slot frees', async (t) 
   const held: Conn[] = [];
   try {
     for (let i = 0; i < 4; i++) {
-      const c = await Conn.open({ port: full.httpPort });
+      const c = await Conn.open({ port: site.full.httpPort });
       await c.write(get('/hello.txt'));
       const r = await c.readResponse();
       t.is(r.status, 200, `connection ${i + 1} of 4 is served`);
       held.push(c);
     }
-    const extra = await Conn.open({ port: full.httpPort });
+    const extra = await Conn.open({ port: site.full.httpPort });
     await extra.write(get('/hello.txt')).catch(() => undefined);
     const res = await extra.readResponse({ timeoutMs: 5000 });
     assertError(t, res, 503);
@@ -302,7 +288,7 @@ test('503 when over max_connections; served again once a slot frees', async (t) 
     extra.destroy();
 
     // Over TLS the refusal is an HTTP 503 too (after the handshake).
-    const extraTls = await Conn.open({ port: full.httpsPort, tls: true });
+    const extraTls = await Conn.open({ port: site.full.httpsPort, tls: true });
     await extraTls.write(get('/hello.txt')).catch(() => undefined);
     const resTls = await extraTls.readResponse({ timeoutMs: 5000 });
     assertError(t, resTls, 503);
@@ -313,7 +299,7 @@ test('503 when over max_connections; served again once a slot frees', async (t) 
     let again: HttpResponse | undefined;
     for (let i = 0; i < 40; i++) {
       await sleep(100);
-      again = await exchange1(get('/hello.txt'), { port: full.httpPort });
+      again = await exchange1(get('/hello.txt'), { port: site.full.httpPort });
       if (again.status !== 503) break;
     }
     assertFile(t, again!, hello());
@@ -321,7 +307,7 @@ test('503 when over max_connections; served again once a slot frees', async (t) 
     for (const c of held) {
       await c.write(get('/range.txt'));
       const r = await c.readResponse();
-      t.is(sha256(r.body), www.files.get('/range.txt')!.sha256);
+      t.is(sha256(r.body), site.www.files.get('/range.txt')!.sha256);
     }
   } finally {
     for (const c of held) c.destroy();
@@ -331,8 +317,8 @@ test('503 when over max_connections; served again once a slot frees', async (t) 
 test('server process survived every error test', async (t) => {
   // Registered last; ava runs tests concurrently, so poll a little for stragglers.
   await sleep(200);
-  t.is(srv.proc.exitCode, null, srv.stderr());
-  const res = await exchange1(get('/hello.txt'), { port: srv.httpPort });
+  t.is(site.srv.proc.exitCode, null, site.srv.stderr());
+  const res = await exchange1(get('/hello.txt'), { port: site.srv.httpPort });
   assertCommonHeaders(t, res);
   t.is(res.status, 200);
 });

@@ -4,25 +4,14 @@
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { acquireLock, isLockHeld, isLockedError, readLockPid } from '../src/lockfile.js';
+import { tempDir } from './helpers/tmp.js';
 
 const lockfileModule = fileURLToPath(new URL('../src/lockfile.ts', import.meta.url));
 const kTsx = `--import=${import.meta.resolve('tsx')}`;
-
-const tempDirs: string[] = [];
-test.after.always(() => {
-  for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lisod-lock-'));
-  tempDirs.push(dir);
-  return dir;
-}
 
 // Runs `code` (an ES module body; `lockfile` is the imported module, `lockPath` the path)
 // in a fresh Node process and yields its stdout lines as JSON values.
@@ -66,7 +55,7 @@ test('a second holder is refused; SIGKILL of the holder frees the lock although 
     killAll(children);
     for (const pid of extraPids) if (alive(pid)) process.kill(pid, 'SIGKILL');
   });
-  const dir = tempDir();
+  const dir = tempDir('lisod-lock-');
   const lockPath = path.join(dir, 'lisod.lock');
 
   // Holder: umask 077 must not change the 0640 mode; its `sleep` child must not inherit the lock.
@@ -120,7 +109,7 @@ test('a second holder is refused; SIGKILL of the holder frees the lock although 
 });
 
 test('release empties the file and frees the lock; release twice is harmless', (t) => {
-  const lockPath = path.join(tempDir(), 'x.lock');
+  const lockPath = path.join(tempDir('lisod-lock-'), 'x.lock');
   t.false(isLockHeld(lockPath));
   t.is(readLockPid(lockPath), null);
 
@@ -141,7 +130,7 @@ test('release empties the file and frees the lock; release twice is harmless', (
 });
 
 test('taking the lock truncates longer old content and keeps an existing file\'s mode', (t) => {
-  const lockPath = path.join(tempDir(), 'old.lock');
+  const lockPath = path.join(tempDir('lisod-lock-'), 'old.lock');
   fs.writeFileSync(lockPath, '99999999\nleftover second line\n', { mode: 0o600 });
   fs.chmodSync(lockPath, 0o600);
   const lock = acquireLock(lockPath, 7);
@@ -151,7 +140,7 @@ test('taking the lock truncates longer old content and keeps an existing file\'s
 });
 
 test('readLockPid ignores content that is not a PID', (t) => {
-  const dir = tempDir();
+  const dir = tempDir('lisod-lock-');
   const cases: Array<[string, number | null]> = [
     ['', null],
     ['\n', null],
@@ -170,7 +159,7 @@ test('readLockPid ignores content that is not a PID', (t) => {
 });
 
 test('errors name the path and carry the errno code', (t) => {
-  const dir = tempDir();
+  const dir = tempDir('lisod-lock-');
   const missingDir = path.join(dir, 'no', 'such', 'dir', 'lisod.lock');
   const e1 = t.throws(() => acquireLock(missingDir)) as NodeJS.ErrnoException;
   t.is(e1.code, 'ENOENT');

@@ -3,24 +3,15 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AccessRecord } from '../src/native.js';
 import {
   AccessLog, ErrorLog, escapeLogField, formatAccessRecord, formatClfTime, formatErrorLine, LogSink, Logs,
 } from '../src/log.js';
+import { tempDir } from './helpers/tmp.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const temps: string[] = [];
-test.after.always(() => {
-  for (const d of temps) fs.rmSync(d, { recursive: true, force: true });
-});
-function tempDir(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'lisod-log-'));
-  temps.push(d);
-  return d;
-}
 
 // The example of the Apache documentation: 10/Oct/2000:13:55:36 -0700 is 20:55:36 UTC.
 const kApacheMs = Date.UTC(2000, 9, 10, 20, 55, 36);
@@ -95,7 +86,7 @@ test('error-log lines: ISO time, level, pid; one line per message', (t) => {
 });
 
 test('sink buffers until flush, then appends', (t) => {
-  const file = path.join(tempDir(), 'a.log');
+  const file = path.join(tempDir('lisod-log-'), 'a.log');
   fs.writeFileSync(file, 'old\n');
   const sink = new LogSink(file, 1, { flushIntervalMs: 60_000 });
   sink.write('one\n');
@@ -111,7 +102,7 @@ test('sink buffers until flush, then appends', (t) => {
 });
 
 test('new log files are created 0640', (t) => {
-  const file = path.join(tempDir(), 'new.log');
+  const file = path.join(tempDir('lisod-log-'), 'new.log');
   const old = process.umask(0o022);
   try {
     new LogSink(file, 2).close();
@@ -122,7 +113,7 @@ test('new log files are created 0640', (t) => {
 });
 
 test('sink flushes by itself after the interval', async (t) => {
-  const file = path.join(tempDir(), 'timed.log');
+  const file = path.join(tempDir('lisod-log-'), 'timed.log');
   const sink = new LogSink(file, 1, { flushIntervalMs: 20 });
   sink.write('later\n');
   t.is(fs.readFileSync(file, 'utf8'), '');
@@ -132,7 +123,7 @@ test('sink flushes by itself after the interval', async (t) => {
 });
 
 test('sink writes at once above the high-water mark', (t) => {
-  const file = path.join(tempDir(), 'big.log');
+  const file = path.join(tempDir('lisod-log-'), 'big.log');
   const sink = new LogSink(file, 1, { flushIntervalMs: 60_000, highWaterBytes: 10 });
   sink.write('12345\n');
   t.is(fs.readFileSync(file, 'utf8'), '');
@@ -142,7 +133,7 @@ test('sink writes at once above the high-water mark', (t) => {
 });
 
 test('reopen() follows a file moved away (logrotate)', (t) => {
-  const dir = tempDir();
+  const dir = tempDir('lisod-log-');
   const file = path.join(dir, 'r.log');
   const sink = new LogSink(file, 1);
   sink.write('before\n');
@@ -157,7 +148,7 @@ test('reopen() follows a file moved away (logrotate)', (t) => {
 });
 
 test('reopen() into a vanished directory keeps the old file and warns', (t) => {
-  const dir = tempDir();
+  const dir = tempDir('lisod-log-');
   const sub = path.join(dir, 'sub');
   fs.mkdirSync(sub);
   const file = path.join(sub, 'x.log');
@@ -190,7 +181,7 @@ test('ENOSPC (/dev/full): no throw, one warning per failure episode', (t) => {
 
 test('a failing access log warns once in the error log', (t) => {
   if (!fs.existsSync('/dev/full')) return t.pass('no /dev/full here');
-  const file = path.join(tempDir(), 'error.log');
+  const file = path.join(tempDir('lisod-log-'), 'error.log');
   const logs = Logs.open(file, '/dev/full');
   for (let i = 0; i < 3; i++) {
     logs.access!.write([record()]);
@@ -203,7 +194,7 @@ test('a failing access log warns once in the error log', (t) => {
 });
 
 test('one file for both logs (Liso form) shares a sink: lines stay whole and in order', (t) => {
-  const file = path.join(tempDir(), 'lisod.log');
+  const file = path.join(tempDir('lisod-log-'), 'lisod.log');
   const logs = Logs.open(file, file);
   logs.error.info('starting');
   logs.access!.write([record(), record({ 3: '/second' })]);
@@ -219,7 +210,7 @@ test('one file for both logs (Liso form) shares a sink: lines stay whole and in 
 });
 
 test('ErrorLog and AccessLog format through their sink', (t) => {
-  const file = path.join(tempDir(), 'x.log');
+  const file = path.join(tempDir('lisod-log-'), 'x.log');
   const sink = new LogSink(file, 1, { flushIntervalMs: 60_000 });
   new ErrorLog(sink, 7, () => new Date(0)).warn('w');
   new AccessLog(sink, 0).write([record()]);

@@ -1,15 +1,15 @@
 // sd_notify through the addon against a real unix datagram socket (a tiny /usr/bin/python3
 // listener: Node has no unix datagram sockets): path and '@abstract' addresses, the
 // READY/RELOADING/STOPPING/STATUS/WATCHDOG messages, and failures that never throw.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { native } from '../src/native.js';
 import { createNotifier, reloadingMessage, watchdogIntervalMs } from '../src/sd_notify.js';
+import { tempDir } from './helpers/tmp.js';
 
 const kPython = '/usr/bin/python3';
 const kListener = `
@@ -58,37 +58,33 @@ async function listen(address: string, children: ChildProcess[]): Promise<Listen
   };
 }
 
-function withNotifySocket(value: string | undefined): () => void {
-  const saved = process.env.NOTIFY_SOCKET;
-  if (value === undefined) delete process.env.NOTIFY_SOCKET;
-  else process.env.NOTIFY_SOCKET = value;
-  return () => {
-    if (saved === undefined) delete process.env.NOTIFY_SOCKET;
-    else process.env.NOTIFY_SOCKET = saved;
+/** Sets (or, for undefined, deletes) environment variables; the result restores them. */
+function withEnv(vars: Record<string, string | undefined>): () => void {
+  const set = (name: string, value: string | undefined): void => {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
   };
+  const saved = Object.keys(vars).map((name) => [name, process.env[name]] as const);
+  for (const [name, value] of Object.entries(vars)) set(name, value);
+  return () => {
+    for (const [name, value] of saved) set(name, value);
+  };
+}
+
+/** A listener on `address` with NOTIFY_SOCKET pointing at it, both undone after the test. */
+async function notifySocket(t: ExecutionContext, address: string): Promise<Listener> {
+  const children: ChildProcess[] = [];
+  t.teardown(() => children.forEach((c) => c.kill('SIGKILL')));
+  const listener = await listen(address, children);
+  t.teardown(withEnv({ NOTIFY_SOCKET: address }));
+  return listener;
 }
 
 const haveListener = fs.existsSync(kPython);
 
-const tempDirs: string[] = [];
-test.after.always(() => {
-  for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lisod-notify-'));
-  tempDirs.push(dir);
-  return dir;
-}
-
 // Every test changes process.env.NOTIFY_SOCKET, so they run one at a time.
 (haveListener ? test.serial : test.serial.skip)('READY, RELOADING with MONOTONIC_USEC, STOPPING and STATUS reach a socket path', async (t) => {
-  const children: ChildProcess[] = [];
-  t.teardown(() => children.forEach((c) => c.kill('SIGKILL')));
-  const dir = tempDir();
-  const address = path.join(dir, 'notify.sock');
-  const listener = await listen(address, children);
-  t.teardown(withNotifySocket(address));
+  const listener = await notifySocket(t, path.join(tempDir('lisod-notify-'), 'notify.sock'));
 
   const warnings: string[] = [];
   const notifier = createNotifier((m) => warnings.push(m));
@@ -119,11 +115,8 @@ function tempDir(): string {
 });
 
 (haveListener ? test.serial : test.serial.skip)('an @abstract NOTIFY_SOCKET is reached in the abstract namespace', async (t) => {
-  const children: ChildProcess[] = [];
-  t.teardown(() => children.forEach((c) => c.kill('SIGKILL')));
   const address = `@lisod-test-${process.pid}-${crypto.randomBytes(6).toString('hex')}`;
-  const listener = await listen(address, children);
-  t.teardown(withNotifySocket(address));
+  const listener = await notifySocket(t, address);
 
   t.true(native.sdNotify('READY=1'));
   t.is((await listener.next()).msg, 'READY=1');
@@ -132,22 +125,8 @@ function tempDir(): string {
 });
 
 (haveListener ? test.serial : test.serial.skip)('the watchdog pings at half of WATCHDOG_USEC and stops when told', async (t) => {
-  const children: ChildProcess[] = [];
-  t.teardown(() => children.forEach((c) => c.kill('SIGKILL')));
-  const dir = tempDir();
-  const address = path.join(dir, 'watchdog.sock');
-  const listener = await listen(address, children);
-  t.teardown(withNotifySocket(address));
-  const savedUsec = process.env.WATCHDOG_USEC;
-  const savedPid = process.env.WATCHDOG_PID;
-  t.teardown(() => {
-    if (savedUsec === undefined) delete process.env.WATCHDOG_USEC;
-    else process.env.WATCHDOG_USEC = savedUsec;
-    if (savedPid === undefined) delete process.env.WATCHDOG_PID;
-    else process.env.WATCHDOG_PID = savedPid;
-  });
-  process.env.WATCHDOG_USEC = '200000';
-  process.env.WATCHDOG_PID = String(process.pid);
+  const listener = await notifySocket(t, path.join(tempDir('lisod-notify-'), 'watchdog.sock'));
+  t.teardown(withEnv({ WATCHDOG_USEC: '200000', WATCHDOG_PID: String(process.pid) }));
 
   const stop = createNotifier(() => {}).startWatchdog();
   t.is((await listener.next(2000)).msg, 'WATCHDOG=1');
@@ -157,7 +136,7 @@ function tempDir(): string {
 });
 
 test.serial('without NOTIFY_SOCKET nothing is sent and nothing throws', (t) => {
-  t.teardown(withNotifySocket(undefined));
+  t.teardown(withEnv({ NOTIFY_SOCKET: undefined }));
   t.false(native.sdNotify('READY=1'));
   const warnings: string[] = [];
   const notifier = createNotifier((m) => warnings.push(m));
@@ -169,8 +148,8 @@ test.serial('without NOTIFY_SOCKET nothing is sent and nothing throws', (t) => {
 });
 
 test.serial('send failures are warnings naming the socket, never exceptions', (t) => {
-  const missing = path.join(tempDir(), 'absent.sock');
-  t.teardown(withNotifySocket(missing));
+  const missing = path.join(tempDir('lisod-notify-'), 'absent.sock');
+  t.teardown(withEnv({ NOTIFY_SOCKET: missing }));
   const e = t.throws(() => native.sdNotify('READY=1')) as NodeJS.ErrnoException;
   t.is(e.code, 'ENOENT');
   t.true(e.message.includes(missing), e.message);

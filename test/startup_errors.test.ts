@@ -49,75 +49,49 @@ function lineCount(text: string): number {
   return text.endsWith('\n') ? text.split('\n').length - 1 : text.split('\n').length;
 }
 
-test('config error: unknown top-level key → file:line', async (t) => {
-  const r = await runLisodExpectFailure({ transformConfig: (s) => `bogus_key = 1\n${s}` });
-  assertOneLineFailure(t, r, [[`${path.basename(r.dirs.config)}:1`], ['bogus_key']]);
-});
+/** An edit of the generated config: the new text and the 1-based line the error must name. */
+type ConfigEdit = (text: string) => { text: string; line: number };
 
-test('config error: unknown key at the end of the file (inside [cgi]) → file:line', async (t) => {
-  let line = 0;
-  const r = await runLisodExpectFailure({
-    transformConfig: (s) => {
-      const out = `${s}bogus_key = 1\n`;
-      line = lineCount(out);
-      return out;
-    },
-  });
-  assertOneLineFailure(t, r, [[`${path.basename(r.dirs.config)}:${line}`], ['bogus_key']]);
-});
+const append = (bad: string): ConfigEdit => (s) => {
+  const text = `${s}${bad}\n`;
+  return { text, line: lineCount(text) };
+};
 
-test('config error: misspelt key in the middle of the file → its line', async (t) => {
-  let line = 0;
-  const r = await runLisodExpectFailure({
-    transformConfig: (s) => {
-      const lines = s.split('\n');
-      lines.splice(2, 0, 'max_conections = 10');
-      line = 3;
-      return lines.join('\n');
-    },
-  });
-  assertOneLineFailure(t, r, [[`${path.basename(r.dirs.config)}:${line}`], ['max_conections']]);
-});
+const replaceKey = (key: string, bad: string): ConfigEdit => (s) => {
+  const lines = s.split('\n');
+  const line = lines.findIndex((l) => l.startsWith(key)) + 1;
+  lines[line - 1] = bad;
+  return { text: lines.join('\n'), line };
+};
 
-test('config error: wrong value type → file:line', async (t) => {
-  let line = 0;
-  const r = await runLisodExpectFailure({
-    transformConfig: (s) => {
-      const lines = s.split('\n');
-      line = lines.findIndex((l) => l.startsWith('http_port')) + 1;
-      lines[line - 1] = 'http_port = "eighty"';
-      return lines.join('\n');
-    },
-  });
-  t.true(line > 0);
-  assertOneLineFailure(t, r, [[`${path.basename(r.dirs.config)}:${line}`], ['http_port']]);
-});
+// Title, edit, and what else the one stderr line must name besides file:line.
+const configCases: Array<[string, ConfigEdit, string[][]]> = [
+  ['unknown top-level key → file:line', (s) => ({ text: `bogus_key = 1\n${s}`, line: 1 }), [['bogus_key']]],
+  ['unknown key at the end of the file (inside [cgi]) → file:line', append('bogus_key = 1'), [['bogus_key']]],
+  ['misspelt key in the middle of the file → its line', (s) => {
+    const lines = s.split('\n');
+    lines.splice(2, 0, 'max_conections = 10');
+    return { text: lines.join('\n'), line: 3 };
+  }, [['max_conections']]],
+  ['wrong value type → file:line', replaceKey('http_port', 'http_port = "eighty"'), [['http_port']]],
+  ['port out of range → file:line', replaceKey('https_port', 'https_port = 70000'), [['https_port']]],
+  ['TOML syntax error → file:line', append('this is not toml'), []],
+];
 
-test('config error: port out of range → file:line', async (t) => {
-  let line = 0;
-  const r = await runLisodExpectFailure({
-    transformConfig: (s) => {
-      const lines = s.split('\n');
-      line = lines.findIndex((l) => l.startsWith('https_port')) + 1;
-      lines[line - 1] = 'https_port = 70000';
-      return lines.join('\n');
-    },
+for (const [title, edit, names] of configCases) {
+  test(`config error: ${title}`, async (t) => {
+    let line = 0;
+    const r = await runLisodExpectFailure({
+      transformConfig: (s) => {
+        const edited = edit(s);
+        line = edited.line;
+        return edited.text;
+      },
+    });
+    t.true(line > 0);
+    assertOneLineFailure(t, r, [[`${path.basename(r.dirs.config)}:${line}`], ...names]);
   });
-  t.true(line > 0);
-  assertOneLineFailure(t, r, [[`${path.basename(r.dirs.config)}:${line}`], ['https_port']]);
-});
-
-test('config error: TOML syntax error → file:line', async (t) => {
-  let line = 0;
-  const r = await runLisodExpectFailure({
-    transformConfig: (s) => {
-      const out = `${s}this is not toml\n`;
-      line = lineCount(out);
-      return out;
-    },
-  });
-  assertOneLineFailure(t, r, [[`${path.basename(r.dirs.config)}:${line}`]]);
-});
+}
 
 test('config error: the config file does not exist → names it', async (t) => {
   const missing = path.join(pki.dir, 'no-such-lisod.conf');

@@ -3,30 +3,23 @@
 import test from 'ava';
 import { Conn, exchange, exchange1, get, httpDate, sha256 } from './helpers/client.js';
 import { assertCommonHeaders, assertFile, describe } from './helpers/assert.js';
-import { kBigSize, kMimeFixtures, makeDocroot, setMtime, type DocFile, type Docroot } from './helpers/docroot.js';
-import { startLisod, type Lisod } from './helpers/lisod.js';
+import { kBigSize, kMimeFixtures, setMtime, type DocFile } from './helpers/docroot.js';
+import { useLisod } from './helpers/use_lisod.js';
 
 const kMtime = 1_700_000_000; // Tue, 14 Nov 2023 22:13:20 GMT
 
-let www: Docroot;
-let srv: Lisod;
-
-test.before(async () => {
-  www = makeDocroot();
-  for (const f of www.files.values()) setMtime(f.path, kMtime);
-  srv = await startLisod({ www: www.root });
-});
-
-test.after.always(async () => {
-  await srv?.stop();
+const site = useLisod(test, {
+  prepare: (www) => {
+    for (const f of www.files.values()) setMtime(f.path, kMtime);
+  },
 });
 
 const file = (p: string): DocFile => {
-  const f = www.files.get(p);
+  const f = site.www.files.get(p);
   if (!f) throw new Error(`no fixture ${p}`);
   return f;
 };
-const fetch1 = (raw: string, tls = false) => exchange1(raw, { port: tls ? srv.httpsPort : srv.httpPort, tls });
+const fetch1 = (raw: string, tls = false) => exchange1(raw, { port: tls ? site.srv.httpsPort : site.srv.httpPort, tls });
 
 // ---- basics ----------------------------------------------------------------------------
 
@@ -102,7 +95,7 @@ for (const [p, type] of kMimeFixtures) {
 // ---- HEAD ------------------------------------------------------------------------------
 
 test('HEAD: same headers as GET and no body bytes (pipelined GET after it parses)', async (t) => {
-  const c = await Conn.open({ port: srv.httpPort });
+  const c = await Conn.open({ port: site.srv.httpPort });
   await c.write(get('/m/style.css', '', 'HEAD') + get('/m/style.css') + get('/hello.txt'));
   const head = await c.readResponse({ head: true });
   const body = await c.readResponse();
@@ -119,7 +112,7 @@ test('HEAD: same headers as GET and no body bytes (pipelined GET after it parses
 
 test('HEAD of the 10 MiB file: Content-Length 10 MiB, no body', async (t) => {
   const [head, next] = await exchange(get('/big.bin', '', 'HEAD') + get('/hello.txt'),
-    { port: srv.httpPort, count: 2, heads: [true, false] });
+    { port: site.srv.httpPort, count: 2, heads: [true, false] });
   assertFile(t, head!, file('/big.bin'), { head: true, type: 'application/octet-stream' });
   t.is(head!.headers['content-length'], String(kBigSize));
   assertFile(t, next!, file('/hello.txt'));
@@ -131,7 +124,7 @@ test('POST to a static file answers like GET; its body is consumed', async (t) =
   const body = 'name=value&other=1';
   const raw = `POST /hello.txt HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\n` +
     `Content-Length: ${body.length}\r\n\r\n${body}${get('/range.txt')}`;
-  const [r1, r2] = await exchange(raw, { port: srv.httpPort, count: 2 });
+  const [r1, r2] = await exchange(raw, { port: site.srv.httpPort, count: 2 });
   assertFile(t, r1!, file('/hello.txt'), { type: 'text/plain' });
   assertFile(t, r2!, file('/range.txt'));
 });
@@ -145,14 +138,14 @@ test('chunked request body (extensions, trailer) to a static POST, then a pipeli
   const chunked = '5\r\nhello\r\n6;name=value\r\n world\r\nA\r\n0123456789\r\n0\r\nX-Trailer: yes\r\n\r\n';
   const raw = `POST /hello.txt HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n${chunked}${get('/range.txt')}`;
   for (const tls of [false, true]) {
-    const [r1, r2] = await exchange(raw, { port: tls ? srv.httpsPort : srv.httpPort, tls, count: 2 });
+    const [r1, r2] = await exchange(raw, { port: tls ? site.srv.httpsPort : site.srv.httpPort, tls, count: 2 });
     assertFile(t, r1!, file('/hello.txt'));
     assertFile(t, r2!, file('/range.txt'));
   }
 });
 
 test('chunked request body sent in tiny pieces', async (t) => {
-  const c = await Conn.open({ port: srv.httpPort });
+  const c = await Conn.open({ port: site.srv.httpPort });
   const body = Array.from({ length: 20 }, (_, i) => `3\r\nab${i % 10}\r\n`).join('') + '0\r\n\r\n';
   await c.writeSlowly(`POST /hello.txt HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n${body}${get('/range.txt')}`, 1, 3);
   const [r1, r2] = await c.readResponses(2);
@@ -163,7 +156,7 @@ test('chunked request body sent in tiny pieces', async (t) => {
 
 test('Expect: 100-continue gets "HTTP/1.1 100 Continue" before the body is sent', async (t) => {
   for (const tls of [false, true]) {
-    const c = await Conn.open({ port: tls ? srv.httpsPort : srv.httpPort, tls });
+    const c = await Conn.open({ port: tls ? site.srv.httpsPort : site.srv.httpPort, tls });
     await c.write('POST /hello.txt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n');
     const interim = await c.readResponse({ timeoutMs: 5000 });
     t.is(interim.status, 100, describe(interim));
@@ -177,7 +170,7 @@ test('Expect: 100-continue gets "HTTP/1.1 100 Continue" before the body is sent'
 test('Expect: 100-continue with the body sent right away still gets the final response', async (t) => {
   const raw = 'POST /hello.txt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n0123456789' +
     get('/range.txt');
-  const [r1, r2] = await exchange(raw, { port: srv.httpPort, count: 2 });
+  const [r1, r2] = await exchange(raw, { port: site.srv.httpPort, count: 2 });
   assertFile(t, r1!, file('/hello.txt'));
   assertFile(t, r2!, file('/range.txt'));
 });
@@ -186,7 +179,7 @@ test('GET with a Content-Length body: the body is consumed, not parsed as the ne
   const body = 'GET /x HTTP/1.1\r\n';
   const [r1, r2] = await exchange(
     `GET /hello.txt HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${body.length}\r\n\r\n${body}${get('/range.txt')}`,
-    { port: srv.httpPort, count: 2 });
+    { port: site.srv.httpPort, count: 2 });
   assertFile(t, r1!, file('/hello.txt'));
   assertFile(t, r2!, file('/range.txt'));
 });
@@ -198,7 +191,7 @@ test('3 MiB POST bodies (Content-Length and chunked) to a static file are draine
     Buffer.from('0\r\n\r\n'),
   ]);
   for (const tls of [false, true]) {
-    const c = await Conn.open({ port: tls ? srv.httpsPort : srv.httpPort, tls });
+    const c = await Conn.open({ port: tls ? site.srv.httpsPort : site.srv.httpPort, tls });
     await c.write(`POST /hello.txt HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${big.length}\r\n\r\n`);
     await c.write(big);
     await c.write('POST /index.html HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n');
@@ -222,7 +215,7 @@ test('a request with 60 ordinary header fields is served', async (t) => {
 test('If-Modified-Since equal to Last-Modified → 304 without body', async (t) => {
   const lm = httpDate(kMtime * 1000);
   const [r1, r2] = await exchange(get('/hello.txt', `If-Modified-Since: ${lm}\r\n`) + get('/range.txt'),
-    { port: srv.httpPort, count: 2 });
+    { port: site.srv.httpPort, count: 2 });
   t.is(r1!.status, 304, describe(r1!));
   assertCommonHeaders(t, r1!);
   t.is(r1!.raw.length, r1!.raw.indexOf('\r\n\r\n') + 4, '304 has no body');
@@ -292,13 +285,13 @@ test('unknown range unit is ignored → 200 with the whole file', async (t) => {
 // ---- 10 MiB ----------------------------------------------------------------------------
 
 test('10 MiB file over HTTP: exact bytes, then the connection is still usable', async (t) => {
-  const [r1, r2] = await exchange(get('/big.bin') + get('/hello.txt'), { port: srv.httpPort, count: 2, timeoutMs: 30_000 });
+  const [r1, r2] = await exchange(get('/big.bin') + get('/hello.txt'), { port: site.srv.httpPort, count: 2, timeoutMs: 30_000 });
   assertFile(t, r1!, file('/big.bin'), { type: 'application/octet-stream' });
   assertFile(t, r2!, file('/hello.txt'));
 });
 
 test('10 MiB file over HTTP read slowly by the client (backpressure)', async (t) => {
-  const c = await Conn.open({ port: srv.httpPort });
+  const c = await Conn.open({ port: site.srv.httpPort });
   c.socket.pause();
   await c.write(get('/big.bin'));
   // Let the server fill the socket buffers, then read in bursts.
@@ -348,14 +341,14 @@ const kEscapes = [
 
 for (const target of kEscapes) {
   test(`traversal never leaks: ${target}`, async (t) => {
-    const c = await Conn.open({ port: srv.httpPort });
+    const c = await Conn.open({ port: site.srv.httpPort });
     await c.write(get(target));
     const res = await c.readResponse();
     const all = Buffer.concat([res.raw, c.peek()]);
     c.destroy();
     t.true([400, 403, 404].includes(res.status), `status: ${describe(res)}`);
     assertCommonHeaders(t, res);
-    t.false(all.toString('latin1').includes(www.secretMarker), 'secret file content leaked');
+    t.false(all.toString('latin1').includes(site.www.secretMarker), 'secret file content leaked');
     t.false(all.toString('latin1').includes('root:x:0:0'), '/etc/passwd leaked');
   });
 }
@@ -365,12 +358,12 @@ test('traversal in absolute-form and relative targets never leaks', async (t) =>
     'GET http://localhost/../outside/secret.txt HTTP/1.1\r\nHost: localhost\r\n\r\n',
     'GET ../outside/secret.txt HTTP/1.1\r\nHost: localhost\r\n\r\n',
     'GET outside/secret.txt HTTP/1.1\r\nHost: localhost\r\n\r\n',
-    `GET ${www.outside}/secret.txt HTTP/1.1\r\nHost: localhost\r\n\r\n`,
+    `GET ${site.www.outside}/secret.txt HTTP/1.1\r\nHost: localhost\r\n\r\n`,
     'GET /etc/passwd HTTP/1.1\r\nHost: localhost\r\n\r\n',
   ]) {
     const res = await fetch1(raw);
     t.true([400, 403, 404].includes(res.status), `${JSON.stringify(raw)} → ${describe(res)}`);
-    t.false(res.raw.toString('latin1').includes(www.secretMarker));
+    t.false(res.raw.toString('latin1').includes(site.www.secretMarker));
     t.false(res.raw.toString('latin1').includes('root:x:0:0'));
   }
 });

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { finishConfig, parseConfigText } from '../src/config.js';
+import { testTempDir } from './helpers/tmp.js';
 
 const unitPath = fileURLToPath(new URL('../systemd/lisod.service', import.meta.url));
 const examplePath = fileURLToPath(new URL('../systemd/lisod.conf.example', import.meta.url));
@@ -116,8 +117,7 @@ test('the logrotate snippet rotates the logs and runs `lisod … reload` once', 
   }
   // Run the snippet for real on a scratch directory: same text, with the log directory,
   // the lisod command and the user swapped for ones that exist here.
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lisod-logrotate-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = testTempDir(t, 'lisod-logrotate-');
   const logDir = path.join(dir, 'log');
   fs.mkdirSync(logDir, { mode: 0o750 });
   fs.writeFileSync(path.join(logDir, 'error.log'), 'an error line\n');

@@ -6,33 +6,26 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { Conn, exchange1, get, sleep } from './helpers/client.js';
 import { assertFile } from './helpers/assert.js';
-import { makeDocroot, type DocFile, type Docroot } from './helpers/docroot.js';
-import { startLisod, type Lisod } from './helpers/lisod.js';
+import type { DocFile } from './helpers/docroot.js';
+import { startLisod } from './helpers/lisod.js';
 import { getPki, type Pki } from './helpers/pki.js';
+import { useLisod } from './helpers/use_lisod.js';
 
-let www: Docroot;
 let pki: Pki;
-let rsa: Lisod;
-let ecdsa: Lisod;
-let chain: Lisod;
-let leafOnly: Lisod;
-
 test.before(async () => {
-  www = makeDocroot();
   pki = await getPki();
-  [rsa, ecdsa, chain, leafOnly] = await Promise.all([
-    startLisod({ www: www.root, tls: 'rsa' }),
-    startLisod({ www: www.root, tls: 'ecdsa' }),
-    startLisod({ www: www.root, tls: 'chain' }),
-    startLisod({ www: www.root, tls: pki.chainLeafOnly }),
-  ]);
 });
 
-test.after.always(async () => {
-  await Promise.all([rsa?.stop(), ecdsa?.stop(), chain?.stop(), leafOnly?.stop()]);
+const site = useLisod(test, {
+  servers: async () => ({
+    rsa: { tls: 'rsa' },
+    ecdsa: { tls: 'ecdsa' },
+    chain: { tls: 'chain' },
+    leafOnly: { tls: (await getPki()).chainLeafOnly },
+  }),
 });
 
-const file = (p: string): DocFile => www.files.get(p)!;
+const file = (p: string): DocFile => site.www.files.get(p)!;
 
 /** Handshake with the given client options; resolves with the socket or the error. */
 function handshake(port: number, opts: tls.ConnectionOptions): Promise<tls.TLSSocket | Error> {
@@ -51,7 +44,7 @@ async function getOver(port: number, opts: tls.ConnectionOptions, target = '/hel
 }
 
 test('certificate verifies against the test CA for "localhost"', async (t) => {
-  const c = await getOver(rsa.httpsPort, {});
+  const c = await getOver(site.rsa.httpsPort, {});
   assertFile(t, await c.readResponse(), file('/hello.txt'));
   const cert = c.tls.getPeerCertificate();
   t.is(cert.subject.CN, 'localhost');
@@ -61,19 +54,19 @@ test('certificate verifies against the test CA for "localhost"', async (t) => {
 });
 
 test('a client without the test CA refuses the certificate (verification is real)', async (t) => {
-  const r = await handshake(rsa.httpsPort, { ca: undefined });
+  const r = await handshake(site.rsa.httpsPort, { ca: undefined });
   t.true(r instanceof Error, 'handshake must fail without the CA');
   t.regex((r as Error).message, /self[- ]signed|unable to (get local issuer|verify)/i);
 });
 
 test('TLS 1.3 is the default', async (t) => {
-  const c = await getOver(rsa.httpsPort, {});
+  const c = await getOver(site.rsa.httpsPort, {});
   assertFile(t, await c.readResponse(), file('/hello.txt'));
   t.is(c.tls.getProtocol(), 'TLSv1.3');
   c.destroy();
 });
 
-for (const [name, server] of [['RSA', () => rsa], ['ECDSA', () => ecdsa]] as const) {
+for (const [name, server] of [['RSA', () => site.rsa], ['ECDSA', () => site.ecdsa]] as const) {
   test(`TLS 1.2 is accepted with an ECDHE AEAD cipher (${name})`, async (t) => {
     const c = await getOver(server().httpsPort, { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' });
     assertFile(t, await c.readResponse(), file('/hello.txt'));
@@ -93,7 +86,7 @@ test('server cipher preference: the client\'s order does not change the negotiat
       const opts: tls.ConnectionOptions = { minVersion: v, maxVersion: v };
       if (v === 'TLSv1.2') opts.ciphers = order.join(':');
       else opts.ciphers = `${order.join(':')}:${suites12.join(':')}`;
-      const r = await handshake(rsa.httpsPort, opts);
+      const r = await handshake(site.rsa.httpsPort, opts);
       t.false(r instanceof Error, `${v} handshake: ${r instanceof Error ? r.message : ''}`);
       if (r instanceof Error) return;
       picked.push(r.getCipher().standardName);
@@ -104,7 +97,7 @@ test('server cipher preference: the client\'s order does not change the negotiat
 });
 
 test('TLS 1.2 without ECDHE (static RSA key exchange, CBC) is refused', async (t) => {
-  const r = await handshake(rsa.httpsPort, {
+  const r = await handshake(site.rsa.httpsPort, {
     minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', ciphers: 'AES128-SHA:AES256-SHA:AES128-SHA256:AES256-SHA256',
   });
   t.true(r instanceof Error, `legacy cipher negotiated: ${r instanceof Error ? '' : r.getCipher().name}`);
@@ -125,17 +118,17 @@ test('TLS 1.1 and 1.0 are refused', async (t) => {
     t.is(ok.getProtocol(), 'TLSv1.1');
     ok.destroy();
   }
-  const r = await handshake(rsa.httpsPort, legacy);
+  const r = await handshake(site.rsa.httpsPort, legacy);
   t.true(r instanceof Error, `lisod accepted ${r instanceof Error ? '' : r.getProtocol()}`);
   if (!(r instanceof Error)) r.destroy();
-  const r10 = await handshake(rsa.httpsPort, { ...legacy, maxVersion: 'TLSv1' });
+  const r10 = await handshake(site.rsa.httpsPort, { ...legacy, maxVersion: 'TLSv1' });
   t.true(r10 instanceof Error, 'lisod accepted TLS 1.0');
   if (!(r10 instanceof Error)) r10.destroy();
 });
 
 test('ECDSA P-256 certificate works (TLS 1.3 and 1.2)', async (t) => {
   for (const v of ['TLSv1.3', 'TLSv1.2'] as const) {
-    const c = await getOver(ecdsa.httpsPort, { minVersion: v, maxVersion: v });
+    const c = await getOver(site.ecdsa.httpsPort, { minVersion: v, maxVersion: v });
     assertFile(t, await c.readResponse(), file('/hello.txt'));
     const cert = c.tls.getPeerCertificate();
     t.is(cert.asn1Curve, 'prime256v1');
@@ -145,7 +138,7 @@ test('ECDSA P-256 certificate works (TLS 1.3 and 1.2)', async (t) => {
 });
 
 test('chain file: the intermediate is sent, so a client trusting only the root verifies', async (t) => {
-  const c = await getOver(chain.httpsPort, {});
+  const c = await getOver(site.chain.httpsPort, {});
   assertFile(t, await c.readResponse(), file('/hello.txt'));
   const cert = c.tls.getPeerCertificate(true);
   t.is(cert.subject.CN, 'localhost');
@@ -155,19 +148,19 @@ test('chain file: the intermediate is sent, so a client trusting only the root v
 });
 
 test('control: the same leaf without its intermediate does not verify', async (t) => {
-  const r = await handshake(leafOnly.httpsPort, {});
+  const r = await handshake(site.leafOnly.httpsPort, {});
   t.true(r instanceof Error);
   t.regex((r as Error).message, /unable to (verify the first certificate|get local issuer)/i);
 });
 
 test('session resumption with TLS 1.3 tickets', async (t) => {
-  const c1 = await getOver(rsa.httpsPort, {});
+  const c1 = await getOver(site.rsa.httpsPort, {});
   assertFile(t, await c1.readResponse(), file('/hello.txt'));
   for (let i = 0; i < 100 && c1.sessions.length === 0; i++) await sleep(20);
   t.true(c1.sessions.length > 0, 'server sent a session ticket');
   t.false(c1.tls.isSessionReused());
   c1.destroy();
-  const c2 = await getOver(rsa.httpsPort, { session: c1.sessions.at(-1) });
+  const c2 = await getOver(site.rsa.httpsPort, { session: c1.sessions.at(-1) });
   assertFile(t, await c2.readResponse(), file('/hello.txt'));
   t.true(c2.tls.isSessionReused(), 'second connection resumed the session');
   c2.destroy();
@@ -175,20 +168,20 @@ test('session resumption with TLS 1.3 tickets', async (t) => {
 
 test('session resumption with TLS 1.2 tickets', async (t) => {
   const v: tls.ConnectionOptions = { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' };
-  const c1 = await getOver(rsa.httpsPort, v);
+  const c1 = await getOver(site.rsa.httpsPort, v);
   assertFile(t, await c1.readResponse(), file('/hello.txt'));
   for (let i = 0; i < 100 && c1.sessions.length === 0; i++) await sleep(20);
   t.true(c1.sessions.length > 0, 'session available');
   t.truthy(c1.tls.getTLSTicket(), 'server issued a TLS 1.2 session ticket');
   c1.destroy();
-  const c2 = await getOver(rsa.httpsPort, { ...v, session: c1.sessions.at(-1) });
+  const c2 = await getOver(site.rsa.httpsPort, { ...v, session: c1.sessions.at(-1) });
   assertFile(t, await c2.readResponse(), file('/hello.txt'));
   t.true(c2.tls.isSessionReused(), 'second connection resumed the session');
   c2.destroy();
 });
 
 test('10 MiB file over HTTPS (RSA and ECDSA), then the connection is still usable', async (t) => {
-  for (const server of [rsa, ecdsa]) {
+  for (const server of [site.rsa, site.ecdsa]) {
     const c = await Conn.open({ port: server.httpsPort, tls: true });
     await c.write(get('/big.bin') + get('/hello.txt'));
     const [big, small] = await c.readResponses(2, { timeoutMs: 30_000 });
@@ -199,7 +192,7 @@ test('10 MiB file over HTTPS (RSA and ECDSA), then the connection is still usabl
 });
 
 test('10 MiB over HTTPS to a slowly reading client (bounded buffer, WANT_WRITE)', async (t) => {
-  const c = await Conn.open({ port: rsa.httpsPort, tls: true });
+  const c = await Conn.open({ port: site.rsa.httpsPort, tls: true });
   c.socket.pause();
   await c.write(get('/big.bin'));
   for (let i = 0; i < 10; i++) {
@@ -216,7 +209,7 @@ test('10 MiB over HTTPS to a slowly reading client (bounded buffer, WANT_WRITE)'
 
 test('plain HTTP to the HTTPS port and TLS to the HTTP port fail cleanly; both keep serving', async (t) => {
   // Plaintext on the TLS port: the server must drop it (or alert), never answer in clear.
-  const s = net.connect({ host: '127.0.0.1', port: rsa.httpsPort });
+  const s = net.connect({ host: '127.0.0.1', port: site.rsa.httpsPort });
   await new Promise((r) => s.once('connect', r));
   s.write(get('/hello.txt'));
   const got = await new Promise<Buffer>((resolve) => {
@@ -228,14 +221,14 @@ test('plain HTTP to the HTTPS port and TLS to the HTTP port fail cleanly; both k
   });
   t.false(got.toString('latin1').includes('hello, world'), 'file served in cleartext on the TLS port');
   // TLS on the plain port: handshake fails; the server answers 400 or closes.
-  const r = await handshake(rsa.httpPort, {});
+  const r = await handshake(site.rsa.httpPort, {});
   t.true(r instanceof Error);
-  assertFile(t, await exchange1(get('/hello.txt'), { port: rsa.httpPort }), file('/hello.txt'));
-  assertFile(t, await exchange1(get('/hello.txt'), { port: rsa.httpsPort, tls: true }), file('/hello.txt'));
+  assertFile(t, await exchange1(get('/hello.txt'), { port: site.rsa.httpPort }), file('/hello.txt'));
+  assertFile(t, await exchange1(get('/hello.txt'), { port: site.rsa.httpsPort, tls: true }), file('/hello.txt'));
 });
 
 test('IPv6: bind ["127.0.0.1", "::1"] serves HTTP and HTTPS on both', async (t) => {
-  const l = await startLisod({ www: www.root, config: { bind: ['127.0.0.1', '::1'] } });
+  const l = await startLisod({ www: site.www.root, config: { bind: ['127.0.0.1', '::1'] } });
   try {
     t.is(l.urls.length, 4, l.urls.join(' '));
     const v6 = l.urls.filter((u) => u.includes('[::1]'));

@@ -310,15 +310,22 @@ export interface ExchangeOptions {
   timeoutMs?: number;
 }
 
-/** Opens a connection, writes raw bytes, reads `count` responses, closes. */
-export async function exchange(raw: Buffer | string, opts: ExchangeOptions): Promise<HttpResponse[]> {
-  const c = await Conn.open({ port: opts.port, tls: opts.tls, tlsOptions: opts.tlsOptions });
+/** Opens a connection, runs `fn` on it, and destroys it however `fn` ends. */
+export async function withConn<T>(opts: ConnectOptions, fn: (c: Conn) => Promise<T>): Promise<T> {
+  const c = await Conn.open(opts);
   try {
-    await c.write(typeof raw === 'string' ? Buffer.from(raw, 'latin1') : raw);
-    return await c.readResponses(opts.count ?? 1, { heads: opts.heads, timeoutMs: opts.timeoutMs });
+    return await fn(c);
   } finally {
     c.destroy();
   }
+}
+
+/** Opens a connection, writes raw bytes, reads `count` responses, closes. */
+export function exchange(raw: Buffer | string, opts: ExchangeOptions): Promise<HttpResponse[]> {
+  return withConn({ port: opts.port, tls: opts.tls, tlsOptions: opts.tlsOptions }, async (c) => {
+    await c.write(typeof raw === 'string' ? Buffer.from(raw, 'latin1') : raw);
+    return c.readResponses(opts.count ?? 1, { heads: opts.heads, timeoutMs: opts.timeoutMs });
+  });
 }
 
 /** One request, one response. */
