@@ -6,6 +6,7 @@
 
 #include <memory>
 
+#include "connection.h"
 #include "server.h"
 #include "sys.h"
 
@@ -216,35 +217,37 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
       Napi::Array a = info[3].As<Napi::Array>();
       for (uint32_t i = 0; i < a.Length(); ++i) headers.push_back(a.Get(i).ToString().Utf8Value());
     }
-    server_->appBegin(idArg(info), info[1].As<Napi::Number>().Int32Value(),
-                      info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "", headers);
+    if (Connection* c = server_->app(idArg(info))) {
+      c->appBegin(info[1].As<Napi::Number>().Int32Value(),
+                  info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "", headers);
+    }
     return info.Env().Undefined();
   }
   Napi::Value beginRaw(const Napi::CallbackInfo& info) {
-    server_->appBeginRaw(idArg(info));
+    if (Connection* c = server_->app(idArg(info))) c->appBeginRaw();
     return info.Env().Undefined();
   }
   Napi::Value write(const Napi::CallbackInfo& info) {
     if (!info[1].IsBuffer()) throw Napi::TypeError::New(info.Env(), "write(id, chunk): chunk must be a Buffer");
     Napi::Buffer<char> b = info[1].As<Napi::Buffer<char>>();
-    bool below = true;
-    server_->appWrite(idArg(info), b.Data(), b.Length(), &below);
+    Connection* c = server_->app(idArg(info));
+    bool below = c == nullptr || c->appWrite(b.Data(), b.Length());
     return Napi::Boolean::New(info.Env(), below);
   }
   Napi::Value end(const Napi::CallbackInfo& info) {
-    server_->appEnd(idArg(info));
+    if (Connection* c = server_->app(idArg(info))) c->appEnd();
     return info.Env().Undefined();
   }
   Napi::Value abort(const Napi::CallbackInfo& info) {
-    server_->appAbort(idArg(info));
+    if (Connection* c = server_->app(idArg(info))) c->appAbort();
     return info.Env().Undefined();
   }
   Napi::Value pauseBody(const Napi::CallbackInfo& info) {
-    server_->appPauseBody(idArg(info), true);
+    if (Connection* c = server_->app(idArg(info))) c->appPauseBody(true);
     return info.Env().Undefined();
   }
   Napi::Value resumeBody(const Napi::CallbackInfo& info) {
-    server_->appPauseBody(idArg(info), false);
+    if (Connection* c = server_->app(idArg(info))) c->appPauseBody(false);
     return info.Env().Undefined();
   }
   Napi::Value reloadTls(const Napi::CallbackInfo& info) {

@@ -285,47 +285,9 @@ uint32_t Server::registerApp(Connection* c) {
 
 void Server::unregisterApp(uint32_t id) { apps_.erase(id); }
 
-bool Server::appBegin(uint32_t id, int status, const std::string& reason, const std::vector<std::string>& headers) {
+Connection* Server::app(uint32_t id) const {
   auto it = apps_.find(id);
-  if (it == apps_.end()) return false;
-  it->second->appBegin(status, reason, headers);
-  return true;
-}
-
-bool Server::appBeginRaw(uint32_t id) {
-  auto it = apps_.find(id);
-  if (it == apps_.end()) return false;
-  it->second->appBeginRaw();
-  return true;
-}
-
-bool Server::appWrite(uint32_t id, const char* data, size_t len, bool* below_high_water) {
-  auto it = apps_.find(id);
-  *below_high_water = true;
-  if (it == apps_.end()) return false;
-  *below_high_water = it->second->appWrite(data, len);
-  return true;
-}
-
-bool Server::appEnd(uint32_t id) {
-  auto it = apps_.find(id);
-  if (it == apps_.end()) return false;
-  it->second->appEnd();
-  return true;
-}
-
-bool Server::appAbort(uint32_t id) {
-  auto it = apps_.find(id);
-  if (it == apps_.end()) return false;
-  it->second->appAbort();
-  return true;
-}
-
-bool Server::appPauseBody(uint32_t id, bool paused) {
-  auto it = apps_.find(id);
-  if (it == apps_.end()) return false;
-  it->second->appPauseBody(paused);
-  return true;
+  return it == apps_.end() ? nullptr : it->second;
 }
 
 bool Server::reloadTls(const TlsOptions& options, std::string* error) {

@@ -96,14 +96,9 @@ class Server {
   void closeAll();  // listeners and connections; safe to call more than once
   size_t connectionCount() const { return connections_; }
 
-  // Application responses, addressed by AppRequest::id. Return false if the id is
-  // unknown (connection already gone) — harmless for the caller.
-  bool appBegin(uint32_t id, int status, const std::string& reason, const std::vector<std::string>& headers);
-  bool appBeginRaw(uint32_t id);
-  bool appWrite(uint32_t id, const char* data, size_t len, bool* below_high_water);
-  bool appEnd(uint32_t id);
-  bool appAbort(uint32_t id);
-  bool appPauseBody(uint32_t id, bool paused);
+  // The connection waiting on application response AppRequest::id, or nullptr when
+  // it is gone (harmless for the caller: the client left).
+  Connection* app(uint32_t id) const;
 
   // Used by Connection.
   const ServerConfig& config() const { return config_; }
