@@ -230,17 +230,27 @@ void Connection::step() {
 }
 
 bool Connection::readInput() {
-  if (in_.size() - in_end_ < kReadChunk / 2) {
+  // An idle connection owns no buffer: it reads into the server's scratch space and
+  // keeps a buffer only once bytes arrive (≈0.5 KiB per idle keep-alive client).
+  bool borrowed = in_cap_ == 0;
+  if (!borrowed && in_cap_ - in_end_ < kReadChunk / 2) {
     if (in_begin_ > 0) {
-      std::memmove(in_.data(), in_.data() + in_begin_, inLen());
+      std::memmove(in_.get(), in_.get() + in_begin_, inLen());
       in_end_ -= in_begin_;
       in_begin_ = 0;
     }
-    if (in_.size() - in_end_ < kReadChunk / 2) in_.resize(std::max(in_.size() * 2, kReadChunk));
+    if (in_cap_ - in_end_ < kReadChunk / 2) growInput(in_cap_ * 2);
   }
-  IoResult r = transport_->read(in_.data() + in_end_, in_.size() - in_end_);
+  char* dst = borrowed ? server_->scratch() : in_.get() + in_end_;
+  size_t room = borrowed ? Server::kScratchBytes : in_cap_ - in_end_;
+  IoResult r = transport_->read(dst, room);
   switch (r.kind) {
     case IoResult::kOk:
+      if (borrowed) {
+        growInput(std::max(kReadChunk, r.n));
+        std::memcpy(in_.get(), dst, r.n);
+        in_begin_ = in_end_ = 0;
+      }
       in_end_ += r.n;
       if (state_ == State::kReadBody) {
         deadline_ms_ = server_->nowMs() + server_->config().body_timeout_ms;
@@ -480,12 +490,22 @@ void Connection::finishResponse() {
   maybeReleaseBuffers();
 }
 
+void Connection::growInput(size_t capacity) {
+  std::unique_ptr<char[]> bigger(new char[capacity]);
+  if (inLen() > 0) std::memcpy(bigger.get(), in_.get() + in_begin_, inLen());
+  in_end_ = inLen();
+  in_begin_ = 0;
+  in_ = std::move(bigger);
+  in_cap_ = capacity;
+}
+
 void Connection::maybeReleaseBuffers() {
   if (inLen() == 0) {
     in_begin_ = in_end_ = 0;
-    if (in_.size() > kReadChunk) std::vector<char>().swap(in_);
+    in_.reset();
+    in_cap_ = 0;
   }
-  if (out_.capacity() > 65536) std::string().swap(out_);
+  std::string().swap(out_);
 }
 
 void Connection::beginLinger() {

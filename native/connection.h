@@ -87,7 +87,8 @@ class Connection {
   void logAccess();
   void maybeReleaseBuffers();
   size_t inLen() const { return in_end_ - in_begin_; }
-  char* inPtr() { return in_.data() + in_begin_; }
+  char* inPtr() { return in_.get() + in_begin_; }
+  void growInput(size_t capacity);
 
   Server* server_;
   int fd_;
@@ -97,7 +98,8 @@ class Connection {
   State state_;
   bool reject_;
 
-  std::vector<char> in_;
+  std::unique_ptr<char[]> in_;  // nullptr while idle (see readInput)
+  size_t in_cap_ = 0;
   size_t in_begin_ = 0, in_end_ = 0;
   std::string out_;
   size_t out_off_ = 0;

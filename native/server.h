@@ -107,6 +107,8 @@ class Server {
   SSL_CTX* tlsContext() const { return tls_ ? tls_->get() : nullptr; }
   uint64_t nowMs() const { return uv_now(loop_); }
   FileCache& files() { return files_; }
+  static constexpr size_t kScratchBytes = 16384;
+  char* scratch() { return scratch_.get(); }  // read buffer lent to idle connections
   const char* httpDate();  // cached IMF-fixdate for the current second
   uint32_t registerApp(Connection* c);
   void unregisterApp(uint32_t id);
@@ -129,6 +131,7 @@ class Server {
   ServerEvents* events_;
   std::unique_ptr<TlsContext> tls_;
   FileCache files_;
+  std::unique_ptr<char[]> scratch_{new char[kScratchBytes]};
   std::vector<std::unique_ptr<Listener>> listeners_;
   Connection* head_ = nullptr;  // intrusive list of live connections
   size_t connections_ = 0;
