@@ -1,0 +1,52 @@
+// The rows of the benchmark (issue 5): what each scenario requests, with which client settings,
+// from which servers, and which server variant (certificate, resumption, CGI script) it needs.
+
+const STATIC = ['lisod', 'lisod-log', 'nginx', 'lighttpd', 'node'];
+const CGI = ['lisod', 'lisod-log', 'lighttpd'];
+const IDLE = ['lisod', 'nginx', 'lighttpd', 'node'];
+
+/**
+ * @typedef {{id:string, title:string, kind:'wrk'|'idle', scheme:'http'|'https', path:string, conns:number,
+ *   close:boolean, cert:'rsa'|'ecdsa', resumption:boolean, cgi:'trivial'|'flaskr'|null, servers:string[],
+ *   expectResumed?:boolean, extra?:boolean, timeout:number, minSeconds?:number}} Scenario
+ * timeout: wrk's --timeout in seconds (CGI rows allow slow Python start-up on one core);
+ * minSeconds: a floor on the run length even with --quick (a Flaskr request costs ~0.5 s of CPU).
+ */
+
+/** @param {Partial<Scenario> & {id:string, title:string}} s @returns {Scenario} */
+function row(s) {
+  return { kind: 'wrk', scheme: 'http', path: '/1k.html', conns: 50, close: false, cert: 'rsa', resumption: true, cgi: null, servers: STATIC, timeout: 5, ...s };
+}
+
+/** @type {Scenario[]} */
+export const SCENARIOS = [
+  row({ id: 'http-keepalive-1k', title: 'HTTP keep-alive, 1 KiB html (wrk -t1 -c50)' }),
+  row({ id: 'http-keepalive-1m', title: 'HTTP keep-alive, 1 MiB file (wrk -t1 -c50)', path: '/1m.bin' }),
+  row({ id: 'https-keepalive-1k', title: 'HTTPS keep-alive, 1 KiB html, RSA-2048 (wrk -t1 -c50)', scheme: 'https' }),
+  row({ id: 'https-keepalive-1m', title: 'HTTPS keep-alive, 1 MiB file, RSA-2048 (wrk -t1 -c50)', scheme: 'https', path: '/1m.bin' }),
+  row({ id: 'tls-new-rsa-noresume', title: 'New TLS connection per request, RSA-2048, resumption disabled (wrk -t1 -c50, Connection: close)',
+    scheme: 'https', close: true, resumption: false, expectResumed: false }),
+  row({ id: 'tls-new-ecdsa-noresume', title: 'New TLS connection per request, ECDSA P-256, resumption disabled (wrk -t1 -c50, Connection: close)',
+    scheme: 'https', close: true, cert: 'ecdsa', resumption: false, expectResumed: false }),
+  row({ id: 'tls-new-rsa-resume', title: 'New TLS connection per request, RSA-2048, resumption enabled (wrk -t1 -c50, Connection: close)',
+    scheme: 'https', close: true, resumption: true, expectResumed: true }),
+  row({ id: 'tls-new-ecdsa-resume', title: 'New TLS connection per request, ECDSA P-256, resumption enabled (wrk -t1 -c50, Connection: close)',
+    scheme: 'https', close: true, cert: 'ecdsa', resumption: true, expectResumed: true }),
+  row({ id: 'cgi-trivial', title: 'CGI: trivial Python script (wrk -t1 -c10)', path: '/cgi/', conns: 10, cgi: 'trivial', servers: CGI, timeout: 60 }),
+  row({ id: 'cgi-flaskr', title: 'CGI: Flaskr index page (wrk -t1 -c10)', path: '/cgi/', conns: 10, cgi: 'flaskr', servers: CGI, timeout: 60, minSeconds: 15 }),
+  row({ id: 'idle-http', title: 'Idle keep-alive connections, HTTP (RSS)', kind: 'idle', servers: IDLE }),
+  row({ id: 'idle-https', title: 'Idle keep-alive connections, HTTPS ECDSA P-256 (RSS)', kind: 'idle', scheme: 'https', cert: 'ecdsa', servers: IDLE }),
+  // Not in the default set (--extra or a matching --only): the other docroot sizes.
+  row({ id: 'http-keepalive-100k', title: 'HTTP keep-alive, 100 KiB file (wrk -t1 -c50)', path: '/100k.bin', extra: true }),
+  row({ id: 'http-keepalive-10m', title: 'HTTP keep-alive, 10 MiB file (wrk -t1 -c10)', path: '/10m.bin', conns: 10, extra: true }),
+  row({ id: 'https-keepalive-10m', title: 'HTTPS keep-alive, 10 MiB file (wrk -t1 -c10)', scheme: 'https', path: '/10m.bin', conns: 10, extra: true }),
+];
+
+/**
+ * Scenarios selected by --only (a regex on the id) and --extra.
+ * @param {string|undefined} only @param {boolean} extra
+ */
+export function selectScenarios(only, extra) {
+  const re = only ? new RegExp(only) : null;
+  return SCENARIOS.filter((s) => (re ? re.test(s.id) : extra || !s.extra));
+}

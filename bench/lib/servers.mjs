@@ -1,0 +1,298 @@
+// The servers under test: a config template and command line for each (lisod, lisod with its
+// access log, nginx, lighttpd, Node's http/https), and a Supervisor that starts them in the
+// foreground pinned to one core and stops every process it started, by pid.
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { alive, treePids } from './procfs.mjs';
+
+const BENCH_DIR = path.dirname(path.dirname(new URL(import.meta.url).pathname));
+
+/** Server names in their default order; lisod first, then the peers. */
+export const SERVER_NAMES = ['lisod', 'lisod-log', 'nginx', 'lighttpd', 'node'];
+/** Peers are what lisod is compared with ("best peer" in the tables). */
+export const isPeer = (name) => !name.startsWith('lisod');
+
+/**
+ * What one row needs from a server.
+ * @typedef {{cert:'rsa'|'ecdsa', resumption:boolean, cgiScript:string, cgiEnv:Record<string,string>}} Variant
+ * Shared facts of the run.
+ * @typedef {{dir:string, docroot:string, certs:{ca:string, rsa:{key:string,cert:string}, ecdsa:{key:string,cert:string}},
+ *   repo:string, lisodMain:string, lighttpdModDir:string|null, serverCpu:string|null, lisodResumptionKey:string|null}} Context
+ * A server's launch plan.
+ * @typedef {{cmd:string, args:string[], cwd?:string, config?:{file:string, text:string}, notes:string[]}} Plan
+ */
+
+/** Config keys a lisod build may accept to turn TLS session resumption off (first found wins). */
+const LISOD_RESUMPTION_KEYS = ['tls_session_resumption', 'tls_resumption', 'tls_session_tickets'];
+
+/**
+ * Looks in the built lisod (dist/) for a config key that turns resumption off.
+ * @param {string} lisodMain path of dist/main.js @returns {string|null}
+ */
+export function findLisodResumptionKey(lisodMain) {
+  const dist = path.dirname(lisodMain);
+  let text = '';
+  try {
+    for (const f of fs.readdirSync(dist)) if (f.endsWith('.js')) text += fs.readFileSync(path.join(dist, f), 'utf8');
+  } catch {
+    return null;
+  }
+  return LISOD_RESUMPTION_KEYS.find((k) => text.includes(`'${k}'`) || text.includes(`"${k}"`)) ?? null;
+}
+
+const q = (s) => JSON.stringify(s); // TOML / lighttpd / nginx-safe double-quoted string
+
+/** @type {Record<string, (ctx:Context, v:Variant, http:number, https:number, dir:string) => Plan>} */
+const PLANS = {
+  lisod: (ctx, v, http, https, dir) => lisodPlan(ctx, v, http, https, dir, false),
+  'lisod-log': (ctx, v, http, https, dir) => lisodPlan(ctx, v, http, https, dir, true),
+
+  nginx(ctx, v, http, https, dir) {
+    const c = ctx.certs[v.cert];
+    for (const t of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) fs.mkdirSync(path.join(dir, t));
+    const text = `# nginx for the lisod bench: 1 worker, sendfile, TLS 1.2+1.3, no access log
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid ${q(path.join(dir, 'nginx.pid'))};
+error_log ${q(path.join(dir, 'error.log'))} warn;
+events { worker_connections 16000; }
+http {
+  include /etc/nginx/mime.types;
+  default_type application/octet-stream;
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_timeout 120s;
+  keepalive_requests 100000000;
+  client_body_temp_path ${q(path.join(dir, 'client_body'))};
+  proxy_temp_path ${q(path.join(dir, 'proxy'))};
+  fastcgi_temp_path ${q(path.join(dir, 'fastcgi'))};
+  uwsgi_temp_path ${q(path.join(dir, 'uwsgi'))};
+  scgi_temp_path ${q(path.join(dir, 'scgi'))};
+  ssl_protocols TLSv1.2 TLSv1.3;
+  ${v.resumption ? 'ssl_session_cache shared:SSL:10m;\n  ssl_session_tickets on;' : 'ssl_session_cache off;\n  ssl_session_tickets off;'}
+  server {
+    listen 127.0.0.1:${http};
+    listen 127.0.0.1:${https} ssl;
+    ssl_certificate ${q(c.cert)};
+    ssl_certificate_key ${q(c.key)};
+    root ${q(ctx.docroot)};
+  }
+}
+`;
+    const file = path.join(dir, 'nginx.conf');
+    return { cmd: 'nginx', args: ['-p', dir, '-e', path.join(dir, 'error.log'), '-c', file], config: { file, text }, notes: [] };
+  },
+
+  lighttpd(ctx, v, http, https, dir) {
+    const c = ctx.certs[v.cert];
+    const sslCmds = ['"MinProtocol" => "TLSv1.2"'];
+    if (!v.resumption) sslCmds.push('"Options" => "-SessionTicket"');
+    const env = Object.entries(v.cgiEnv).map(([k, val]) => `${q(k)} => ${q(val)}`).join(', ');
+    const text = `# lighttpd for the lisod bench: mod_openssl, mod_cgi, no access log
+server.document-root = ${q(ctx.docroot)}
+server.bind = "127.0.0.1"
+server.port = ${http}
+server.errorlog = ${q(path.join(dir, 'error.log'))}
+server.modules = ("mod_openssl", "mod_alias", "mod_setenv", "mod_cgi")
+server.network-backend = "sendfile"
+server.max-fds = 20000
+server.max-connections = 10000  # lighttpd allows at most max-fds / 2
+server.max-keep-alive-idle = 120
+server.max-keep-alive-requests = 100000000
+mimetype.assign = (".html" => "text/html", ".css" => "text/css", ".png" => "image/png",
+  ".jpg" => "image/jpeg", ".jpeg" => "image/jpeg", ".gif" => "image/gif", "" => "application/octet-stream")
+$SERVER["socket"] == "127.0.0.1:${https}" {
+  ssl.engine = "enable"
+  ssl.pemfile = ${q(c.cert)}
+  ssl.privkey = ${q(c.key)}
+  ssl.openssl.ssl-conf-cmd = (${sslCmds.join(', ')})
+}
+# /cgi and everything under it runs the one CGI script (as lisod's /cgi/ prefix does).
+alias.url = ("/cgi" => ${q(v.cgiScript)})
+$HTTP["url"] =~ "^/cgi(/|$)" { cgi.assign = ("" => "") }
+${env ? `setenv.add-environment = (${env})` : ''}
+`;
+    const file = path.join(dir, 'lighttpd.conf');
+    const args = ['-D', '-f', file];
+    if (ctx.lighttpdModDir) args.push('-m', ctx.lighttpdModDir);
+    return { cmd: 'lighttpd', args, config: { file, text }, notes: [] };
+  },
+
+  node(ctx, v, http, https) {
+    const c = ctx.certs[v.cert];
+    const args = [path.join(BENCH_DIR, 'node_static.mjs'), '--root', ctx.docroot, '--host', '127.0.0.1',
+      '--http-port', String(http), '--https-port', String(https), '--key', c.key, '--cert', c.cert];
+    if (!v.resumption) args.push('--no-resumption');
+    return { cmd: process.execPath, args, notes: [] };
+  },
+};
+
+/** @param {Context} ctx @param {Variant} v */
+function lisodPlan(ctx, v, http, https, dir, accessLog) {
+  const c = ctx.certs[v.cert];
+  const notes = [];
+  let resumptionLine = '';
+  if (!v.resumption) {
+    if (ctx.lisodResumptionKey) resumptionLine = `${ctx.lisodResumptionKey} = false\n`;
+    else notes.push('lisod resumption not configurable yet');
+  }
+  const env = Object.entries(v.cgiEnv).map(([k, val]) => `${k} = ${q(val)}`).join('\n');
+  const text = `# lisod for the lisod bench
+http_port = ${http}
+https_port = ${https}
+bind = ["127.0.0.1"]
+www = ${q(ctx.docroot)}
+tls_key = ${q(c.key)}
+tls_cert = ${q(c.cert)}
+error_log = ${q(path.join(dir, 'error.log'))}
+access_log = ${q(accessLog ? path.join(dir, 'access.log') : '')}
+lock_file = ${q(path.join(dir, 'lisod.lock'))}
+max_connections = 16000
+keep_alive_timeout = 120
+${resumptionLine}
+[cgi]
+script = ${q(v.cgiScript)}
+max_processes = 16
+timeout = 120
+${env ? `[cgi.env]\n${env}\n` : ''}`;
+  const file = path.join(dir, 'lisod.conf');
+  return { cmd: process.execPath, args: [ctx.lisodMain, '--config', file, '--foreground'], cwd: ctx.repo, config: { file, text }, notes };
+}
+
+/** A free TCP port on 127.0.0.1 (bound, read, released). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = /** @type {net.AddressInfo} */ (s.address());
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(port) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+function tail(file, bytes = 2000) {
+  try {
+    const t = fs.readFileSync(file, 'utf8');
+    return t.slice(-bytes).trim();
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * A running server.
+ * @typedef {{name:string, pid:number, httpPort:number, httpsPort:number, command:string, config?:{file:string,text:string},
+ *   notes:string[], dir:string, exited:Promise<void>}} Running
+ */
+
+/** Starts and stops processes; remembers every one so Ctrl-C or an error can stop them all. */
+export class Supervisor {
+  /** @param {string} dir where per-server dirs, configs and logs go */
+  constructor(dir) {
+    this.dir = dir;
+    this.count = 0;
+    /** @type {Map<number, {child: import('node:child_process').ChildProcess, exited: Promise<void>, tree: {pid:number,startTime:number}[]}>} */
+    this.live = new Map();
+  }
+
+  /**
+   * Spawns a process in its own process group (so a terminal Ctrl-C reaches only the
+   * harness, which then stops it in order), optionally pinned to `cpu` with taskset.
+   * @param {string} cmd @param {string[]} args
+   * @param {{cpu?:string|null, cwd?:string, log:string, stdin?:'ignore'|'pipe', stdout?:'file'|'pipe'}} o
+   */
+  spawn(cmd, args, o) {
+    const out = fs.openSync(o.log, 'a');
+    const file = o.cpu != null ? 'taskset' : cmd;
+    const argv = o.cpu != null ? ['-c', o.cpu, cmd, ...args] : args;
+    const child = spawn(file, argv, {
+      cwd: o.cwd,
+      detached: true,
+      stdio: [o.stdin ?? 'ignore', o.stdout === 'pipe' ? 'pipe' : out, out],
+    });
+    fs.closeSync(out);
+    const exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    child.once('error', () => {}); // reported through 'exit' / readiness
+    if (child.pid) this.live.set(child.pid, { child, exited, tree: [] });
+    return { child, exited };
+  }
+
+  /**
+   * Starts one server with a fresh config and waits until both ports accept connections.
+   * @param {Context} ctx @param {string} name @param {Variant} variant
+   * @returns {Promise<Running>}
+   */
+  async startServer(ctx, name, variant) {
+    const dir = path.join(this.dir, `${String(++this.count).padStart(3, '0')}-${name}`);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+    const http = await freePort();
+    let https = await freePort();
+    while (https === http) https = await freePort();
+    const plan = PLANS[name](ctx, variant, http, https, dir);
+    if (plan.config) fs.writeFileSync(plan.config.file, plan.config.text);
+    const log = path.join(dir, 'output.log');
+    const { child, exited } = this.spawn(plan.cmd, plan.args, { cpu: ctx.serverCpu, cwd: plan.cwd, log });
+    const command = `${ctx.serverCpu != null ? `taskset -c ${ctx.serverCpu} ` : ''}${plan.cmd === process.execPath ? 'node' : plan.cmd} ${plan.args.join(' ')}`;
+    let gone = false;
+    exited.then(() => { gone = true; });
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      if (gone) {
+        throw new Error(`${name} exited during start (code ${child.exitCode}, signal ${child.signalCode}):\n` +
+          `${tail(log)}\n${tail(path.join(dir, 'error.log'))}`.trim());
+      }
+      if ((await canConnect(http)) && (await canConnect(https))) break;
+      if (Date.now() > deadline) {
+        await this.stop(/** @type {number} */ (child.pid));
+        throw new Error(`${name} did not accept connections within 15 s:\n${tail(log)}\n${tail(path.join(dir, 'error.log'))}`.trim());
+      }
+      await sleep(50);
+    }
+    const entry = this.live.get(/** @type {number} */ (child.pid));
+    if (entry) entry.tree = treePids(/** @type {number} */ (child.pid));
+    return { name, pid: /** @type {number} */ (child.pid), httpPort: http, httpsPort: https, command, config: plan.config, notes: plan.notes, dir, exited };
+  }
+
+  /**
+   * Stops a process started here: SIGTERM, then SIGKILL after 5 s; then SIGKILL to any of its
+   * descendants still alive (CGI scripts, nginx workers), each by pid and start time.
+   * @param {number} pid
+   */
+  async stop(pid) {
+    const entry = this.live.get(pid);
+    if (!entry) return;
+    const tree = [...entry.tree, ...treePids(pid)];
+    try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ }
+    const timedOut = await Promise.race([entry.exited.then(() => false), sleep(5000).then(() => true)]);
+    if (timedOut) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      await entry.exited;
+    }
+    for (const p of tree) {
+      if (p.pid !== pid && alive(p.pid, p.startTime)) {
+        try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ }
+      }
+    }
+    this.live.delete(pid);
+  }
+
+  /** Stops everything still running, newest first. */
+  async stopAll() {
+    for (const pid of [...this.live.keys()].reverse()) await this.stop(pid);
+  }
+}
