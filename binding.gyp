@@ -17,7 +17,8 @@
         "native/sys.cc",
         "native/response.cc",
         "native/connection_static.cc",
-        "native/file_cache.cc"
+        "native/file_cache.cc",
+        "native/spawn.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

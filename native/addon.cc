@@ -8,6 +8,7 @@
 
 #include "connection.h"
 #include "server.h"
+#include "spawn.h"
 #include "sys.h"
 
 namespace lisod {
@@ -289,6 +290,7 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
 static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("Server", lisod::ServerWrap::define(env));
   lisod::initSys(env, exports);
+  lisod::initSpawn(env, exports);
   return exports;
 }
 

@@ -1,6 +1,5 @@
 // CGI/1.1 runner (RFC 3875): one script process per /cgi/ request, body to stdin and
 // stdout back to the native connection with backpressure both ways, limits and timeouts.
-import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,6 +9,7 @@ import { buildCgiEnv, parseCgiTarget, type CgiEnvOptions } from './cgi_env.js';
 import { CgiOutputParser, type CgiHead } from './cgi_output.js';
 import type { Logger } from './log.js';
 import type { CgiRequest, NativeHandlers, NativeServer } from './native.js';
+import { ScriptProcess } from './spawn.js';
 
 export interface CgiOptions {
   script: string; // path of the one CGI script
@@ -88,7 +88,7 @@ class BodySpool {
 
 /** One script process. After a local redirect it is detached: output ignored, slot held. */
 interface ScriptRun {
-  child: ChildProcess;
+  child: ScriptProcess;
   parser: CgiOutputParser;
   headDone: boolean;
   discardOutput: boolean; // HEAD, 204/304, error already answered, detached
@@ -297,16 +297,12 @@ export class CgiRunner {
     const streamsBody = !ex.bodyEnded || ex.pendingBody.length > 0 || Buffer.isBuffer(ex.spooled);
     const stdin = typeof ex.spooled === 'number' ? ex.spooled : streamsBody ? 'pipe' : 'ignore';
     const script = this.#envOptions.scriptFilename;
-    let child: ChildProcess;
+    let child: ScriptProcess;
     try {
-      child = spawn(script, [], {
-        cwd: path.dirname(script),
-        env,
-        detached: true, // own session and process group: a timeout kills everything it started
-        stdio: [stdin, 'pipe', 'pipe'],
-      });
+      // Own session and process group: a timeout kills everything the script started.
+      child = new ScriptProcess(script, { cwd: path.dirname(script), env, stdin });
     } catch (e) {
-      this.#fail(ex, 500, `cannot start ${script}: ${(e as Error).message}`);
+      this.#fail(ex, 500, `cannot run ${script}: ${(e as Error).message}`);
       return;
     } finally {
       if (typeof ex.spooled === 'number') fs.closeSync(ex.spooled);
@@ -320,13 +316,6 @@ export class CgiRunner {
     ex.run = run;
     this.#live.add(run);
 
-    child.on('error', (e: NodeJS.ErrnoException) => {
-      // Spawn failures (ENOENT, EACCES, ENOEXEC…) arrive here without an 'exit'.
-      if (child.pid === undefined) {
-        this.#release(run);
-        if (!run.detached) this.#fail(ex, 500, `cannot run ${script}: ${e.message}`);
-      }
-    });
     child.stdin?.on('error', () => {}); // EPIPE: the script stopped reading; handled on 'close'
     child.stdin?.on('close', () => {
       run.stdinOpen = false;
@@ -354,7 +343,7 @@ export class CgiRunner {
     this.#touch(ex, run);
   }
 
-  #pipeStderr(child: ChildProcess): void {
+  #pipeStderr(child: ScriptProcess): void {
     let partial = '';
     const emit = (line: string): void => {
       if (line !== '') this.#logger.error(`cgi ${this.#scriptLabel}[${child.pid}]: ${line.slice(0, kMaxStderrLine)}`);
@@ -498,7 +487,7 @@ export class CgiRunner {
   /** Signals the run's whole process group (it leads its own session). */
   #signal(run: ScriptRun, signal: NodeJS.Signals): void {
     const pid = run.child.pid;
-    if (pid === undefined || run.child.exitCode !== null || run.child.signalCode !== null) return;
+    if (run.child.exitCode !== null || run.child.signalCode !== null) return;
     try {
       process.kill(-pid, signal);
     } catch {

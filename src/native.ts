@@ -97,6 +97,13 @@ export interface NativeAddon {
   sdNotify(message: string): boolean;
   // Raises RLIMIT_NOFILE soft limit to the hard limit; returns the new soft limit.
   raiseFdLimit(): number;
+  // posix_spawn (no fork of this large process): the child leads a new session, default
+  // signal dispositions, cwd set. stdin: an fd to hand over, -1 = new pipe, -2 = /dev/null.
+  // Returns parent-side fds (stdin -1 unless piped). Throws Error with code ENOENT/EACCES/ENOEXEC.
+  spawnProcess(file: string, env: string[], cwd: string, stdin: number):
+    { pid: number; pidfd: number; stdin: number; stdout: number; stderr: number };
+  // Polls the pidfd on the event loop, reaps the child, calls back once; closes pidfd.
+  watchExit(pidfd: number, callback: (code: number | null, signal: number | null) => void): void;
 }
 
 const require = createRequire(import.meta.url);

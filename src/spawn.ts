@@ -1,0 +1,54 @@
+// Starts a CGI script through the addon's posix_spawn (no fork of this large process)
+// and exposes it like a ChildProcess: stdin/stdout/stderr streams, pid, 'exit'/'close'.
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import os from 'node:os';
+import { native } from './native.js';
+
+export interface SpawnOptions {
+  cwd: string;
+  env: Record<string, string>;
+  stdin: number | 'pipe' | 'ignore'; // an fd to hand over (the caller still closes its copy)
+}
+
+/** A running script. 'close' (code, signal) follows exit and the end of stdout and stderr. */
+export class ScriptProcess extends EventEmitter {
+  readonly pid: number;
+  readonly stdin: net.Socket | null;
+  readonly stdout: net.Socket;
+  readonly stderr: net.Socket;
+  exitCode: number | null = null;
+  signalCode: NodeJS.Signals | null = null;
+  #pending = 3; // exit, stdout closed, stderr closed
+
+  /** Throws an Error with code ENOENT/EACCES/ENOEXEC when the script cannot be started. */
+  constructor(file: string, options: SpawnOptions) {
+    super();
+    const env = Object.entries(options.env).map(([k, v]) => `${k}=${v}`);
+    const stdin = typeof options.stdin === 'number' ? options.stdin : options.stdin === 'pipe' ? -1 : -2;
+    const p = native.spawnProcess(file, env, options.cwd, stdin);
+    this.pid = p.pid;
+    this.stdin = p.stdin >= 0 ? new net.Socket({ fd: p.stdin, readable: false, writable: true }) : null;
+    this.stdout = new net.Socket({ fd: p.stdout, readable: true, writable: false });
+    this.stderr = new net.Socket({ fd: p.stderr, readable: true, writable: false });
+    for (const s of [this.stdout, this.stderr]) {
+      s.on('error', () => {}); // a read error ends the stream; exit reports what happened
+      s.once('close', () => this.#settle());
+    }
+    native.watchExit(p.pidfd, (code, signal) => {
+      this.exitCode = code;
+      this.signalCode = signal === null ? null : signalName(signal);
+      this.emit('exit', this.exitCode, this.signalCode);
+      this.#settle();
+    });
+  }
+
+  #settle(): void {
+    if (--this.#pending === 0) this.emit('close', this.exitCode, this.signalCode);
+  }
+}
+
+function signalName(n: number): NodeJS.Signals {
+  const found = Object.entries(os.constants.signals).find(([, v]) => v === n);
+  return (found?.[0] ?? 'SIGKILL') as NodeJS.Signals;
+}
