@@ -137,8 +137,11 @@ void onExitReadable(uv_poll_t* handle, int status, int) {
       napi_fatal_exception(w->env, e.Value());
     }
   }
-  ::close(w->pidfd);
-  uv_close(reinterpret_cast<uv_handle_t*>(handle), [](uv_handle_t* h) { delete static_cast<ExitWatch*>(h->data); });
+  uv_close(reinterpret_cast<uv_handle_t*>(handle), [](uv_handle_t* h) {
+    auto* watch = static_cast<ExitWatch*>(h->data);
+    ::close(watch->pidfd);  // only once libuv has let go of it
+    delete watch;
+  });
 }
 
 // watchExit(pidfd, callback(code | null, signal | null)): reaps the child when it exits.
