@@ -40,6 +40,7 @@ export interface LisodConfig {
   keepAliveTimeoutMs: number;
   sendTimeoutMs: number;
   shutdownGraceMs: number;
+  workers: number; // event loops serving the same ports ("auto" resolved to the CPU count)
   cgi: CgiConfig;
 }
 
@@ -87,7 +88,11 @@ export const kDefaults = {
   cgiTimeout: 30,
   cgiMaxProcesses: 16,
   cgiMaxQueue: 64,
+  workers: 1,
 } as const;
+
+/** Upper bound for `workers`: each loop is a thread with its own V8 heap (~10 MiB). */
+export const kMaxWorkers = 256;
 
 // ---------------------------------------------------------------------------------------
 // Locating keys in the source text (smol-toml reports positions only for syntax errors).
@@ -196,6 +201,7 @@ interface Draft {
   keepAliveTimeoutMs?: number;
   sendTimeoutMs?: number;
   shutdownGraceMs?: number;
+  workers?: number | 'auto';
   cgiTimeoutMs?: number;
   cgiMaxProcesses?: number;
   cgiMaxQueue?: number;
@@ -336,7 +342,7 @@ const kTopKeys = [
   'http_port', 'https_port', 'bind', 'www', 'cgi', 'tls_key', 'tls_cert', 'error_log', 'access_log',
   'lock_file', 'max_connections', 'max_body_bytes', 'max_header_bytes', 'max_line_bytes',
   'max_target_bytes', 'header_timeout', 'keep_alive_timeout', 'body_timeout', 'send_timeout',
-  'shutdown_grace', 'user', 'server_name',
+  'shutdown_grace', 'user', 'server_name', 'workers',
 ] as const;
 const kCgiKeys = ['script', 'timeout', 'max_processes', 'max_queue', 'pass_env', 'env', 'env_paths'] as const;
 
@@ -393,6 +399,13 @@ export function parseConfigText(text: string, display: string, absPath: string):
         r.set('user', kp, s === '' ? null : s);
         break;
       }
+      case 'workers':
+        if (v !== 'auto' && !(typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= kMaxWorkers)) {
+          r.fail(kp, `workers must be an integer 1–${kMaxWorkers} or "auto", got ${describe(v)}`,
+            'e.g. workers = 2, or workers = "auto" for one event loop per CPU');
+        }
+        r.set('workers', kp, v as number | 'auto');
+        break;
       case 'server_name': {
         const s = r.string(v, kp);
         if (!/^[A-Za-z0-9.-]+$/.test(s)) r.fail(kp, `server_name must be a host name, got ${describe(v)}`);
@@ -463,9 +476,10 @@ export const kEmptyDraft: ConfigDraft = { values: {}, origins: {}, configFile: n
 
 /**
  * Fills defaults and checks what can be checked without the file system: required
- * settings, bind addresses, and relations between limits. Pure.
+ * settings, bind addresses, and relations between limits. Pure (`cpus` resolves
+ * workers = "auto").
  */
-export function finishConfig(draft: ConfigDraft, hostname: string): LisodConfig {
+export function finishConfig(draft: ConfigDraft, hostname: string, cpus = os.availableParallelism()): LisodConfig {
   const v = draft.values;
   const file: Origin | null = draft.display !== null ? { file: draft.display } : null;
   const at = (key: DraftKey): Origin | null => draft.origins[key] ?? file;
@@ -526,6 +540,7 @@ export function finishConfig(draft: ConfigDraft, hostname: string): LisodConfig 
     keepAliveTimeoutMs: v.keepAliveTimeoutMs ?? kDefaults.keepAliveTimeout * 1000,
     sendTimeoutMs: v.sendTimeoutMs ?? kDefaults.sendTimeout * 1000,
     shutdownGraceMs: v.shutdownGraceMs ?? kDefaults.shutdownGrace * 1000,
+    workers: v.workers === 'auto' ? Math.min(Math.max(cpus, 1), kMaxWorkers) : (v.workers ?? kDefaults.workers),
     cgi: {
       script: v.cgiScript!,
       timeoutMs: v.cgiTimeoutMs ?? kDefaults.cgiTimeout * 1000,
@@ -647,6 +662,7 @@ export function toServerConfig(c: LisodConfig): ServerConfig {
     sendTimeoutMs: c.sendTimeoutMs,
     accessLog: c.accessLog !== null,
   };
+  if (c.workers > 1) server.reusePort = true; // the other loops bind the same ports
   if (c.httpsPort !== null) {
     server.tlsKey = c.tlsKey!;
     server.tlsCert = c.tlsCert!;

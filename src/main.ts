@@ -10,6 +10,7 @@ import { DaemonChild, launchDaemon } from './daemon.js';
 import { Logs, type Logger } from './log.js';
 import type { BoundAddress, NativeAddon, NativeHandlers, NativeServer } from './native.js';
 import { installSignalHandlers, type SignalHooks } from './signals.js';
+import { WorkerLoops, boundListeners, loopShare } from './workers.js';
 
 /** Runs lisod with `argv` (process.argv.slice(2)); resolves with the exit status. */
 export async function main(argv: string[]): Promise<number> {
@@ -182,6 +183,7 @@ export async function serve(config: LisodConfig, options: ServeOptions): Promise
   let lock: { release(): void } | null = null;
   let server: NativeServer | null = null;
   let cgi: CgiRunner | null = null;
+  let loops: WorkerLoops | null = null; // the other event loops (workers = N)
   let notifier: import('./sd_notify.js').Notifier | null = null;
   let logTargets = { error: config.errorLog, access: config.accessLog }; // what `logs` writes to
   let stopWatchdog = (): void => {};
@@ -204,12 +206,14 @@ export async function serve(config: LisodConfig, options: ServeOptions): Promise
     stopAccepting: () => {
       notifier?.stopping();
       server?.stopWhenIdle(); // listeners closed, idle keep-alives closed, responses finish
+      loops?.stopWhenIdle();
     },
-    inFlight: () => server?.connectionCount() ?? 0,
-    close: () => {
+    inFlight: () => (server?.connectionCount() ?? 0) + (loops?.inFlight() ?? 0),
+    close: async () => {
       stopWatchdog();
       cgi?.stop();
       server?.close();
+      await loops?.close(); // their last access records are written first
       logger.info('stopped');
       lock?.release(); // the PID leaves the lock file
       logs?.close();
@@ -270,11 +274,18 @@ export async function serve(config: LisodConfig, options: ServeOptions): Promise
     }
   }
 
-  // 3. Listeners, certificates, CGI runner.
+  // 3. Listeners, certificates, CGI runner; with workers = N, N-1 more event loops (threads)
+  //    open the ports the main thread got and must all be listening before lisod is ready.
   try {
     ({ server, cgi } = startServer(rt.native, config, () => logs!, logger));
+    const listeners = boundListeners(toServerConfig(config).listeners, server.addresses());
+    loops = await WorkerLoops.start(config, listeners, () => logs!, logger);
   } catch (e) {
     return fail((e as Error).message);
+  }
+  if (stopped) { // SIGTERM/SIGINT while the event loops started
+    daemon?.fail('stopped by a signal while starting');
+    return finished;
   }
 
   // 4. As root: give up root now that the ports are bound and the key is read.
@@ -295,7 +306,8 @@ export async function serve(config: LisodConfig, options: ServeOptions): Promise
 
   // 5. Serving: tell the terminal, systemd and the launcher.
   const urls = server.addresses().map(listenerUrl);
-  logger.info(`lisod ${readVersion()} started (pid ${process.pid}${daemon ? ', daemon' : ''}): serving ${config.www}; listening on ${urls.join(', ')}`);
+  const loopCount = loops.count > 1 ? `, ${loops.count} event loops` : '';
+  logger.info(`lisod ${readVersion()} started (pid ${process.pid}${daemon ? ', daemon' : ''}${loopCount}): serving ${config.www}; listening on ${urls.join(', ')}`);
   if (options.foreground) say(urls.map((u) => `lisod: listening on ${u}\n`).join(''));
   logs.flush();
   notifier.ready(`serving on ${urls.join(', ')}`);
@@ -315,7 +327,10 @@ export async function serve(config: LisodConfig, options: ServeOptions): Promise
       const moved = fresh.errorLog !== logTargets.error || fresh.accessLog !== logTargets.access;
       const freshLogs = moved ? Logs.open(fresh.errorLog, fresh.accessLog) : null; // throws: nothing changed yet
       try {
-        if (fresh.httpsPort !== null && config.httpsPort !== null) server!.reloadTls(fresh.tlsKey!, fresh.tlsCert!);
+        if (fresh.httpsPort !== null && config.httpsPort !== null) {
+          server!.reloadTls(fresh.tlsKey!, fresh.tlsCert!);
+          for (const kept of await loops!.reloadTls(fresh.tlsKey!, fresh.tlsCert!)) logger.error(`reload: ${kept}`);
+        }
       } catch (e) {
         freshLogs?.close();
         throw e;
@@ -346,8 +361,9 @@ function startServer(native: NativeAddon, config: LisodConfig, logs: () => Logs,
     logger.warn(`open-file limit ${fdLimit} is below max_connections ${config.maxConnections} + 64; ` +
       'raise it (ulimit -n / LimitNOFILE=) or new connections will be refused');
   }
-  const cgi = new CgiRunner({ ...config.cgi, serverName: config.serverName }, logger);
-  const server = new native.Server(toServerConfig(config), {
+  const share = loopShare(config, 0); // limits are divided among the event loops
+  const cgi = new CgiRunner({ ...share.cgi, serverName: config.serverName }, logger);
+  const server = new native.Server(toServerConfig(share), {
     request: (req) => cgi.handlers.request(req),
     body: (id, chunk) => cgi.handlers.body(id, chunk),
     close: (id) => cgi.handlers.close(id),
@@ -383,7 +399,7 @@ export function restartOnlyChanges(running: LisodConfig, next: LisodConfig): str
     ['max_header_bytes', (c) => c.maxHeaderBytes], ['max_line_bytes', (c) => c.maxLineBytes],
     ['max_target_bytes', (c) => c.maxTargetBytes], ['header_timeout', (c) => c.headerTimeoutMs],
     ['body_timeout', (c) => c.bodyTimeoutMs], ['keep_alive_timeout', (c) => c.keepAliveTimeoutMs],
-    ['send_timeout', (c) => c.sendTimeoutMs], ['[cgi]', (c) => c.cgi],
+    ['send_timeout', (c) => c.sendTimeoutMs], ['workers', (c) => c.workers], ['[cgi]', (c) => c.cgi],
   ];
   return keys.filter(([, get]) => !same(get(running), get(next))).map(([name]) => name);
 }

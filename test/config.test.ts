@@ -177,6 +177,24 @@ test('bad values: file:line, what was expected, what was given', (t) => {
   t.regex(parseError('server_name = "bad name"\n').message, /^x\.conf:1: server_name must be a host name/);
 });
 
+test('workers: an integer 1–256 or "auto" (one per CPU); default 1; more than one sets reusePort', (t) => {
+  t.is(finished(kBase).workers, 1);
+  t.is(finished(`${kBase}workers = 4\n`).workers, 4);
+  const auto = parseConfigText(`${kBase}workers = "auto"\n`, 'lisod.conf', '/srv/site/lisod.conf');
+  t.is(finishConfig(auto, 'h', 6).workers, 6);
+  t.is(finishConfig(auto, 'h', 1000).workers, 256);
+  t.is(finishConfig(auto, 'h').workers, os.availableParallelism());
+  t.is(toServerConfig(finished(kBase)).reusePort, undefined);
+  t.true(toServerConfig(finished(`${kBase}workers = 2\n`)).reusePort);
+  const hint = '(hint: e.g. workers = 2, or workers = "auto" for one event loop per CPU)';
+  t.is(parseError('www = "w"\n\nworkers = 0\n').message, `x.conf:3: workers must be an integer 1–256 or "auto", got 0 ${hint}`);
+  t.is(parseError('workers = "x"\n').message, `x.conf:1: workers must be an integer 1–256 or "auto", got "x" ${hint}`);
+  t.regex(parseError('workers = 2.5\n').message, /^x\.conf:1: workers must be an integer 1–256 or "auto", got 2\.5 /);
+  t.regex(parseError('workers = 257\n').message, /^x\.conf:1: workers must be an integer 1–256 or "auto", got 257 /);
+  t.regex(parseError('workers = "Auto"\n').message, /got "Auto"/);
+  t.regex(parseError('worker = 2\n').message, /unknown key 'worker' \(hint: did you mean 'workers'\?\)/);
+});
+
 test('dotted and quoted keys are located too', (t) => {
   t.regex(parseError('www = "w"\ncgi.timeout = "x"\n').message, /^x\.conf:2: cgi\.timeout must be a number of seconds/);
   t.regex(parseError('"http_port" = -5\n').message, /^x\.conf:1: http_port must be a port number/);

@@ -1,0 +1,97 @@
+// One extra event loop (workers = N), run in a worker thread: its own native server on the main
+// thread's ports (SO_REUSEPORT) and its own CGI runner. Logs, readiness and signals go through
+// the main thread (workers.ts), which owns the log files, the lock and the signal handlers.
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { CgiRunner } from './cgi.js';
+import { toServerConfig } from './config.js';
+import type { Level, Logger } from './log.js';
+import { native, type AccessRecord, type NativeServer } from './native.js';
+import type { FromWorker, LogItem, ToWorker, WorkerData } from './workers.js';
+
+const kCountEveryMs = 1000; // connection count to the main thread while serving …
+const kCountStoppingMs = 25; // … and while finishing in-flight requests
+
+if (parentPort === null) throw new Error('worker.ts is the entry of a lisod worker thread, not a program');
+const port: MessagePort = parentPort;
+const post = (m: FromWorker): void => port.postMessage(m);
+
+// Log items are collected and posted once per turn of the event loop (the native server
+// already batches access records), so the main thread gets one message per burst.
+let outbox: LogItem[] = [];
+let flushing: NodeJS.Immediate | null = null;
+const flush = (): void => {
+  if (flushing !== null) clearImmediate(flushing);
+  flushing = null;
+  if (outbox.length === 0) return;
+  post({ type: 'logs', items: outbox });
+  outbox = [];
+};
+const queue = (item: LogItem): void => {
+  const last = outbox[outbox.length - 1];
+  if (item.kind === 'access' && last?.kind === 'access') last.records.push(...item.records);
+  else outbox.push(item);
+  flushing ??= setImmediate(flush);
+};
+const line = (level: Level) => (message: string): void => queue({ kind: 'line', level, message });
+const logger: Logger = { error: line('error'), warn: line('warn'), info: line('info') };
+
+/** This loop's server and CGI runner on the main thread's ports; null (after telling the main
+ *  thread why) when they cannot be created. */
+function start(data: WorkerData): { server: NativeServer; cgi: CgiRunner } | null {
+  const cgi = new CgiRunner({ ...data.config.cgi, serverName: data.config.serverName }, logger);
+  try {
+    const server = new native.Server({ ...toServerConfig(data.config), listeners: data.listeners, reusePort: true }, {
+      request: (req) => cgi.handlers.request(req),
+      body: (id, chunk) => cgi.handlers.body(id, chunk),
+      close: (id) => cgi.handlers.close(id),
+      drain: (id) => cgi.handlers.drain(id),
+      log: (records: AccessRecord[]) => queue({ kind: 'access', records }),
+      error: (level, message) => logger[level](message),
+    });
+    cgi.attach(server);
+    return { server, cgi };
+  } catch (e) {
+    flush();
+    post({ type: 'failed', message: (e as Error).message });
+    port.close(); // nothing else keeps the thread alive: it ends
+    return null;
+  }
+}
+
+/** Serves until the main thread says 'close'. */
+function serve({ server, cgi }: { server: NativeServer; cgi: CgiRunner }): void {
+  const countConnections = (): void => post({ type: 'connections', count: server.connectionCount() });
+  let counter = setInterval(countConnections, kCountEveryMs);
+  port.on('message', (m: ToWorker) => {
+    switch (m.type) {
+      case 'stop':
+        server.stopWhenIdle();
+        countConnections();
+        clearInterval(counter);
+        counter = setInterval(countConnections, kCountStoppingMs);
+        return;
+      case 'reload': {
+        let error: string | null = null;
+        try {
+          server.reloadTls(m.tlsKey, m.tlsCert);
+        } catch (e) {
+          error = (e as Error).message;
+        }
+        post({ type: 'reloaded', seq: m.seq, error });
+        return;
+      }
+      case 'close':
+        clearInterval(counter);
+        cgi.stop();
+        server.close(); // hands the last access records to `log` first
+        flush();
+        post({ type: 'closed' });
+        port.close();
+        return;
+    }
+  });
+  post({ type: 'ready' });
+}
+
+const loop = start(workerData as WorkerData);
+if (loop !== null) serve(loop);
