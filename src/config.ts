@@ -25,6 +25,7 @@ export interface LisodConfig {
   www: string;
   tlsKey: string | null; // set whenever httpsPort is
   tlsCert: string | null;
+  tlsResumption: boolean; // TLS session tickets + session cache
   errorLog: string; // absolute path, or '-' for stderr
   accessLog: string | null; // absolute path, '-' for stdout, null when off
   lockFile: string | null;
@@ -186,6 +187,7 @@ interface Draft {
   cgiScript?: string;
   tlsKey?: string;
   tlsCert?: string;
+  tlsResumption?: boolean;
   errorLog?: string;
   accessLog?: string | null;
   lockFile?: string | null;
@@ -288,6 +290,11 @@ class FileReader {
     return ms;
   }
 
+  boolean(v: unknown, keyPath: readonly string[]): boolean {
+    if (typeof v !== 'boolean') this.fail(keyPath, `${keyPath.join('.')} must be true or false, got ${describe(v)}`);
+    return v as boolean;
+  }
+
   string(v: unknown, keyPath: readonly string[], hint?: string): string {
     if (typeof v !== 'string') this.fail(keyPath, `${keyPath.join('.')} must be a string, got ${describe(v)}`, hint);
     return v;
@@ -342,7 +349,7 @@ const kTopKeys = [
   'http_port', 'https_port', 'bind', 'www', 'cgi', 'tls_key', 'tls_cert', 'error_log', 'access_log',
   'lock_file', 'max_connections', 'max_body_bytes', 'max_header_bytes', 'max_line_bytes',
   'max_target_bytes', 'header_timeout', 'keep_alive_timeout', 'body_timeout', 'send_timeout',
-  'shutdown_grace', 'user', 'server_name', 'workers',
+  'shutdown_grace', 'user', 'server_name', 'workers', 'tls_session_resumption',
 ] as const;
 const kCgiKeys = ['script', 'timeout', 'max_processes', 'max_queue', 'pass_env', 'env', 'env_paths'] as const;
 
@@ -377,6 +384,7 @@ export function parseConfigText(text: string, display: string, absPath: string):
         break;
       case 'tls_key': r.set('tlsKey', kp, r.path(v, kp)); break;
       case 'tls_cert': r.set('tlsCert', kp, r.path(v, kp)); break;
+      case 'tls_session_resumption': r.set('tlsResumption', kp, r.boolean(v, kp)); break;
       case 'error_log': r.set('errorLog', kp, r.logTarget(v, kp, false)!); break;
       case 'access_log': r.set('accessLog', kp, r.logTarget(v, kp, true)); break;
       case 'lock_file': {
@@ -525,6 +533,7 @@ export function finishConfig(draft: ConfigDraft, hostname: string, cpus = os.ava
     www: v.www!,
     tlsKey: v.httpsPort !== undefined ? v.tlsKey! : null,
     tlsCert: v.httpsPort !== undefined ? v.tlsCert! : null,
+    tlsResumption: v.tlsResumption ?? true,
     errorLog: v.errorLog ?? kDefaults.errorLog,
     accessLog: v.accessLog ?? null,
     lockFile: v.lockFile ?? null,
@@ -666,6 +675,7 @@ export function toServerConfig(c: LisodConfig): ServerConfig {
   if (c.httpsPort !== null) {
     server.tlsKey = c.tlsKey!;
     server.tlsCert = c.tlsCert!;
+    server.tlsResumption = c.tlsResumption;
   }
   return server;
 }

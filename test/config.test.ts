@@ -324,6 +324,12 @@ test('an unreadable config file is one clear line', (t) => {
   t.is(e!.message, "cannot read config file 'nope.conf': no such file or directory");
 });
 
+test('tls_session_resumption: a boolean, default true, passed to the native TLS listener', (t) => {
+  t.true(toServerConfig(finished(kBase)).tlsResumption);
+  t.false(toServerConfig(finished(`${kBase}tls_session_resumption = false\n`)).tlsResumption);
+  t.is(parseError('tls_session_resumption = "no"\n').message, 'x.conf:1: tls_session_resumption must be true or false, got "no"');
+});
+
 test('toServerConfig: one HTTP and one HTTPS listener per bind address', (t) => {
   const c = finished(`${kBase}bind = ["127.0.0.1", "::1"]\naccess_log = "a.log"\nmax_target_bytes = 4096\n`);
   const s = toServerConfig(c);

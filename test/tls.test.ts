@@ -22,6 +22,7 @@ const site = useLisod(test, {
     ecdsa: { tls: 'ecdsa' },
     chain: { tls: 'chain' },
     leafOnly: { tls: (await getPki()).chainLeafOnly },
+    noResume: { tls: 'rsa', config: { tls_session_resumption: false } },
   }),
 });
 
@@ -178,6 +179,26 @@ test('session resumption with TLS 1.2 tickets', async (t) => {
   assertFile(t, await c2.readResponse(), file('/hello.txt'));
   t.true(c2.tls.isSessionReused(), 'second connection resumed the session');
   c2.destroy();
+});
+
+test('tls_session_resumption = false: no tickets, an offered session is not resumed (TLS 1.3 and 1.2)', async (t) => {
+  for (const v of [{}, { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' }] as tls.ConnectionOptions[]) {
+    // A session from a server that does resume, offered to the one that must not.
+    const c1 = await getOver(site.rsa.httpsPort, v);
+    assertFile(t, await c1.readResponse(), file('/hello.txt'));
+    for (let i = 0; i < 100 && c1.sessions.length === 0; i++) await sleep(20);
+    c1.destroy();
+    const c2 = await getOver(site.noResume.httpsPort, v);
+    assertFile(t, await c2.readResponse(), file('/hello.txt'));
+    await sleep(100);
+    t.falsy(c2.tls.getTLSTicket(), 'no session ticket issued');
+    const offered = c2.sessions.at(-1) ?? c1.sessions.at(-1);
+    c2.destroy();
+    const c3 = await getOver(site.noResume.httpsPort, { ...v, session: offered });
+    assertFile(t, await c3.readResponse(), file('/hello.txt'));
+    t.false(c3.tls.isSessionReused(), 'full handshake every time');
+    c3.destroy();
+  }
 });
 
 test('10 MiB file over HTTPS (RSA and ECDSA), then the connection is still usable', async (t) => {
