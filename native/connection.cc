@@ -456,6 +456,10 @@ Connection::Flush Connection::flushOutput() {
       continue;
     }
     file_.reset();
+    if (corked_) {
+      corked_ = false;
+      transport_->setCork(false);  // flushes the last partial segment
+    }
     if (app_wants_drain_ && app_id_ != 0) {
       app_wants_drain_ = false;
       server_->events()->onAppDrain(app_id_);

@@ -106,6 +106,7 @@ class Connection {
   std::shared_ptr<const FileEntry> file_;  // large file being sent (fd owned by the cache entry)
   off_t file_off_ = 0;
   uint64_t file_left_ = 0;
+  bool corked_ = false;
 
   Request req_;
   std::optional<ChunkedDecoder> chunked_;

@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <sys/sendfile.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,6 +41,10 @@ class PlainTransport final : public Transport {
   bool canSendFile() const override { return true; }
   IoResult sendFile(int file_fd, off_t* offset, size_t len) override {
     return writeResult(::sendfile(fd_, file_fd, offset, len));
+  }
+  void setCork(bool on) override {
+    int v = on ? 1 : 0;
+    setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &v, sizeof v);
   }
   void shutdown() override {}
   bool isTls() const override { return false; }

@@ -33,6 +33,9 @@ class Transport {
   // (sendFile); otherwise the caller reads the file into a bounded buffer and write()s.
   virtual bool canSendFile() const = 0;
   virtual IoResult sendFile(int file_fd, off_t* offset, size_t len) = 0;
+  // Holds back partial segments while a response head and its file body are queued
+  // (TCP_CORK, nginx's tcp_nopush) so the head rides in the first full segment.
+  virtual void setCork(bool on) {}
   // Best-effort protocol-level close (TLS close_notify); never blocks. The caller
   // shuts down the socket itself.
   virtual void shutdown() = 0;
