@@ -171,6 +171,8 @@ async function main() {
     resumption: sc.resumption,
     cgiScript: sc.cgi === 'flaskr' ? flaskr : trivial,
     cgiEnv: sc.cgi === 'flaskr' ? fenv : {},
+    workers: sc.workers,
+    pinned: sc.pinned,
   });
   const plan = scenarios.filter((sc) => sc.cgi !== 'flaskr' || flaskrOk)
     .map((sc) => ({ sc, servers: sc.servers.filter((s) => servers.includes(s)) }))
@@ -182,7 +184,8 @@ async function main() {
     if (!samples.has(key)) samples.set(key, []);
     samples.get(key).push(s);
     if (s.command && !commands.has(sc.id)) commands.set(sc.id, s.command);
-    const ck = `${server}${sc.resumption ? '' : ' (resumption off)'}${sc.cgi === 'flaskr' ? ' (Flaskr)' : ''}`;
+    const ck = `${server}${sc.resumption ? '' : ' (resumption off)'}${sc.cgi === 'flaskr' ? ' (Flaskr)' : ''}` +
+      `${sc.workers != null ? ' (scaling rows)' : ''}`;
     if (s.serverCommand && !configs.has(ck)) configs.set(ck, `$ ${s.serverCommand}${s.serverConfig ? `\n\n${s.serverConfig}` : ''}`);
     console.error(`${label} ${sc.id.padEnd(24)} ${server.padEnd(9)} ${describe(s)}`);
     return s;
@@ -218,6 +221,7 @@ async function main() {
     're-runs': opts.reruns,
     'server pinning': pin ? 'taskset -c 0' : 'none',
     'client pinning': pin ? 'taskset -c 1' : '',
+    'scaling rows (-t2)': 'server and wrk unpinned, sharing all cores',
     'busy threshold': `${opts.busyPct}%`,
     'idle connections': opts.idleConns,
     'wrk over TLS': wrkTls,

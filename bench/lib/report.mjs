@@ -50,7 +50,11 @@ export function summarise(samples) {
   if (spread > VARY_LIMIT) flags.push(`varies ${(spread * 100).toFixed(0)}% between passes`);
   if (used.length && !quiet.length) flags.push(`busy machine (other processes ${m((s) => s.otherPct).toFixed(0)}% of a core)`);
   else if (ok.length > quiet.length) flags.push(`${ok.length - quiet.length} busy pass(es) left out`);
-  if (used.length && !used[0].idle && m((s) => s.wrkCpuPct) >= 90) flags.push('wrk-bound (client core ≥ 90%): req/s is a floor');
+  // wrk -tN can use N cores (its CPU is a share of one core, so up to N × 100%).
+  const wrkCores = used[0]?.wrkThreads ?? 1;
+  if (used.length && !used[0].idle && m((s) => s.wrkCpuPct) >= 90 * wrkCores) {
+    flags.push(`wrk-bound (client ${wrkCores > 1 ? `${wrkCores} cores` : 'core'} ≥ 90%): req/s is a floor`);
+  }
   const failed = samples.filter((s) => !s.ok);
   /** @type {Row} */
   const row = {
@@ -182,6 +186,10 @@ export function renderResults(r) {
     'pinned to CPU 0 with `taskset`; the client (wrk, or the idle-connection client) runs pinned to CPU 1. All servers serve the same ' +
     'docroot (1 KiB html, 100 KiB, 1 MiB, 10 MiB of random bytes) with the same RSA-2048 / ECDSA P-256 certificates, TLS 1.2 + 1.3, ' +
     'access logs off (except the `lisod-log` row).');
+  L.push('- **Scaling rows** (`*-t2`): wrk -t2 -c100 and the server both run unpinned; `lisod` has 1 event loop, `lisod-w2` 2 ' +
+    '(`workers = 2`, worker threads sharing the ports with SO_REUSEPORT), nginx `worker_processes 2`, lighttpd one process as the ' +
+    'single-core reference. Server and client share the machine\'s cores, so on a 2-core machine these rows cannot show 2× — ' +
+    'they show scaling only on machines with more cores. Server CPU counts every thread and process of the server.');
   L.push('- Before measuring: one request checks status and size; TLS rows that disable or enable resumption check it with a real ' +
     'reconnect offering the previous session (TLS 1.3 and 1.2) and note any server that does not behave as the row says; a warm-up wrk run ' +
     'precedes the measured one.');
@@ -198,7 +206,7 @@ export function renderResults(r) {
   L.push('- Idle rows: `bench/idle_client.mjs` opens the connections (one keep-alive GET each, response read) and holds them; RSS is ' +
     'VmRSS summed over the server tree, before (after 100 warm-up connections were opened and closed) and after, ÷ connections still ' +
     'open. nginx preallocates its `worker_connections` (16000) connection and event structures at start, so they are in its "before".');
-  L.push('- **wrk-bound**: wrk used ≥ 90% of its core, so req/s is a floor for that server (CPU µs/req is still its own).');
+  L.push('- **wrk-bound**: wrk used ≥ 90% of its core (≥ 180% in the -t2 rows, i.e. both threads), so req/s is a floor for that server (CPU µs/req is still its own).');
   L.push('- **vs best peer** (lisod rows): req/s ÷ the highest peer req/s, and CPU µs/req ÷ the lowest peer CPU µs/req ' +
     '(peers: nginx, lighttpd, node). Above 1× is better for req/s, below 1× is better for CPU and memory.');
   if (r.skipped.length) {
@@ -235,7 +243,8 @@ export function renderResults(r) {
     L.push(`## ${sc.title}`);
     L.push('');
     const cmd = r.commands.get(sc.id);
-    if (cmd) L.push(`\`${r.settings['client pinning'] ? `${r.settings['client pinning']} ` : ''}${cmd}\``);
+    const pinned = sc.pinned !== false && r.settings['client pinning'];
+    if (cmd) L.push(`\`${pinned ? `${r.settings['client pinning']} ` : ''}${cmd}\``);
     L.push('');
     L.push(scenarioTable(rows));
   }

@@ -22,7 +22,7 @@ const BENCH_DIR = path.dirname(path.dirname(new URL(import.meta.url).pathname));
  * @typedef {{server:string, scenario:string, pass:number, ok:boolean, error?:string, notes:string[], busy:boolean,
  *   rps?:number, bps?:number, p50?:number, p99?:number, requests?:number, cpuUsPerReq?:number, serverCpuPct?:number,
  *   wrkCpuPct?:number, otherPct:number, quietPct:number, loadavg:number, command?:string, serverCommand?:string, serverConfig?:string,
- *   resumed?:{tls13:boolean|null, tls12:boolean|null},
+ *   resumed?:{tls13:boolean|null, tls12:boolean|null}, wrkThreads?:number,
  *   idle?:{open:number, failed:number, rssBefore:number, rssAfter:number, perConn:number, connectMs:number}}} Sample
  */
 
@@ -152,17 +152,19 @@ export async function runRow(sup, ctx, sc, server, variant, o, pass) {
 }
 
 async function measureWrk(sup, sc, srv, url, o, sample) {
-  const spec = { url, conns: sc.conns, close: sc.close, timeout: sc.timeout };
+  const spec = { url, threads: sc.threads, conns: sc.conns, close: sc.close, timeout: sc.timeout };
+  const cpu = sc.pinned === false ? null : o.clientCpu; // scaling rows: wrk's threads may use any core
   const log = path.join(srv.dir, 'wrk.log');
+  sample.wrkThreads = sc.threads;
   if (o.warmup > 0) {
-    await runWrk(sup, wrkArgs({ ...spec, seconds: o.warmup }), { cpu: o.clientCpu, log });
+    await runWrk(sup, wrkArgs({ ...spec, seconds: o.warmup }), { cpu, log });
     // CGI scripts started by the warm-up may still be running: they must not eat into the run.
     if (!(await settle(srv.pid))) sample.notes.push('server still busy 30 s after the warm-up');
   }
   const args = wrkArgs({ ...spec, seconds: Math.max(o.seconds, sc.minSeconds ?? 0) });
   sample.command = shellLine('wrk', args).replace(/127\.0\.0\.1:\d+/, '127.0.0.1:PORT');
   const before = cpuMark(srv.pid);
-  const { text, code } = await runWrk(sup, args, { cpu: o.clientCpu, log });
+  const { text, code } = await runWrk(sup, args, { cpu, log });
   const after = cpuMark(srv.pid);
   fs.appendFileSync(log, text);
   if (code !== 0) throw new Error(`wrk exited with ${code}: ${text.slice(-500)}`);

@@ -4,18 +4,26 @@
 const STATIC = ['lisod', 'lisod-log', 'nginx', 'lighttpd', 'node'];
 const CGI = ['lisod', 'lisod-log', 'lighttpd'];
 const IDLE = ['lisod', 'nginx', 'lighttpd', 'node'];
+// Scaling rows (-t2): lisod with one and with two event loops, nginx with 2 worker processes,
+// lighttpd (always one process) as the single-core reference.
+const SCALING = ['lisod', 'lisod-w2', 'nginx', 'lighttpd'];
 
 /**
  * @typedef {{id:string, title:string, kind:'wrk'|'idle', scheme:'http'|'https', path:string, conns:number,
  *   close:boolean, cert:'rsa'|'ecdsa', resumption:boolean, cgi:'trivial'|'flaskr'|null, servers:string[],
- *   expectResumed?:boolean, extra?:boolean, timeout:number, minSeconds?:number}} Scenario
+ *   expectResumed?:boolean, extra?:boolean, timeout:number, minSeconds?:number, threads:number, pinned:boolean,
+ *   workers:number|null}} Scenario
  * timeout: wrk's --timeout in seconds (CGI rows allow slow Python start-up on one core);
- * minSeconds: a floor on the run length even with --quick (a Flaskr request costs ~0.5 s of CPU).
+ * minSeconds: a floor on the run length even with --quick (a Flaskr request costs ~0.5 s of CPU);
+ * threads: wrk -t; pinned: false runs server and client unpinned (taskset off) so both may use every core;
+ * workers: nginx worker_processes (and an explicit `workers = 1` for plain lisod) in the scaling rows,
+ * null elsewhere (the configs of the default rows stay as they were).
  */
 
 /** @param {Partial<Scenario> & {id:string, title:string}} s @returns {Scenario} */
 function row(s) {
-  return { kind: 'wrk', scheme: 'http', path: '/1k.html', conns: 50, close: false, cert: 'rsa', resumption: true, cgi: null, servers: STATIC, timeout: 5, ...s };
+  return { kind: 'wrk', scheme: 'http', path: '/1k.html', conns: 50, close: false, cert: 'rsa', resumption: true, cgi: null, servers: STATIC, timeout: 5,
+    threads: 1, pinned: true, workers: null, ...s };
 }
 
 /** @type {Scenario[]} */
@@ -34,6 +42,13 @@ export const SCENARIOS = [
     scheme: 'https', close: true, cert: 'ecdsa', resumption: true, expectResumed: true }),
   row({ id: 'cgi-trivial', title: 'CGI: trivial Python script (wrk -t1 -c10)', path: '/cgi/', conns: 10, cgi: 'trivial', servers: CGI, timeout: 60 }),
   row({ id: 'cgi-flaskr', title: 'CGI: Flaskr index page (wrk -t1 -c10)', path: '/cgi/', conns: 10, cgi: 'flaskr', servers: CGI, timeout: 60, minSeconds: 15 }),
+  // Scaling (issue 5, "All cores"): wrk -t2 -c100, nothing pinned, servers with 1 or 2 workers.
+  // Server and wrk share the machine's cores: on a 2-core machine wrk's two threads take about
+  // one of them, so these rows show multi-core scaling only where there are more cores.
+  row({ id: 'http-keepalive-1k-t2', title: 'HTTP keep-alive, 1 KiB html, scaling: 1 vs 2 workers (wrk -t2 -c100, unpinned)',
+    conns: 100, threads: 2, pinned: false, workers: 2, servers: SCALING }),
+  row({ id: 'https-keepalive-1k-t2', title: 'HTTPS keep-alive, 1 KiB html, RSA-2048, scaling: 1 vs 2 workers (wrk -t2 -c100, unpinned)',
+    scheme: 'https', conns: 100, threads: 2, pinned: false, workers: 2, servers: SCALING }),
   row({ id: 'idle-http', title: 'Idle keep-alive connections, HTTP (RSS)', kind: 'idle', servers: IDLE }),
   row({ id: 'idle-https', title: 'Idle keep-alive connections, HTTPS ECDSA P-256 (RSS)', kind: 'idle', scheme: 'https', cert: 'ecdsa', servers: IDLE }),
   // Not in the default set (--extra or a matching --only): the other docroot sizes.

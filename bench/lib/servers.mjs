@@ -1,6 +1,7 @@
 // The servers under test: a config template and command line for each (lisod, lisod with its
-// access log, nginx, lighttpd, Node's http/https), and a Supervisor that starts them in the
-// foreground pinned to one core and stops every process it started, by pid.
+// access log, lisod with 2 event loops, nginx, lighttpd, Node's http/https), and a Supervisor
+// that starts them in the foreground pinned to one core (unpinned in the scaling rows) and stops
+// every process it started, by pid.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -11,13 +12,16 @@ import { alive, treePids } from './procfs.mjs';
 const BENCH_DIR = path.dirname(path.dirname(new URL(import.meta.url).pathname));
 
 /** Server names in their default order; lisod first, then the peers. */
-export const SERVER_NAMES = ['lisod', 'lisod-log', 'nginx', 'lighttpd', 'node'];
+export const SERVER_NAMES = ['lisod', 'lisod-log', 'lisod-w2', 'nginx', 'lighttpd', 'node'];
 /** Peers are what lisod is compared with ("best peer" in the tables). */
 export const isPeer = (name) => !name.startsWith('lisod');
 
 /**
  * What one row needs from a server.
- * @typedef {{cert:'rsa'|'ecdsa', resumption:boolean, cgiScript:string, cgiEnv:Record<string,string>}} Variant
+ * @typedef {{cert:'rsa'|'ecdsa', resumption:boolean, cgiScript:string, cgiEnv:Record<string,string>,
+ *   workers?:number|null, pinned?:boolean}} Variant
+ * workers: nginx worker_processes in the scaling rows (lisod-w2 always runs 2 loops, lisod 1);
+ * pinned: false starts the server without taskset.
  * Shared facts of the run.
  * @typedef {{dir:string, docroot:string, certs:{ca:string, rsa:{key:string,cert:string}, ecdsa:{key:string,cert:string}},
  *   repo:string, lisodMain:string, lighttpdModDir:string|null, serverCpu:string|null, lisodResumptionKey:string|null}} Context
@@ -47,16 +51,18 @@ const q = (s) => JSON.stringify(s); // TOML / lighttpd / nginx-safe double-quote
 
 /** @type {Record<string, (ctx:Context, v:Variant, http:number, https:number, dir:string) => Plan>} */
 const PLANS = {
-  lisod: (ctx, v, http, https, dir) => lisodPlan(ctx, v, http, https, dir, false),
-  'lisod-log': (ctx, v, http, https, dir) => lisodPlan(ctx, v, http, https, dir, true),
+  lisod: (ctx, v, http, https, dir) => lisodPlan(ctx, v, http, https, dir, false, v.workers != null ? 1 : null),
+  'lisod-log': (ctx, v, http, https, dir) => lisodPlan(ctx, v, http, https, dir, true, null),
+  'lisod-w2': (ctx, v, http, https, dir) => lisodPlan(ctx, v, http, https, dir, false, 2),
 
   nginx(ctx, v, http, https, dir) {
     const c = ctx.certs[v.cert];
     for (const t of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) fs.mkdirSync(path.join(dir, t));
-    const text = `# nginx for the lisod bench: 1 worker, sendfile, TLS 1.2+1.3, no access log
+    const workers = v.workers ?? 1;
+    const text = `# nginx for the lisod bench: ${workers} worker${workers > 1 ? 's' : ''}, sendfile, TLS 1.2+1.3, no access log
 daemon off;
 master_process on;
-worker_processes 1;
+worker_processes ${workers};
 worker_rlimit_nofile 20000;
 pid ${q(path.join(dir, 'nginx.pid'))};
 error_log ${q(path.join(dir, 'error.log'))} warn;
@@ -133,8 +139,11 @@ ${env ? `setenv.add-environment = (${env})` : ''}
   },
 };
 
-/** @param {Context} ctx @param {Variant} v */
-function lisodPlan(ctx, v, http, https, dir, accessLog) {
+/**
+ * @param {Context} ctx @param {Variant} v
+ * @param {boolean} accessLog @param {number|null} workers a `workers = N` line, or none (lisod's default, 1)
+ */
+function lisodPlan(ctx, v, http, https, dir, accessLog, workers) {
   const c = ctx.certs[v.cert];
   const notes = [];
   let resumptionLine = '';
@@ -155,7 +164,7 @@ access_log = ${q(accessLog ? path.join(dir, 'access.log') : '')}
 lock_file = ${q(path.join(dir, 'lisod.lock'))}
 max_connections = 16000
 keep_alive_timeout = 120
-${resumptionLine}
+${workers != null ? `workers = ${workers}\n` : ''}${resumptionLine}
 [cgi]
 script = ${q(v.cgiScript)}
 max_processes = 16
@@ -246,8 +255,9 @@ export class Supervisor {
     const plan = PLANS[name](ctx, variant, http, https, dir);
     if (plan.config) fs.writeFileSync(plan.config.file, plan.config.text);
     const log = path.join(dir, 'output.log');
-    const { child, exited } = this.spawn(plan.cmd, plan.args, { cpu: ctx.serverCpu, cwd: plan.cwd, log });
-    const command = `${ctx.serverCpu != null ? `taskset -c ${ctx.serverCpu} ` : ''}${plan.cmd === process.execPath ? 'node' : plan.cmd} ${plan.args.join(' ')}`;
+    const cpu = variant.pinned === false ? null : ctx.serverCpu;
+    const { child, exited } = this.spawn(plan.cmd, plan.args, { cpu, cwd: plan.cwd, log });
+    const command = `${cpu != null ? `taskset -c ${cpu} ` : ''}${plan.cmd === process.execPath ? 'node' : plan.cmd} ${plan.args.join(' ')}`;
     let gone = false;
     exited.then(() => { gone = true; });
     const deadline = Date.now() + 15_000;
