@@ -17,6 +17,7 @@
         "native/sys.cc",
         "native/response.cc",
         "native/connection_static.cc",
+        "native/connection_app.cc",
         "native/file_cache.cc",
         "native/spawn.cc"
       ],

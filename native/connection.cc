@@ -21,20 +21,10 @@ namespace {
 constexpr size_t kMaxHeaders = 128;
 constexpr size_t kReadChunk = 16384;
 constexpr size_t kTlsFileChunk = 16384;       // one full TLS record
-constexpr size_t kSmallFile = 32768;          // read into the head's buffer: one write
-constexpr size_t kAppHighWater = 256 * 1024;  // app write() returns false above this
-constexpr size_t kAppLowWater = 64 * 1024;    // drain event below this
 constexpr uint64_t kLingerMs = 2000;
 constexpr int kStepBudget = 64;               // steps per event: fairness between clients
 
 bool startsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
-
-// Hop-by-hop or server-owned headers an application may not set (RFC 9110 §7.6.1).
-bool isServerOwnedHeader(std::string_view name) {
-  return equalsIgnoreCase(name, "connection") || equalsIgnoreCase(name, "transfer-encoding") ||
-         equalsIgnoreCase(name, "keep-alive") || equalsIgnoreCase(name, "server") ||
-         equalsIgnoreCase(name, "date") || equalsIgnoreCase(name, "upgrade");
-}
 
 }  // namespace
 
@@ -309,11 +299,7 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
   if (info.expect_continue && !req_.body_done && head.minor_version == 1) {
     out_.append("HTTP/1.1 100 Continue\r\n\r\n");
   }
-  std::string_view path = head.target;
-  if (startsWith(path, "http://") || startsWith(path, "https://")) {
-    size_t slash = path.find('/', path.find("//") + 2);
-    path = slash == std::string_view::npos ? std::string_view("/") : path.substr(slash);
-  }
+  std::string_view path = originPath(head.target);
   std::string_view prefix = cfg.cgi_prefix;
   bool is_app = !prefix.empty() && startsWith(path, prefix) &&
                 (path.size() == prefix.size() || path[prefix.size()] == '/' || path[prefix.size()] == '?');
@@ -326,10 +312,8 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
     return;
   }
   req_.target.assign(path);
-  for (size_t i = 0; i < head.num_headers; ++i) {
-    if (equalsIgnoreCase(head.headers[i].name, "if-modified-since")) req_.ims.assign(head.headers[i].value);
-    if (equalsIgnoreCase(head.headers[i].name, "range")) req_.range.assign(head.headers[i].value);
-  }
+  req_.ims.assign(info.if_modified_since);
+  req_.range.assign(info.range);
   in_begin_ += consumed;
   if (req_.body_done) {
     serveStatic();
@@ -606,115 +590,6 @@ void Connection::sweep(uint64_t now) {
       }
       return;
   }
-}
-
-void Connection::appBegin(int status, const std::string& reason, const std::vector<std::string>& headers) {
-  if (app_begun_ || dead_) return;
-  app_begun_ = true;
-  last_write_ms_ = server_->nowMs();
-  req_.status = status;
-  bool no_body = req_.head_only || status == 204 || status == 304 || (status >= 100 && status < 200);
-  bool has_length = false;
-  for (size_t i = 0; i + 1 < headers.size(); i += 2) {
-    if (equalsIgnoreCase(headers[i], "content-length")) {
-      uint64_t v = 0;
-      auto res = std::from_chars(headers[i + 1].data(), headers[i + 1].data() + headers[i + 1].size(), v);
-      if (res.ec == std::errc() && res.ptr == headers[i + 1].data() + headers[i + 1].size()) {
-        has_length = true;
-        app_length_left_ = v;
-      }
-    }
-  }
-  if (no_body) framing_ = Framing::kNone;
-  else if (has_length) framing_ = Framing::kLength;
-  else if (req_.version != "HTTP/1.0") framing_ = Framing::kChunked;
-  else framing_ = Framing::kUntilClose;
-  if (framing_ == Framing::kUntilClose || !req_.body_done) keep_alive_ = false;
-  appendResponseStart(out_, status, reason.empty() ? reasonPhrase(status) : std::string_view(reason),
-                      server_->httpDate(), keep_alive_);
-  for (size_t i = 0; i + 1 < headers.size(); i += 2) {
-    if (isServerOwnedHeader(headers[i])) continue;
-    if (equalsIgnoreCase(headers[i], "content-length") && !has_length) continue;
-    appendHeader(out_, headers[i], headers[i + 1]);
-  }
-  if (framing_ == Framing::kChunked) out_.append("Transfer-Encoding: chunked\r\n");
-  out_.append("\r\n");
-  kick();
-}
-
-void Connection::appBeginRaw() {
-  if (app_begun_ || dead_) return;
-  app_begun_ = true;
-  framing_ = Framing::kRaw;
-  keep_alive_ = false;
-  req_.status = 200;
-  kick();
-}
-
-bool Connection::appWrite(const char* data, size_t len) {
-  if (dead_ || !app_begun_ || app_ended_) return true;
-  // The send timeout measures a client that does not read, from when output exists.
-  if (out_off_ >= out_.size()) last_write_ms_ = server_->nowMs();
-  switch (framing_) {
-    case Framing::kNone: return true;
-    case Framing::kLength:
-      len = static_cast<size_t>(std::min<uint64_t>(len, app_length_left_));
-      app_length_left_ -= len;
-      out_.append(data, len);
-      break;
-    case Framing::kChunked: {
-      if (len == 0) return true;
-      char size[24];
-      auto res = std::to_chars(size, size + sizeof size, len, 16);
-      out_.append(size, res.ptr);
-      out_.append("\r\n");
-      out_.append(data, len);
-      out_.append("\r\n");
-      break;
-    }
-    case Framing::kRaw:
-      if (req_.body_bytes_sent == 0 && len >= 12 && std::memcmp(data, "HTTP/1.", 7) == 0) {
-        int status = 0;
-        std::from_chars(data + 9, data + 12, status);
-        if (status >= 100) req_.status = status;
-      }
-      out_.append(data, len);
-      break;
-    case Framing::kUntilClose: out_.append(data, len); break;
-  }
-  req_.body_bytes_sent += len;
-  kick();
-  if (out_.size() - out_off_ > kAppHighWater) {
-    app_wants_drain_ = true;
-    return false;
-  }
-  return true;
-}
-
-void Connection::appEnd() {
-  if (dead_ || app_ended_) return;
-  if (!app_begun_) {
-    respondError(502, false, "The application ended without a response.");
-    app_begun_ = true;
-  }
-  if (framing_ == Framing::kChunked) out_.append("0\r\n\r\n");
-  if (framing_ == Framing::kLength && app_length_left_ > 0) keep_alive_ = false;  // short body
-  app_ended_ = true;
-  if (state_ == State::kWrite) state_ = State::kAwaitApp;
-  kick();
-}
-
-void Connection::appAbort() {
-  if (dead_) return;
-  app_ended_ = true;  // no close event back to the application
-  abort();
-}
-
-void Connection::appPauseBody(bool paused) {
-  if (dead_ || body_paused_ == paused) return;
-  body_paused_ = paused;
-  if (!paused) deadline_ms_ = server_->nowMs() + server_->config().body_timeout_ms;
-  kick();
 }
 
 }  // namespace lisod

@@ -15,7 +15,7 @@ FileEntry::~FileEntry() {
 }
 
 FileLookup FileCache::lookup(std::string_view target_path, uint64_t now_ms) {
-  auto it = map_.find(std::string(target_path));
+  auto it = map_.find(target_path);
   if (it != map_.end()) {
     FileEntry& e = *it->second;
     if (now_ms - e.checked_ms < kValidMs) return {0, {}, it->second};

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -51,8 +52,14 @@ class FileCache {
  private:
   FileLookup load(std::string_view target_path, uint64_t now_ms);
 
+  // Transparent hash: lookups by string_view allocate nothing on the request path.
+  struct PathHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+
   std::string root_;
-  std::unordered_map<std::string, std::shared_ptr<FileEntry>> map_;
+  std::unordered_map<std::string, std::shared_ptr<FileEntry>, PathHash, std::equal_to<>> map_;
 };
 
 }  // namespace lisod

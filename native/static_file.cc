@@ -130,20 +130,22 @@ int checkFile(const std::string& path, const struct stat& st) {
 
 }  // namespace
 
+std::string_view originPath(std::string_view target) {
+  for (std::string_view scheme : {std::string_view("http://"), std::string_view("https://")}) {
+    if (startsWithIgnoreCase(target, scheme)) {
+      target.remove_prefix(scheme.size());
+      const size_t slash = target.find('/');
+      return slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+    }
+  }
+  return target;
+}
+
 ResolvedPath resolveStaticPath(const std::string& root_path, std::string_view target_path) {
   ResolvedPath r;
   std::string_view root = root_path;
   while (root.size() > 1 && root.back() == '/') root.remove_suffix(1);
-  std::string_view path = target_path;
-  // absolute-form (RFC 9112 §3.2.2): keep only the path.
-  for (std::string_view scheme : {std::string_view("http://"), std::string_view("https://")}) {
-    if (startsWithIgnoreCase(path, scheme)) {
-      path.remove_prefix(scheme.size());
-      const size_t slash = path.find('/');
-      path = slash == std::string_view::npos ? std::string_view("/") : path.substr(slash);
-      break;
-    }
-  }
+  std::string_view path = originPath(target_path);
   if (path.empty() || path[0] != '/') {
     r.status = 400;
     return r;

@@ -14,6 +14,10 @@ struct ResolvedPath {
                          // (percent-encoded, safe for a Location header)
 };
 
+// The path of a request-target: origin-form as is; absolute-form ("http://host/p",
+// RFC 9112 §3.2.2, scheme case-insensitive) reduced to "/p" ("/" when it has no path).
+std::string_view originPath(std::string_view target);
+
 // Resolves the path part of a request-target (query already removed by the caller,
 // which passes everything before '?') against root (an absolute, realpath'd directory).
 // - origin-form only ("/..."); an absolute-form "http://host/path" is reduced to its path.
