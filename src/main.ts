@@ -3,10 +3,11 @@
 // signal a running lisod, launch the daemon, or serve until a signal stops it.
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { CgiRunner } from './cgi.js';
+import type { CgiRunner } from './cgi.js';
 import { kUsage, kUsageExitCode, kUsageHint, parseCli, type ControlVerb, type RunOptions } from './cli.js';
 import { ConfigError, loadConfig, toServerConfig, type ConfigSources, type LisodConfig } from './config.js';
 import { DaemonChild, launchDaemon } from './daemon.js';
+import { createEventLoop, type EventLoop } from './event_loop.js';
 import { Logs, type Logger } from './log.js';
 import type { BoundAddress, NativeAddon, NativeHandlers, NativeServer } from './native.js';
 import { installSignalHandlers, type SignalHooks } from './signals.js';
@@ -157,7 +158,7 @@ interface Runtime {
 /** The addon is loaded only when serving, so --help, --version and the launcher work without it. */
 async function loadAddon(): Promise<NativeAddon> {
   try {
-    return (await import('./native.js')).native;
+    return (await import('./native.js')).loadNative();
   } catch (e) {
     throw new Error(`cannot load the native addon (${(e as Error).message.split('\n')[0]}); run npm install or npm run build`);
   }
@@ -355,24 +356,14 @@ export async function serve(config: LisodConfig, options: ServeOptions): Promise
 }
 
 /** Raises the fd limit, then creates the native server with the CGI runner behind /cgi/. */
-function startServer(native: NativeAddon, config: LisodConfig, logs: () => Logs, logger: Logger): { server: NativeServer; cgi: CgiRunner } {
+function startServer(native: NativeAddon, config: LisodConfig, logs: () => Logs, logger: Logger): EventLoop {
   const fdLimit = native.raiseFdLimit();
   if (fdLimit < config.maxConnections + 64) {
     logger.warn(`open-file limit ${fdLimit} is below max_connections ${config.maxConnections} + 64; ` +
       'raise it (ulimit -n / LimitNOFILE=) or new connections will be refused');
   }
   const share = loopShare(config, 0); // limits are divided among the event loops
-  const cgi = new CgiRunner({ ...share.cgi, serverName: config.serverName }, logger);
-  const server = new native.Server(toServerConfig(share), {
-    request: (req) => cgi.handlers.request(req),
-    body: (id, chunk) => cgi.handlers.body(id, chunk),
-    close: (id) => cgi.handlers.close(id),
-    drain: (id) => cgi.handlers.drain(id),
-    log: (records) => logs().access?.write(records),
-    error: (level, message) => logger[level](message),
-  });
-  cgi.attach(server);
-  return { server, cgi };
+  return createEventLoop(native, share, toServerConfig(share), (records) => logs().access?.write(records), logger);
 }
 
 /** `user = …`: switch to it when root (log files handed over first, for reopening). */

@@ -110,4 +110,15 @@ const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const load = require('node-gyp-build') as (dir: string) => NativeAddon;
 
-export const native: NativeAddon = load(root);
+let loaded: NativeAddon | undefined;
+
+/** Loads the addon on first use; throws when no build is found. */
+export function loadNative(): NativeAddon {
+  return (loaded ??= load(root));
+}
+
+/** The addon, loaded on first property access: importing a module that uses it (the CGI
+ *  runner, say) costs nothing, so --help, --version and the launcher work without a build. */
+export const native: NativeAddon = new Proxy({} as NativeAddon, {
+  get: (_target, key) => loadNative()[key as keyof NativeAddon],
+});

@@ -2,10 +2,10 @@
 // thread's ports (SO_REUSEPORT) and its own CGI runner. Logs, readiness and signals go through
 // the main thread (workers.ts), which owns the log files, the lock and the signal handlers.
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { CgiRunner } from './cgi.js';
 import { toServerConfig } from './config.js';
 import type { Level, Logger } from './log.js';
-import { native, type AccessRecord, type NativeServer } from './native.js';
+import { createEventLoop, type EventLoop } from './event_loop.js';
+import { native } from './native.js';
 import type { FromWorker, LogItem, ToWorker, WorkerData } from './workers.js';
 
 const kCountEveryMs = 1000; // connection count to the main thread while serving …
@@ -37,19 +37,10 @@ const logger: Logger = { error: line('error'), warn: line('warn'), info: line('i
 
 /** This loop's server and CGI runner on the main thread's ports; null (after telling the main
  *  thread why) when they cannot be created. */
-function start(data: WorkerData): { server: NativeServer; cgi: CgiRunner } | null {
-  const cgi = new CgiRunner({ ...data.config.cgi, serverName: data.config.serverName }, logger);
+function start(data: WorkerData): EventLoop | null {
   try {
-    const server = new native.Server({ ...toServerConfig(data.config), listeners: data.listeners, reusePort: true }, {
-      request: (req) => cgi.handlers.request(req),
-      body: (id, chunk) => cgi.handlers.body(id, chunk),
-      close: (id) => cgi.handlers.close(id),
-      drain: (id) => cgi.handlers.drain(id),
-      log: (records: AccessRecord[]) => queue({ kind: 'access', records }),
-      error: (level, message) => logger[level](message),
-    });
-    cgi.attach(server);
-    return { server, cgi };
+    const serverConfig = { ...toServerConfig(data.config), listeners: data.listeners, reusePort: true };
+    return createEventLoop(native, data.config, serverConfig, (records) => queue({ kind: 'access', records }), logger);
   } catch (e) {
     flush();
     post({ type: 'failed', message: (e as Error).message });
@@ -59,7 +50,7 @@ function start(data: WorkerData): { server: NativeServer; cgi: CgiRunner } | nul
 }
 
 /** Serves until the main thread says 'close'. */
-function serve({ server, cgi }: { server: NativeServer; cgi: CgiRunner }): void {
+function serve({ server, cgi }: EventLoop): void {
   const countConnections = (): void => post({ type: 'connections', count: server.connectionCount() });
   let counter = setInterval(countConnections, kCountEveryMs);
   port.on('message', (m: ToWorker) => {
