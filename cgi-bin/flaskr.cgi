@@ -7,7 +7,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 
-from wsgi_cgi import run_with_cgi, send_error  # noqa: E402
+from wsgi_cgi import end_process, run_with_cgi, send_error  # noqa: E402
 
 _FLASK_PACKAGES = {"flask", "werkzeug", "jinja2", "itsdangerous", "markupsafe", "click"}
 
@@ -38,4 +38,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    end_process(main())

@@ -115,6 +115,16 @@ test('bridge: start_response with exc_info replaces unsent headers; write() call
   t.regex(empty.stderr, /close\(\) called/);
 });
 
+test('bridge: end_process closes the response pipe, then runs atexit handlers, keeps the exit status', async (t) => {
+  const r = await runCgi(probeCgi, cgiEnv('GET', '/atexit'));
+  t.is(r.status, 200);
+  t.is(r.body.toString(), 'registered\n');
+  t.is(r.code, 0);
+  t.regex(r.stderr, /wsgi_probe: atexit ran, fd 1 -> \/dev\/null/);
+  const failed = await runCgi(probeCgi, cgiEnv('GET', '/raise-after'));
+  t.is(failed.code, 1); // the status of run_with_cgi survives the fast exit
+});
+
 test('bridge: header injection is refused with a 500', async (t) => {
   const r = await runCgi(probeCgi, cgiEnv('GET', '/bad-header'));
   t.is(r.status, 500);

@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 # Test CGI script: a small WSGI application run through cgi-bin/wsgi_cgi.py whose
 # behaviour depends on PATH_INFO, to exercise the bridge (PEP 3333 corners).
+import atexit
 import hashlib
 import json
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "..", "cgi-bin"))
-from wsgi_cgi import run_with_cgi  # noqa: E402
+from wsgi_cgi import end_process, run_with_cgi  # noqa: E402
 
 
 class ClosingBody:
@@ -46,6 +47,12 @@ def app(environ, start_response):
         out = json.dumps(info).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(out)))])
         return [out]
+    if path == "/atexit":
+        # end_process: the response pipe is closed before the atexit handlers run.
+        atexit.register(lambda: sys.stderr.write(
+            "wsgi_probe: atexit ran, fd 1 -> %s\n" % os.readlink("/proc/self/fd/1")))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"registered\n"]
     if path == "/binary":
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return [bytes(range(256)) * 4, b"\r\n\r\n\x00end"]
@@ -80,4 +87,4 @@ def app(environ, start_response):
 
 
 if __name__ == "__main__":
-    sys.exit(run_with_cgi(app))
+    end_process(run_with_cgi(app))
