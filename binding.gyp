@@ -4,6 +4,7 @@
       "target_name": "lisod",
       "sources": [
         "native/addon.cc",
+        "native/pipe_reader.cc",
         "native/server.cc",
         "native/connection.cc",
         "native/transport.cc",

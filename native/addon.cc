@@ -8,6 +8,7 @@
 
 #include "connection.h"
 #include "server.h"
+#include "pipe_reader.h"
 #include "spawn.h"
 #include "sys.h"
 
@@ -291,6 +292,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("Server", lisod::ServerWrap::define(env));
   lisod::initSys(env, exports);
   lisod::initSpawn(env, exports);
+  lisod::initPipeReader(env, exports);
   return exports;
 }
 

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { STATUS_CODES } from 'node:http';
+import { StringDecoder } from 'node:string_decoder';
 import { buildCgiEnv, parseCgiTarget, type CgiEnvOptions } from './cgi_env.js';
 import { CgiOutputParser, type CgiHead } from './cgi_output.js';
 import type { Logger } from './log.js';
@@ -241,7 +242,7 @@ export class CgiRunner {
     const run = this.#exchanges.get(id)?.run;
     if (run && run.stdoutPaused && !run.detached) {
       run.stdoutPaused = false;
-      run.child.stdout?.resume();
+      run.child.stdout.resume();
       this.#touch(this.#exchanges.get(id)!, run);
     }
   }
@@ -262,7 +263,7 @@ export class CgiRunner {
   /** Nobody wants this run's output any more: SIGTERM its group, SIGKILL after a grace. */
   #terminate(run: ScriptRun): void {
     run.detached = true;
-    run.child.stdout?.resume();
+    run.child.stdout.resume();
     this.#signal(run, 'SIGTERM');
     const t = setTimeout(() => this.#signal(run, 'SIGKILL'), kKillGraceMs);
     t.unref();
@@ -324,8 +325,8 @@ export class CgiRunner {
         this.#resumeBody(ex);
       }
     });
-    child.stdout!.on('data', (chunk: Buffer) => this.#onStdout(ex, run, chunk));
-    child.stdout!.on('end', () => {
+    child.stdout.on('data', (chunk: Buffer) => this.#onStdout(ex, run, chunk));
+    child.stdout.on('end', () => {
       if (run.headDone && !run.detached && ex.run === run) this.#finish(ex);
     });
     this.#pipeStderr(child);
@@ -348,9 +349,9 @@ export class CgiRunner {
     const emit = (line: string): void => {
       if (line !== '') this.#logger.error(`cgi ${this.#scriptLabel}[${child.pid}]: ${line.slice(0, kMaxStderrLine)}`);
     };
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (text: string) => {
-      const lines = (partial + text).split('\n');
+    const decoder = new StringDecoder('utf8');
+    child.stderr.on('data', (chunk: Buffer) => {
+      const lines = (partial + decoder.write(chunk)).split('\n');
       partial = lines.pop() ?? '';
       for (const line of lines) emit(line.replace(/\r$/, ''));
       if (partial.length > kMaxStderrLine) {
@@ -358,7 +359,7 @@ export class CgiRunner {
         partial = '';
       }
     });
-    child.stderr!.on('end', () => emit(partial));
+    child.stderr.on('end', () => emit(partial + decoder.end()));
   }
 
   #onStdout(ex: Exchange, run: ScriptRun, chunk: Buffer): void {
@@ -403,7 +404,7 @@ export class CgiRunner {
   /** RFC 3875 §6.2.2: answer as if the client had sent a GET for the new location. */
   #localRedirect(ex: Exchange, run: ScriptRun, location: string): void {
     run.detached = true;
-    run.child.stdout?.resume();
+    run.child.stdout.resume();
     if (ex.redirects >= kMaxLocalRedirects) {
       this.#fail(ex, 500, `more than ${kMaxLocalRedirects} local redirects (last ${location})`);
       return;
@@ -434,7 +435,7 @@ export class CgiRunner {
     if (chunk.length === 0 || run.discardOutput || ex.ended) return;
     if (!this.#native.write(ex.id, chunk)) {
       run.stdoutPaused = true;
-      run.child.stdout?.pause();
+      run.child.stdout.pause();
       this.#touch(ex, run); // the client is slow, not the script: no timeout meanwhile
     }
   }
@@ -533,7 +534,7 @@ export class CgiRunner {
     this.#logger[level](`cgi ${ex.request.method} ${ex.request.target}: ${status} ${detail}`);
     if (ex.run) {
       ex.run.discardOutput = true;
-      ex.run.child.stdout?.resume();
+      ex.run.child.stdout.resume();
     }
     this.#queue = this.#queue.filter((q) => q !== ex);
     if (ex.headSent) {

@@ -104,6 +104,15 @@ export interface NativeAddon {
     { pid: number; pidfd: number; stdin: number; stdout: number; stderr: number };
   // Polls the pidfd on the event loop, reaps the child, calls back once; closes pidfd.
   watchExit(pidfd: number, callback: (code: number | null, signal: number | null) => void): void;
+  // Reads a pipe's fd (taken over, made non-blocking) on the event loop: onChunk(Buffer, 0)
+  // per read of up to 64 KiB, then once onChunk(null, errno) — errno 0 at end of file —
+  // with the fd already closed. pause()/resume() stop and restart reading.
+  PipeReader: new (fd: number, onChunk: (chunk: Buffer | null, errno: number) => void) => NativePipeReader;
+}
+
+export interface NativePipeReader {
+  pause(): void;
+  resume(): void;
 }
 
 const require = createRequire(import.meta.url);
