@@ -300,7 +300,7 @@ export class CgiRunner {
     const script = this.#envOptions.scriptFilename;
     let child: ScriptProcess;
     try {
-      // Own session and process group: a timeout kills everything the script started.
+      // Own process group: a timeout kills everything the script started.
       child = new ScriptProcess(script, { cwd: path.dirname(script), env, stdin });
     } catch (e) {
       this.#fail(ex, 500, `cannot run ${script}: ${(e as Error).message}`);
@@ -485,7 +485,7 @@ export class CgiRunner {
     }, this.#options.timeoutMs);
   }
 
-  /** Signals the run's whole process group (it leads its own session). */
+  /** Signals the run's whole process group (it leads its own). */
   #signal(run: ScriptRun, signal: NodeJS.Signals): void {
     const pid = run.child.pid;
     if (run.child.exitCode !== null || run.child.signalCode !== null) return;

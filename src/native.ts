@@ -97,8 +97,8 @@ export interface NativeAddon {
   sdNotify(message: string): boolean;
   // Raises RLIMIT_NOFILE soft limit to the hard limit; returns the new soft limit.
   raiseFdLimit(): number;
-  // posix_spawn (no fork of this large process): the child leads a new session, default
-  // signal dispositions, cwd set. stdin: an fd to hand over, -1 = new pipe, -2 = /dev/null.
+  // posix_spawn (no fork of this large process): the child leads its own process group,
+  // default signal dispositions, cwd set. stdin: an fd to hand over, -1 = new pipe, -2 = /dev/null.
   // Returns parent-side fds (stdin -1 unless piped). Throws Error with code ENOENT/EACCES/ENOEXEC.
   spawnProcess(file: string, env: string[], cwd: string, stdin: number):
     { pid: number; pidfd: number; stdin: number; stdout: number; stderr: number };
