@@ -47,8 +47,11 @@ Connection::~Connection() {
 
 bool Connection::start() {
   if (uv_poll_init(server_->loop(), &poll_, fd_) != 0) return false;
+  // Served once the poll says it has bytes, not inside the accept burst: a TLS handshake
+  // costs a signature (≈1 ms with RSA-2048), and a burst of them run here would hold up
+  // requests on connections already open (the poll loop interleaves them instead).
   interest_ = UV_READABLE;
-  drive();
+  updateInterest();
   return true;
 }
 

@@ -18,7 +18,7 @@ namespace lisod {
 namespace {
 
 constexpr int kBacklog = 4096;
-constexpr int kAcceptBurst = 128;          // accepts per readiness event
+constexpr int kAcceptBurst = 4;            // accepts per readiness event
 constexpr size_t kRejectSlots = 256;       // connections over the limit that still get a 503
 constexpr size_t kAccessBatch = 1024;      // flush to JS at this many records …
 constexpr uint64_t kAccessFlushMs = 200;   // … or this often
