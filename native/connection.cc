@@ -411,36 +411,38 @@ Connection::Flush Connection::flushOutput() {
       }
       return Flush::kBlocked;
     }
-    out_.clear();
-    out_off_ = 0;
-    if (file_left_ > 0) {
-      if (transport_->canSendFile()) {
-        size_t want = static_cast<size_t>(std::min<uint64_t>(file_left_, 1u << 20));
-        IoResult r = transport_->sendFile(file_->fd, &file_off_, want);
-        if (r.kind == IoResult::kOk && r.n > 0) {
-          file_left_ -= r.n;
-          last_write_ms_ = server_->nowMs();
-          continue;
-        }
-        if (r.kind == IoResult::kWantWrite) {
-          interest_ |= UV_WRITABLE;
-          return Flush::kBlocked;
-        }
-        die();  // error, or the file shrank (sendfile returned 0)
-        return Flush::kDead;
-      }
-      // TLS: bounded buffer of one record, refilled only when empty.
+    if (file_left_ > 0 && !transport_->canSendFile()) {
+      // TLS: a bounded buffer of one record, refilled only when empty and read over the
+      // bytes just sent (resizing a cleared string would zero-fill 16 KiB per record).
       size_t want = static_cast<size_t>(std::min<uint64_t>(file_left_, kTlsFileChunk));
-      out_.resize(want);
+      if (out_.size() != want) out_.resize(want);
       ssize_t n = ::pread(file_->fd, out_.data(), want, file_off_);
       if (n <= 0) {
         die();
         return Flush::kDead;
       }
       out_.resize(static_cast<size_t>(n));
+      out_off_ = 0;
       file_off_ += n;
       file_left_ -= static_cast<uint64_t>(n);
       continue;
+    }
+    out_.clear();
+    out_off_ = 0;
+    if (file_left_ > 0) {  // plain: straight from the page cache
+      size_t want = static_cast<size_t>(std::min<uint64_t>(file_left_, 1u << 20));
+      IoResult r = transport_->sendFile(file_->fd, &file_off_, want);
+      if (r.kind == IoResult::kOk && r.n > 0) {
+        file_left_ -= r.n;
+        last_write_ms_ = server_->nowMs();
+        continue;
+      }
+      if (r.kind == IoResult::kWantWrite) {
+        interest_ |= UV_WRITABLE;
+        return Flush::kBlocked;
+      }
+      die();  // error, or the file shrank (sendfile returned 0)
+      return Flush::kDead;
     }
     file_.reset();
     if (corked_) {

@@ -71,8 +71,8 @@ void Connection::serveStatic() {
   file_ = found.entry;  // keeps the descriptor open while we send
   file_off_ = static_cast<off_t>(first);
   file_left_ = length;
-  corked_ = transport_->canSendFile();
-  if (corked_) transport_->setCork(true);
+  corked_ = true;  // full segments while the head and the file body go out
+  transport_->setCork(true);
 }
 
 void Connection::respondError(int status, bool keep_alive, std::string_view detail) {

@@ -34,8 +34,9 @@ class Transport {
   virtual bool canSendFile() const = 0;
   virtual IoResult sendFile(int file_fd, off_t* offset, size_t len) = 0;
   // Holds back partial segments while a response head and its file body are queued
-  // (TCP_CORK, nginx's tcp_nopush) so the head rides in the first full segment.
-  virtual void setCork(bool on) {}
+  // (TCP_CORK, nginx's tcp_nopush): the head rides in the first full segment, and TLS
+  // records leave in full segments rather than one send each.
+  virtual void setCork(bool on) = 0;
   // Best-effort protocol-level close (TLS close_notify); never blocks. The caller
   // shuts down the socket itself.
   virtual void shutdown() = 0;
