@@ -71,7 +71,9 @@ class PipeReader : public Napi::ObjectWrap<PipeReader> {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     if (status < 0) return finish(env, -status);
-    char buf[kReadSize];
+    // Per thread, not on the stack: the JS callback runs on top of this frame. Not
+    // re-entered: only the loop calls readOnce, and the bytes are copied before the call.
+    static thread_local char buf[kReadSize];
     ssize_t n;
     do n = ::read(poll_->fd, buf, sizeof buf);
     while (n < 0 && errno == EINTR);
