@@ -179,13 +179,11 @@ def run_with_cgi(application, environ=None, stdin=None, stdout=None, stderr=None
             if hasattr(result, "close"):
                 result.close()
     except BrokenPipeError:
-        # The server closed our stdout (the client went away). Point fd 1 at /dev/null so
+        # The server closed our stdout (the client went away). Point it at /dev/null so
         # the interpreter's final flush does not complain a second time.
         try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, stdout.fileno())
-            os.close(devnull)
-        except (OSError, ValueError, AttributeError):
+            _to_devnull(stdout.fileno())
+        except (ValueError, AttributeError):
             pass
         return 0
     except Exception:
@@ -210,21 +208,26 @@ def end_process(status=0):
     flaskr.cgi 20 times under ``perf stat``), for memory the kernel reclaims at
     exit anyway.
     """
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
+    _flush_stdio()
+    _to_devnull(1)
+    atexit._run_exitfuncs()  # prints a failing handler's traceback itself, as at a normal exit
+    _flush_stdio()
+    os._exit(status if isinstance(status, int) else 1)
+
+
+def _to_devnull(fd):
+    """Points ``fd`` at /dev/null, closing what it was (best effort)."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
+        os.dup2(devnull, fd)
         os.close(devnull)
     except OSError:
         pass
-    atexit._run_exitfuncs()  # prints a failing handler's traceback itself, as at a normal exit
+
+
+def _flush_stdio():
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):
             pass
-    os._exit(status if isinstance(status, int) else 1)
