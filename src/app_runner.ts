@@ -117,6 +117,11 @@ export class AppRunner {
     this.#server = server;
   }
 
+  /** True while request `id` is this runner's and not finished. */
+  owns(id: number): boolean {
+    return this.#exchanges.has(id);
+  }
+
   /** Shutdown: every running exchange is terminated (CGI: SIGTERM, SIGKILL after a grace). */
   stop(): void {
     this.#queue = [];
