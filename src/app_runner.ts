@@ -152,7 +152,7 @@ export class AppRunner {
     // CONTENT_LENGTH).
     if (request.hasBody && (this.#o.requestBuffering || request.contentLength < 0)) {
       ex.spool = new BodySpool(this.#o.spoolDir, this.#o.spoolBudget, (e) => this.#fail(ex, 500, e.message));
-      if (request.contentLength >= 0 && !ex.spool.reserve(request.contentLength)) {
+      if (request.contentLength >= 0 && !ex.spool.fits(request.contentLength)) {
         this.#fail(ex, 503, `spool_max_bytes (${this.#o.spoolBudget.max}) cannot hold a ${request.contentLength}-byte body now`, 'warn');
       }
       return; // #onBody enqueues once the whole body is in
