@@ -290,7 +290,7 @@ export class AppRunner {
 
     proc.stdout.on('data', (chunk: Buffer) => this.#onStdout(ex, run, chunk));
     proc.stdout.on('end', () => {
-      if (run.headDone && !run.completed && ex.run === run) this.#finish(ex, run.timedOut);
+      if (run.headDone && !run.completed && ex.run === run) this.#finish(ex, run.timedOut || this.#short(run));
     });
     this.#pipeStderr(proc);
     proc.on('close', (end) => this.#onRunClose(ex, run, end));
@@ -459,7 +459,12 @@ export class AppRunner {
     }
     // A killed or failing application may have stopped mid-body: close the connection
     // instead of ending the framing, so the client cannot take it for complete.
-    this.#finish(ex, run.timedOut || end.code !== 0);
+    this.#finish(ex, run.timedOut || end.code !== 0 || this.#short(run));
+  }
+
+  /** The body stopped before its own framing (Content-Length, chunked) was complete. */
+  #short(run: Run): boolean {
+    return run.framing !== undefined && run.framing.delimited && !run.framing.complete;
   }
 
   #release(run: Run): void {
