@@ -1,9 +1,7 @@
 // The shared runner behind a transport that is not CGI (an in-memory stand-in, as a FastCGI
-// backend would be): body hand-over, 'fail' ends mapped to their status, route() → 404,
-// mounts dispatch by prefix and then by id.
+// backend would be): body hand-over, 'fail' ends mapped to their status, route() → 404.
 import test from 'ava';
 import { EventEmitter } from 'node:events';
-import { AppMounts } from '../src/app_mounts.js';
 import { AppRunner, type AppMountOptions } from '../src/app_runner.js';
 import { SpoolBudget } from '../src/app_spool.js';
 import type { AppBody, AppEnd, AppOutput, AppProcess, AppTransport } from '../src/app_transport.js';
@@ -138,27 +136,4 @@ test('route(): per-request SCRIPT_NAME/SCRIPT_FILENAME, null → 404 without ope
   r.handlers.request(missing);
   t.is(responses.get(missing.id)!.status, 404);
   t.is(transport.opened.length, 1);
-});
-
-test('AppMounts: longest prefix on a segment boundary, then events by id; no mount → 404', (t) => {
-  const a = runner('/cgi');
-  const b = runner('/cgi/admin');
-  const mounts = new AppMounts([a.r, b.r]);
-  const { responses, server } = fakeServer();
-  mounts.attach(server);
-  t.is(mounts.match('/cgi/admin/x'), b.r);
-  t.is(mounts.match('http://h/cgi/admin?q'), b.r);
-  t.is(mounts.match('/cgi/administrator'), a.r);
-  t.is(mounts.match('/cgix'), undefined);
-  const q = req('/cgi/admin/x', { method: 'POST', hasBody: true, contentLength: 2, headers: ['Content-Length', '2'] });
-  mounts.handlers.request(q);
-  mounts.handlers.body(q.id, Buffer.from('hi'));
-  mounts.handlers.body(q.id, null);
-  t.deepEqual(b.transport.opened[0]!.body, Buffer.from('hi'));
-  t.is(a.transport.opened.length, 0);
-  mounts.handlers.close(q.id);
-  t.deepEqual(b.transport.opened[0]!.calls, ['terminate']);
-  const none = req('/elsewhere');
-  mounts.handlers.request(none);
-  t.is(responses.get(none.id)!.status, 404);
 });
