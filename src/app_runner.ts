@@ -79,6 +79,7 @@ function escapeHtml(s: string): string {
 
 const kMessages: Record<number, string> = {
   400: 'The request cannot be handed to the application.',
+  403: 'You do not have access to this resource.',
   404: 'No application script matches this path.',
   500: 'The application failed.',
   502: 'The application failed or sent a response the server cannot understand.',
@@ -290,7 +291,9 @@ export class AppRunner {
 
     proc.stdout.on('data', (chunk: Buffer) => this.#onStdout(ex, run, chunk));
     proc.stdout.on('end', () => {
-      if (run.headDone && !run.completed && ex.run === run) this.#finish(ex, run.timedOut || this.#short(run));
+      if (!run.headDone || run.completed || ex.run !== run) return;
+      this.#finish(ex, run.timedOut || this.#short(run));
+      this.#complete(ex, run);
     });
     this.#pipeStderr(proc);
     proc.on('close', (end) => this.#onRunClose(ex, run, end));
