@@ -483,9 +483,15 @@ export class AppRunner {
 
   /** Restarts the silence timer, or stops it while the client (not the application) is slow. */
   #touch(ex: Exchange, run: Run): void {
-    if (run.timer) clearTimeout(run.timer);
-    run.timer = undefined;
-    if (run.closed || run.stdoutPaused || ex.gone) return;
+    if (run.closed || run.stdoutPaused || ex.gone) {
+      if (run.timer) clearTimeout(run.timer);
+      run.timer = undefined;
+      return;
+    }
+    if (run.timer) {
+      run.timer.refresh(); // per output chunk: reschedules without a new timer
+      return;
+    }
     run.timer = setTimeout(() => {
       run.timedOut = true;
       if (run.completed && ex.ended) {
