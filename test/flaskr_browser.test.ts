@@ -9,7 +9,8 @@ import { getPki } from './helpers/pki.js';
 import { repoRoot, startLisod, type Lisod } from './helpers/lisod.js';
 import { tempDir } from './helpers/tmp.js';
 
-const kChromium = '/usr/bin/chromium';
+// Debian's chromium; elsewhere (e.g. Ubuntu, whose chromium is a snap) point LISOD_CHROMIUM at Chrome.
+const kChromium = process.env.LISOD_CHROMIUM ?? '/usr/bin/chromium';
 
 /** base64(sha256(SubjectPublicKeyInfo)) of a PEM certificate, as Chromium's SPKI list wants. */
 function spkiHash(certFile: string): string {
