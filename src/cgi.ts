@@ -303,7 +303,8 @@ export class CgiRunner {
       // Own process group: a timeout kills everything the script started.
       child = new ScriptProcess(script, { cwd: path.dirname(script), env, stdin });
     } catch (e) {
-      this.#fail(ex, 500, `cannot run ${script}: ${(e as Error).message}`);
+      const message = (e as Error).message; // the addon's messages mostly name the script already
+      this.#fail(ex, 500, message.includes(script) ? message : `cannot run ${script}: ${message}`);
       return;
     } finally {
       if (typeof ex.spooled === 'number') fs.closeSync(ex.spooled);
