@@ -19,8 +19,8 @@ run_why="openssl: the development certificate; python3-flask: Flaskr, the CGI ap
 build_pkgs="g++ make python3"
 build_why="g++, make, python3: node-gyp builds the native addon"
 # Needed by the test suite, beyond the above.
-test_pkgs="chromium python3-cryptography curl systemd logrotate util-linux php-fpm php-cgi python3-h2 nghttp2-client libnghttp2-dev"
-test_why="chromium: Flaskr in a real browser; python3-cryptography: test CAs, chains, CRLs; \
+test_pkgs="chromium libnss3-tools python3-cryptography curl systemd logrotate util-linux php-fpm php-cgi python3-h2 nghttp2-client libnghttp2-dev"
+test_why="chromium: Flaskr in a real browser; libnss3-tools: the README's dev-CA commands (certutil); python3-cryptography: test CAs, chains, CRLs; \
 curl, systemd (systemd-analyze), logrotate, util-linux (prlimit, setsid): service tests; \
 php-fpm, php-cgi: FastCGI peers; python3-h2, nghttp2-client, libnghttp2-dev: HTTP/2 client and headers"
 # Needed by `npm run bench` and `npm run fuzz`.
