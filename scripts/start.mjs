@@ -100,7 +100,7 @@ function ensureCertificate() {
     '-extfile', 'dev-ext.cnf', '-out', 'dev-cert.pem'], 'sign the server certificate');
   fs.rmSync(path.join(dir, 'dev.csr'), { force: true });
   fs.rmSync(path.join(dir, 'dev-ext.cnf'), { force: true });
-  say(`to trust https://localhost:8443/ in a browser, import ${ca} as a certificate authority`);
+  say(`to trust https://localhost:8443/ in a browser, import ${ca} as an authority (README.md: Development certificate)`);
 }
 
 // 4. Flask for the Flaskr CGI app (Debian's python3-flask, used by /usr/bin/python3);
