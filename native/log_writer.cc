@@ -210,6 +210,7 @@ void LogWriter::run() {
       if (owns_fd_) ::close(fd_);
       fd_ = next_fd;
       is_pipe_ = isPipe(fd_);
+      mid_line_ = cut_ = false;
       writeOut(batch.data() + split, batch.size() - split);
     }
 
@@ -228,26 +229,38 @@ void LogWriter::run() {
 void LogWriter::writeOut(const char* data, size_t len) {
   Clock::time_point give_up{};
   while (len > 0) {
-    size_t n = len;
-    if (is_pipe_ && len > PIPE_BUF) {
-      // Whole lines, at most PIPE_BUF bytes (atomic on a pipe); a longer line goes alone.
-      const char* end = static_cast<const char*>(memrchr(data, '\n', PIPE_BUF));
-      if (end == nullptr) end = static_cast<const char*>(memchr(data + PIPE_BUF, '\n', len - PIPE_BUF));
-      n = end != nullptr ? static_cast<size_t>(end - data) + 1 : len;
-    }
-    const ssize_t w = ::write(fd_, data, n);
-    const int err = w < 0 ? errno : EIO;  // w == 0 for n > 0: treat as an I/O error
-    if (w > 0) {
-      data += w;
-      len -= static_cast<size_t>(w);
-      std::lock_guard<std::mutex> lock(mu_);
-      if (failing_ || dropped_ > 0) {
-        const uint64_t dropped = std::exchange(dropped_, 0);
-        failing_ = false;
-        warn("writing again" + (dropped > 0 ? " (" + std::to_string(dropped) + " line(s) dropped)" : std::string()));
+    ssize_t w;
+    int err;
+    if (cut_) {
+      w = ::write(fd_, "\n", 1);  // ends the line a failed write cut short
+      err = w < 0 ? errno : EIO;
+      if (w == 1) {
+        cut_ = mid_line_ = false;
+        continue;
       }
-      give_up = {};
-      continue;
+    } else {
+      size_t n = len;
+      if (is_pipe_ && len > PIPE_BUF) {
+        // Whole lines, at most PIPE_BUF bytes (atomic on a pipe); a longer line goes alone.
+        const char* end = static_cast<const char*>(memrchr(data, '\n', PIPE_BUF));
+        if (end == nullptr) end = static_cast<const char*>(memchr(data + PIPE_BUF, '\n', len - PIPE_BUF));
+        n = end != nullptr ? static_cast<size_t>(end - data) + 1 : len;
+      }
+      w = ::write(fd_, data, n);
+      err = w < 0 ? errno : EIO;  // w == 0 for n > 0: treat as an I/O error
+      if (w > 0) {
+        mid_line_ = data[w - 1] != '\n';
+        data += w;
+        len -= static_cast<size_t>(w);
+        std::lock_guard<std::mutex> lock(mu_);
+        if (failing_ || dropped_ > 0) {
+          const uint64_t dropped = std::exchange(dropped_, 0);
+          failing_ = false;
+          warn("writing again" + (dropped > 0 ? " (" + std::to_string(dropped) + " line(s) dropped)" : std::string()));
+        }
+        give_up = {};
+        continue;
+      }
     }
     if (err == EINTR) continue;
     if (err == EAGAIN || err == EWOULDBLOCK) {
@@ -264,6 +277,7 @@ void LogWriter::writeOut(const char* data, size_t len) {
         continue;
       }
     }
+    cut_ = cut_ || mid_line_;
     std::lock_guard<std::mutex> lock(mu_);
     dropped_ += countLines(data, len);
     if (!failing_) {

@@ -13,8 +13,9 @@
 //   only a single line longer than PIPE_BUF goes out alone in one larger write.
 // - A failed write (ENOSPC, EPIPE, EIO …) drops that batch and queues one warning per
 //   failure episode ("log F: no space left on device; dropping log lines until writes
-//   succeed again"), and one more when writes succeed again. Never a crash: SIGPIPE is
-//   ignored by Node, and the thread only ever sees error codes.
+//   succeed again"), and one more when writes succeed again. A line cut short that way
+//   (a disk filling mid-write) is ended with '\n' before the next write, so later lines
+//   stay whole. Never a crash: SIGPIPE is ignored by Node; the thread only sees error codes.
 // - reopen() (SIGHUP, logrotate) opens the path again; what was appended before goes to
 //   the old file, what follows to the new one.
 //
@@ -85,6 +86,8 @@ class LogWriter {
   const bool owns_fd_;
   int fd_;         // used by the writer thread only (after construction)
   bool is_pipe_;   // writer thread only
+  bool mid_line_ = false;  // writer thread: the last byte written to fd_ was not a '\n' …
+  bool cut_ = false;       // … and the rest of that line was dropped: start a new line first
 
   std::mutex mu_;  // guards everything below
   std::condition_variable wake_;  // → writer thread

@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -146,6 +148,37 @@ void runWriterTests(Suite& suite) {
     c.eq(warnings.size(), size_t{1}, "one warning");
     if (!warnings.empty()) {
       c.eq(warnings[0], std::string("log /dev/full: no space left on device; dropping log lines until writes succeed again"), "text");
+    }
+  }
+  {
+    Case c(suite, "writer: a write cut short (file size limit) is ended with a newline; later lines stay whole");
+    const std::string file = tempPath("cut.log");
+    std::string error;
+    auto w = LogWriter::open(file, 1, LogWriterOptions{60000, 1 << 20, 4 << 20}, &error);
+    if (!c.check(w != nullptr, error)) return;
+    struct rlimit old;
+    getrlimit(RLIMIT_FSIZE, &old);
+    struct sigaction ignore {}, saved {};
+    ignore.sa_handler = SIG_IGN;
+    sigaction(SIGXFSZ, &ignore, &saved);
+    struct rlimit small = old;
+    small.rlim_cur = 100;
+    setrlimit(RLIMIT_FSIZE, &small);
+    const std::string line(39, 'a');
+    w->append(line + "\n" + line + "\n" + line + "\n");  // 120 bytes: the third line is cut at 100
+    w->flush(5000);
+    w->append("lost\n");
+    w->flush(5000);
+    setrlimit(RLIMIT_FSIZE, &old);
+    sigaction(SIGXFSZ, &saved, nullptr);
+    w->append("next\n");
+    w->flush(5000);
+    c.eq(readFile(file), line + "\n" + line + "\n" + std::string(20, 'a') + "\nnext\n", "file");
+    auto warnings = w->takeWarnings();
+    c.eq(warnings.size(), size_t{2}, "two warnings");
+    if (warnings.size() == 2) {
+      c.eq(warnings[0], "log " + file + ": file too large; dropping log lines until writes succeed again", "first");
+      c.eq(warnings[1], "log " + file + ": writing again (2 line(s) dropped)", "second");
     }
   }
   {
