@@ -303,6 +303,11 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
     out_.append("HTTP/1.1 100 Continue\r\n\r\n");
   }
   std::string_view path = originPath(head.target);
+  if (int denied = accessStatus(path)) {  // before any file or script is touched
+    in_begin_ += consumed;
+    respondError(denied, keep_alive_ && req_.body_done);
+    return;
+  }
   std::string_view prefix = cfg.cgi_prefix;
   bool is_app = !prefix.empty() && startsWith(path, prefix) &&
                 (path.size() == prefix.size() || path[prefix.size()] == '/' || path[prefix.size()] == '?');
@@ -347,6 +352,7 @@ void Connection::startApp(const RequestHead& head, int64_t content_length) {
   r.tls = transport_->isTls();
   r.has_body = !req_.body_done;
   r.content_length = content_length;
+  r.identity = transport_->identity();
   deadline_ms_ = server_->nowMs() + server_->config().body_timeout_ms;
   server_->events()->onAppRequest(r);
 }
@@ -518,6 +524,7 @@ void Connection::logAccess() {
   r.version = req_.version;
   r.referer = req_.referer;
   r.user_agent = req_.user_agent;
+  if (const ClientIdentity* id = transport_->identity()) r.user = id->user();
   r.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                   std::chrono::system_clock::now().time_since_epoch()).count();
   r.status = req_.status;

@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "access_rules.h"
 #include "file_cache.h"
 #include "tls_context.h"
 
@@ -39,6 +40,7 @@ struct ServerConfig {
   uint64_t send_timeout_ms = 60000;
   bool access_log = false;
   bool reuse_port = false;  // SO_REUSEPORT: several event loops (workers) accept on one port
+  std::shared_ptr<const AccessRules> access = std::make_shared<AccessRules>();  // [[access]]
 };
 
 // A request handed to the application (the /cgi/ prefix). Strings are copies.
@@ -51,10 +53,12 @@ struct AppRequest {
   bool tls;
   bool has_body;
   int64_t content_length;  // -1 when chunked
+  const ClientIdentity* identity = nullptr;  // TLS only; valid during onAppRequest
 };
 
 struct AccessRecord {
   std::string remote, method, target, version, referer, user_agent;
+  std::string user;  // verified client certificate CN, "" when none
   int64_t time_ms;
   int status;
   uint64_t bytes;
@@ -91,6 +95,9 @@ class Server {
 
   std::vector<BoundListener> addresses() const;
   bool reloadTls(const TlsOptions& options, std::string* error);
+  // New rules apply to every request from now on (a SIGHUP reload).
+  void setAccessRules(std::shared_ptr<const AccessRules> rules) { config_.access = std::move(rules); }
+  const AccessRules& accessRules() const { return *config_.access; }
   void stopAccepting();
   void stopWhenIdle();  // graceful stop: each connection closes after its current response
   void closeAll();  // listeners and connections; safe to call more than once

@@ -418,6 +418,12 @@ export class CgiRunner {
       this.#finish(ex);
       return;
     }
+    // [[access]] again for the new target, on this connection's identity (native rules).
+    const denied = this.#native.accessStatus(ex.id, location);
+    if (denied !== 0) {
+      this.#fail(ex, denied, `local redirect to ${location} refused by [[access]]`, 'info');
+      return;
+    }
     ex.redirects++;
     this.#stopBody(ex);
     const headers: string[] = [];
@@ -544,6 +550,7 @@ export class CgiRunner {
     const reason = STATUS_CODES[status] ?? 'Error';
     const message: Record<number, string> = {
       400: 'The request cannot be handed to the CGI script.',
+      403: 'You do not have access to this resource.',
       500: 'The CGI script failed.',
       502: 'The CGI script sent a response the server cannot understand.',
       503: 'Too many CGI requests are in progress. Try again shortly.',

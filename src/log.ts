@@ -55,17 +55,20 @@ export function formatClfTime(ms: number, offsetMinutes = -new Date(ms).getTimez
 /** "-" for an empty field, else the escaped text. */
 const field = (s: string): string => (s === '' ? '-' : escapeLogField(s));
 
+/** %u, the verified client certificate's CN: unquoted in CLF, so spaces are escaped too. */
+const userField = (s: string): string => (s === '' ? '-' : escapeLogField(s).replaceAll(' ', '\\x20'));
+
 /**
  * One Combined Log Format line (with its newline):
- * host - - [time] "METHOD target VERSION" status bytes "referer" "user-agent".
+ * host - user [time] "METHOD target VERSION" status bytes "referer" "user-agent".
  * IPv4-mapped IPv6 peers are written as plain IPv4; a request without a method (unparsable)
  * is written as "-"; 0 bytes as "-" (Apache %b).
  */
 export function formatAccessRecord(r: AccessRecord, offsetMinutes?: number): string {
-  const [remote, ms, method, target, version, status, bytes, referer, agent] = r;
+  const [remote, ms, method, target, version, status, bytes, referer, agent, user = ''] = r;
   const host = remote === '' ? '-' : remote.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, '$1');
   const request = method === '' ? '-' : escapeLogField([method, target, version].filter((x) => x !== '').join(' '));
-  return `${host} - - [${formatClfTime(ms, offsetMinutes)}] "${request}" ${status} ${bytes > 0 ? bytes : '-'} ` +
+  return `${host} - ${userField(user)} [${formatClfTime(ms, offsetMinutes)}] "${request}" ${status} ${bytes > 0 ? bytes : '-'} ` +
     `"${field(referer)}" "${field(agent)}"\n`;
 }
 

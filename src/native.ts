@@ -27,6 +27,41 @@ export interface ServerConfig {
   sendTimeoutMs: number; // client not reading our response (close)
   accessLog: boolean; // batch access records to handlers.log
   reusePort?: boolean; // SO_REUSEPORT so several workers can listen on the same ports
+  tlsClientAuth?: 'off' | 'optional' | 'require'; // client certificates (TlsClientSpec)
+  tlsClientCa?: string;
+  tlsCrl?: string;
+  tlsVerifyDepth?: number;
+  access?: AccessRuleSpec[]; // [[access]]
+}
+
+/** Client-certificate settings, as in ServerConfig; also reloadTls's third argument. */
+export interface TlsClientSpec {
+  tlsClientAuth: 'off' | 'optional' | 'require';
+  tlsClientCa?: string; // PEM trust anchors (required unless off)
+  tlsCrl?: string; // PEM file of CRLs
+  tlsVerifyDepth?: number; // default 4
+}
+
+/** One [[access]] rule: a verified certificate whose subject has every pair of one entry. */
+export interface AccessRuleSpec {
+  path: string; // prefix, matched on segment boundaries of the normalised path
+  any: boolean; // allow = ["*"]
+  allow: Array<Array<[string, string]>>;
+}
+
+/** TLS facts of the connection a request came on (absent over plain HTTP). */
+export interface TlsIdentity {
+  verify: string; // 'SUCCESS' | 'NONE' | 'FAILED:<reason>'
+  protocol: string; // 'TLSv1.3'
+  cipher: string;
+  // Present when the client sent a certificate:
+  subjectDn?: string; // RFC 4514, 'CN=alice,O=Ops'
+  subjectCn?: string;
+  issuerDn?: string;
+  serial?: string; // upper-case hex
+  notBefore?: string; // 'Nov 29 08:49:41 2026 GMT'
+  notAfter?: string;
+  certPem?: string; // the leaf
 }
 
 export interface CgiRequest {
@@ -42,10 +77,12 @@ export interface CgiRequest {
   tls: boolean;
   hasBody: boolean; // body events follow
   contentLength: number; // -1 when chunked (decoded length unknown until the end)
+  tlsIdentity?: TlsIdentity; // TLS connections only
 }
 
-// [remoteAddress, unixMillis, method, target, version, status, bytesSent, referer, userAgent]
-export type AccessRecord = [string, number, string, string, string, number, number, string, string];
+// [remoteAddress, unixMillis, method, target, version, status, bytesSent, referer, userAgent,
+//  user (verified client certificate CN, '' when none)]
+export type AccessRecord = [string, number, string, string, string, number, number, string, string, string?];
 
 export interface NativeHandlers {
   request(req: CgiRequest): void;
@@ -74,7 +111,11 @@ export interface NativeServer {
   abort(id: number): void; // response cut short (script died mid-body): close without finishing framing
   pauseBody(id: number): void;
   resumeBody(id: number): void;
-  reloadTls(keyFile: string, certFile: string): void; // throws with a message naming the file
+  // Throws with a message naming the file. client: new client-certificate settings.
+  reloadTls(keyFile: string, certFile: string, client?: TlsClientSpec): void;
+  setAccess(rules: AccessRuleSpec[]): void; // [[access]] for every request from now on
+  // The [[access]] verdict for target on request id's connection: 0 allowed, else a status.
+  accessStatus(id: number, target: string): number;
   stopAccepting(): void;
   stopWhenIdle(): void; // stop accepting; each connection closes after its current response
   connectionCount(): number;
