@@ -20,9 +20,15 @@ export interface Issued {
   notAfter: Date;
 }
 
-/** A name in RFC 4514 order (most specific first, "CN=alice,O=Ops") → encoding order. */
-function toName(rdns: Array<[string, string]>): import('@peculiar/x509').JsonName {
-  return [...rdns].reverse().map(([attr, value]) => ({ [attr]: [value] }));
+/** RFC 4514 §2.4 escaping of an attribute value. */
+function escapeValue(v: string): string {
+  return v.replace(/["+,;<>\\=]/g, '\\$&').replace(/^[ #]/, '\\$&').replace(/ $/, '\\ ');
+}
+
+/** A name in RFC 4514 order (most specific first, "CN=alice,O=Ops") → a DN string in
+ *  encoding order (the library's JSON form loses quotes in values). */
+function toName(rdns: Array<[string, string]>): string {
+  return [...rdns].reverse().map(([attr, value]) => `${attr}=${escapeValue(value)}`).join(', ');
 }
 
 /** 16 random bytes, first bit clear (a positive INTEGER), as hex. */
