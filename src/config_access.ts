@@ -23,7 +23,7 @@ function accessLine(source: string, n: number): number | undefined {
 
 /**
  * Parses one allow entry: "*" (any verified certificate) or "ATTR=value,ATTR=value" where
- * "\," and "\\" escape inside values. Returns null for "*". Throws a message string.
+ * "\," and "\\" escape inside values. Returns null for "*". Throws Error with a message.
  */
 export function parseAllowEntry(entry: string): Array<[string, string]> | null {
   if (entry === '*') return null;
@@ -41,10 +41,10 @@ export function parseAllowEntry(entry: string): Array<[string, string]> | null {
     const attr = eq < 0 ? '' : part.slice(0, eq).trim();
     const value = eq < 0 ? '' : part.slice(eq + 1);
     if (eq < 0 || attr === '' || value === '') {
-      throw `'${entry}' is not "*" or ATTR=value pairs (e.g. "O=Ops" or "CN=bob,O=Dev")`;
+      throw new Error(`'${entry}' is not "*" or ATTR=value pairs (e.g. "O=Ops" or "CN=bob,O=Dev")`);
     }
     if (!(kSubjectAttributes as readonly string[]).includes(attr)) {
-      throw `'${attr}' in '${entry}' is not a subject attribute (${suggest(attr, kSubjectAttributes)})`;
+      throw new Error(`'${attr}' in '${entry}' is not a subject attribute (${suggest(attr, kSubjectAttributes)})`);
     }
     return [attr, value];
   });
@@ -83,8 +83,8 @@ export function readAccessTables(r: FileReader, v: unknown, source: string): voi
       let pairs: Array<[string, string]> | null;
       try {
         pairs = parseAllowEntry(entry);
-      } catch (message) {
-        return fail(`[[access]] allow: ${String(message)}`);
+      } catch (e) {
+        return fail(`[[access]] allow: ${(e as Error).message}`);
       }
       if (pairs === null) rule.any = true;
       else rule.allow.push(pairs);

@@ -77,10 +77,10 @@ async function issue(dir: string, kind: string | undefined, n: string, o: { san?
   if (o.subject !== undefined) {
     try {
       const extra = parseAllowEntry(o.subject);
-      if (extra === null || extra.some(([a]) => a === 'CN')) throw "give attributes other than CN (CN is NAME), e.g. --subject 'O=Ops,OU=Dev'";
+      if (extra === null || extra.some(([a]) => a === 'CN')) throw new Error("give attributes other than CN (CN is NAME), e.g. --subject 'O=Ops,OU=Dev'");
       subject = [...subject, ...extra];
-    } catch (message) {
-      throw new UsageError(`--subject: ${String(message)}`);
+    } catch (e) {
+      throw new UsageError(`--subject: ${(e as Error).message}`);
     }
   }
   const signer = await loadSigner(dir);
