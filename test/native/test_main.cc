@@ -15,6 +15,7 @@ int main() {
       {"chunked", runChunkedTests},
       {"static_file", runStaticFileTests},
       {"date/mime/range", runDateMimeRangeTests},
+      {"access_rules", runAccessRulesTests},
   };
   int passed = 0;
   int failed = 0;

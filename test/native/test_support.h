@@ -99,5 +99,6 @@ void runRequestTests(Suite& suite);
 void runChunkedTests(Suite& suite);
 void runStaticFileTests(Suite& suite);
 void runDateMimeRangeTests(Suite& suite);
+void runAccessRulesTests(Suite& suite);
 
 }  // namespace lisod::test
