@@ -87,6 +87,16 @@ async function refused(t: ExecutionContext, srv: Lisod, cert: ClientCert | undef
   t.notRegex(String(r), /timeout/i, `${what}: refused at once (an alert or a close), not by silence`);
 }
 
+/** SIGHUP, then wait for the error log's "reloaded" line; false if it does not come in 5 s. */
+async function reload(srv: Lisod): Promise<boolean> {
+  const errorLog = path.join(srv.dirs.logs, 'error.log');
+  const reloads = (): number => (fs.readFileSync(errorLog, 'utf8').match(/ reloaded/g) ?? []).length;
+  const before = reloads();
+  process.kill(srv.pid, 'SIGHUP');
+  for (let i = 0; i < 100 && reloads() === before; i++) await sleep(50);
+  return reloads() === before + 1;
+}
+
 test('optional: no certificate is served with SSL_CLIENT_VERIFY=NONE and no user', async (t) => {
   const env = await identity(await optionalServer());
   t.is(env.SSL_CLIENT_VERIFY, 'NONE');
@@ -259,13 +269,24 @@ test('SIGHUP reloads the CRL (and rules) for new connections without a restart',
   const srv = await start({ tls_crl: crl });
   t.is((await identity(srv, pki.alice)).REMOTE_USER, 'alice');
   fs.copyFileSync(pki.crlAliceRevokedFile, crl);
-  const errorLog = path.join(srv.dirs.logs, 'error.log');
-  const reloads = (): number => (fs.readFileSync(errorLog, 'utf8').match(/ reloaded/g) ?? []).length;
-  const before = reloads();
-  process.kill(srv.pid, 'SIGHUP');
-  for (let i = 0; i < 100 && reloads() === before; i++) await sleep(50);
-  t.is(reloads(), before + 1, 'reload logged');
+  t.true(await reload(srv), 'reload logged');
   await refused(t, srv, pki.alice, 'revoked after the reload');
   t.is((await identity(srv, pki.bob)).REMOTE_USER, 'bob');
   t.is(srv.proc.exitCode, null, 'still the same process');
+});
+
+test('workers = 2: every event loop applies the rules, the client CA and a reloaded CRL', async (t) => {
+  const crl = path.join(tempDir('lisod-crl-w2-'), 'crl.pem');
+  fs.copyFileSync(pki.crlNoneRevokedFile, crl);
+  const srv = await start({ tls_crl: crl, workers: 2 });
+  // The kernel spreads connections over both loops' sockets by address hash: 12 are enough
+  // to reach each with near certainty, and every one must behave the same.
+  const anon = await Promise.all(Array.from({ length: 12 }, () => fetch(srv, '/private/x.html')));
+  t.deepEqual(anon.map((r) => r.status), Array(12).fill(403));
+  const alice = await Promise.all(Array.from({ length: 12 }, () => fetch(srv, '/private/x.html', pki.alice)));
+  t.deepEqual(alice.map((r) => r.status), Array(12).fill(200));
+  fs.copyFileSync(pki.crlAliceRevokedFile, crl);
+  t.true(await reload(srv), 'reload logged');
+  t.notRegex(fs.readFileSync(path.join(srv.dirs.logs, 'error.log'), 'utf8'), /kept its old certificate/);
+  for (let i = 0; i < 12; i++) await refused(t, srv, pki.alice, `revoked after the reload (connection ${i})`);
 });
