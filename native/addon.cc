@@ -328,7 +328,8 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
   }
   Napi::Value accessStatus(const Napi::CallbackInfo& info) {
     Connection* c = server_->app(idArg(info));
-    int status = c == nullptr ? 0 : c->accessStatus(info[1].ToString().Utf8Value());
+    // No connection (the client left): fail closed, nothing is run for nobody.
+    int status = c == nullptr ? 403 : c->accessStatus(info[1].ToString().Utf8Value());
     return Napi::Number::New(info.Env(), status);
   }
   Napi::Value stopAccepting(const Napi::CallbackInfo& info) {

@@ -114,7 +114,8 @@ export interface NativeServer {
   // Throws with a message naming the file. client: new client-certificate settings.
   reloadTls(keyFile: string, certFile: string, client?: TlsClientSpec): void;
   setAccess(rules: AccessRuleSpec[]): void; // [[access]] for every request from now on
-  // The [[access]] verdict for target on request id's connection: 0 allowed, else a status.
+  // The [[access]] verdict for target on request id's connection: 0 allowed, else a status
+  // (403 when the connection is gone).
   accessStatus(id: number, target: string): number;
   stopAccepting(): void;
   stopWhenIdle(): void; // stop accepting; each connection closes after its current response
