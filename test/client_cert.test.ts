@@ -122,6 +122,15 @@ test('optional: a valid chain gives the mod_ssl variables, REMOTE_USER and AUTH_
   t.is(env.AUTH_TYPE, 'Cert');
 });
 
+test('DNs are RFC 4514: UTF-8 kept, special characters escaped', async (t) => {
+  const srv = await optionalServer();
+  const utf8 = await identity(srv, pki.utf8);
+  t.is(utf8.SSL_CLIENT_S_DN, 'CN=Zoë Åström,O=Ops\\+Dev');
+  t.is(utf8.SSL_CLIENT_S_DN_CN, 'Zoë Åström');
+  t.is(utf8.REMOTE_USER, 'Zoë Åström');
+  t.is((await identity(srv, pki.spaced)).SSL_CLIENT_S_DN, 'CN=Mallory \\"Quote\\" Smith,O=Ops');
+});
+
 test('optional: revoked, expired, foreign-CA and wrong-purpose certificates are refused in the handshake', async (t) => {
   const srv = await optionalServer();
   await refused(t, srv, pki.carol, 'revoked');

@@ -26,6 +26,7 @@ export interface ClientPki {
   alice: ClientCert; // CN=alice,O=Ops
   bob: ClientCert; // CN=bob,O=Dev
   spaced: ClientCert; // CN=Mallory "Quote" Smith,O=Ops (for log escaping)
+  utf8: ClientCert; // CN=Zoë Åström,O=Ops+Dev (UTF-8, a '+' to escape)
   carol: ClientCert; // CN=carol,O=Ops, revoked
   dave: ClientCert; // CN=dave,O=Ops, expired
   serverPurpose: ClientCert; // CN=srv,O=Ops, extendedKeyUsage serverAuth only
@@ -49,10 +50,11 @@ async function create(): Promise<ClientPki> {
 
   const leaf = (signer: Signer, subject: Array<[string, string]>, extra: Partial<Parameters<typeof issueLeaf>[1]> = {}) =>
     issueLeaf(signer, { kind: 'client', subject, days: 10, ...extra });
-  const [alice, bob, spaced, carol, dave, srv, foreign] = await Promise.all([
+  const [alice, bob, spaced, utf8, carol, dave, srv, foreign] = await Promise.all([
     leaf(intSigner, [['CN', 'alice'], ['O', 'Ops']]),
     leaf(intSigner, [['CN', 'bob'], ['O', 'Dev']]),
     leaf(intSigner, [['CN', 'Mallory "Quote" Smith'], ['O', 'Ops']]),
+    leaf(intSigner, [['CN', 'Zoë Åström'], ['O', 'Ops+Dev']]),
     leaf(intSigner, [['CN', 'carol'], ['O', 'Ops']]),
     leaf(intSigner, [['CN', 'dave'], ['O', 'Ops']], { notBefore: new Date(Date.now() - 10 * kDayMs), days: 2 }),
     leaf(intSigner, [['CN', 'srv'], ['O', 'Ops']], { kind: 'server', sans: ['localhost'] }),
@@ -81,6 +83,7 @@ async function create(): Promise<ClientPki> {
     alice: client(alice, int.cert),
     bob: client(bob, int.cert),
     spaced: client(spaced, int.cert),
+    utf8: client(utf8, int.cert),
     carol: client(carol, int.cert),
     dave: client(dave, int.cert),
     serverPurpose: client(srv, int.cert),
