@@ -284,6 +284,20 @@ test('SIGHUP reloads the CRL (and rules) for new connections without a restart',
   t.is(srv.proc.exitCode, null, 'still the same process');
 });
 
+test('SIGHUP reloads tls_client_ca and [[access]] from the edited config file', async (t) => {
+  const srv = await start();
+  t.is((await fetch(srv, '/private/x.html', pki.alice)).status, 200);
+  const text = fs.readFileSync(srv.dirs.config, 'utf8');
+  t.true(text.includes(pki.caFile) && text.includes('"O=Ops"'));
+  fs.writeFileSync(srv.dirs.config, text.replace(pki.caFile, pki.foreignCaFile).replace(/^tls_crl = .*$/m, '')
+    .replace('allow = [ "O=Ops" ]', 'allow = [ "O=Nobody" ]').replace('allow = ["O=Ops"]', 'allow = ["O=Nobody"]'));
+  t.true(await reload(srv), 'reload logged');
+  await refused(t, srv, pki.alice, 'a CA no longer trusted');
+  const foreign = await fetch(srv, '/private/x.html', pki.foreign);
+  t.is(foreign.status, 403, 'the new CA verifies, the new rule (O=Nobody) refuses');
+  t.is((await fetch(srv, '/any/z.html', pki.foreign)).status, 200);
+});
+
 test('workers = 2: every event loop applies the rules, the client CA and a reloaded CRL', async (t) => {
   const crl = path.join(tempDir('lisod-crl-w2-'), 'crl.pem');
   fs.copyFileSync(pki.crlNoneRevokedFile, crl);

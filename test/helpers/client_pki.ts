@@ -17,6 +17,7 @@ export interface ClientPki {
   dir: string;
   caFile: string; // root only: the trust anchor for tls_client_ca
   caWithIntermediateFile: string; // root + intermediate
+  foreignCaFile: string; // the foreign root (trusting it instead is a CA change)
   crlFile: string; // root's CRL (empty) + intermediate's CRL (carol revoked)
   crlNoneRevokedFile: string; // both CRLs, nobody revoked
   crlAliceRevokedFile: string; // both CRLs, alice revoked (for the SIGHUP reload test)
@@ -74,6 +75,7 @@ async function create(): Promise<ClientPki> {
     dir,
     caFile: write('root.crt', root.cert),
     caWithIntermediateFile: write('root-int.crt', root.cert + int.cert),
+    foreignCaFile: write('foreign-root.crt', foreignRoot.cert),
     crlFile: write('crl.pem', rootCrl + (await createCrl(intSigner, [{ serial: carol.serial, date: now }], 30))),
     crlNoneRevokedFile: write('crl-none.pem', await crls([])),
     crlAliceRevokedFile: write('crl-alice.pem', await crls([alice, carol])),
