@@ -17,7 +17,7 @@ struct TlsOptions {
   ClientAuth client_auth = ClientAuth::kOff;
   std::string client_ca;  // PEM bundle of trust anchors (+ intermediates); required unless kOff
   std::string crl;        // PEM file with one or more CRLs; "" = no revocation check
-  int verify_depth = 4;
+  int verify_depth = 4;   // most intermediate CAs between a client certificate and its root
 };
 
 class TlsContext {

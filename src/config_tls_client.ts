@@ -30,7 +30,7 @@ export function readTlsClientKey(r: FileReader, key: string, v: unknown): boolea
       }
       r.set('tlsClientAuth', kp, v as (typeof kModes)[number]);
       return true;
-    case 'tls_verify_depth': r.set('tlsVerifyDepth', kp, r.integer(v, kp, 1, 'certificates above the client')); return true;
+    case 'tls_verify_depth': r.set('tlsVerifyDepth', kp, r.integer(v, kp, 0, 'intermediate CAs between a client certificate and its root')); return true;
     default: return false;
   }
 }

@@ -3,6 +3,7 @@
 // script sees, [[access]] rules with encoded paths, symlinks and local redirects, forged
 // identity headers, the access log's user field, and session resumption keeping identity.
 import test, { type ExecutionContext } from 'ava';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -264,6 +265,19 @@ test('require: no certificate, no service; a valid one is served', async (t) => 
   await refused(t, srv, undefined, 'no certificate (TLS 1.2)', { maxVersion: 'TLSv1.2' });
   await refused(t, srv, pki.foreign, 'foreign CA');
   t.is((await identity(srv, pki.bob)).REMOTE_USER, 'bob');
+});
+
+test('the CertificateRequest names the CAs of tls_client_ca', async (t) => {
+  const srv = await optionalServer();
+  const r = spawnSync('openssl', ['s_client', '-connect', `127.0.0.1:${srv.httpsPort}`, '-servername', 'localhost', '-tls1_2'],
+    { input: '', encoding: 'utf8', timeout: 10_000 });
+  t.regex(r.stdout, /Acceptable client certificate CA names\n\/?CN ?= ?lisod test client root\n/);
+});
+
+test('tls_verify_depth counts intermediates: alice (one) passes at 1, is refused at 0', async (t) => {
+  const [one, zero] = await Promise.all([start({ tls_verify_depth: 1 }), start({ tls_verify_depth: 0 })]);
+  t.is((await identity(one, pki.alice)).SSL_CLIENT_VERIFY, 'SUCCESS');
+  await refused(t, zero, pki.alice, 'one intermediate > 0');
 });
 
 test('intermediates may sit in tls_client_ca; clients then send only their leaf', async (t) => {

@@ -51,8 +51,8 @@ test('client certificate keys: wrong values and missing companions are file:line
   t.regex(e.message, /^lisod\.conf:7: tls_client_auth must be "off", "optional" or "require", got "yes"/);
   e = errorOf(`${kBase}tls_client_auth = "require"\n`);
   t.regex(e.message, /^lisod\.conf:7: tls_client_auth = "require" needs tls_client_ca/);
-  e = errorOf(`${kBase}tls_verify_depth = 0\n`);
-  t.regex(e.message, /^lisod\.conf:7: tls_verify_depth must be an integer ≥ 1/);
+  e = errorOf(`${kBase}tls_verify_depth = -1\n`);
+  t.regex(e.message, /^lisod\.conf:7: tls_verify_depth must be an integer ≥ 0/);
   e = errorOf(`${kBase}tls_client_cert = "x"\n`);
   t.regex(e.message, /unknown key 'tls_client_cert'.*did you mean 'tls_client_ca'/);
   e = errorOf(`http_port = 8080\nwww = "www"\ncgi = "app.cgi"\ntls_client_ca = "ca.crt"\ntls_client_auth = "optional"\n`);
