@@ -23,7 +23,10 @@
         "native/spawn.cc",
         "native/tls_identity.cc",
         "native/tls_client_verify.cc",
-        "native/access_rules.cc"
+        "native/access_rules.cc",
+        "native/access_log.cc",
+        "native/log_writer.cc",
+        "native/log_writer_addon.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

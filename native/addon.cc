@@ -107,6 +107,7 @@ ServerConfig parseConfig(const Napi::Object& o) {
   c.keep_alive_timeout_ms = static_cast<uint64_t>(getNumber(o, "keepAliveTimeoutMs", 15000));
   c.send_timeout_ms = static_cast<uint64_t>(getNumber(o, "sendTimeoutMs", 60000));
   c.access_log = getBool(o, "accessLog", false);
+  c.access_log_writer = static_cast<uint32_t>(getNumber(o, "accessLogWriter", 0));
   c.reuse_port = getBool(o, "reusePort", false);
   char resolved[PATH_MAX];
   if (c.root.empty() || realpath(c.root.c_str(), resolved) == nullptr) {
@@ -134,6 +135,7 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
                         InstanceMethod("stopAccepting", &ServerWrap::stopAccepting),
                         InstanceMethod("stopWhenIdle", &ServerWrap::stopWhenIdle),
                         InstanceMethod("connectionCount", &ServerWrap::connectionCount),
+                        InstanceMethod("setAccessLog", &ServerWrap::setAccessLog),
                         InstanceMethod("close", &ServerWrap::close)});
   }
 
@@ -144,9 +146,9 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
     }
     ServerConfig config = parseConfig(info[0].As<Napi::Object>());
     Napi::Object h = info[1].As<Napi::Object>();
-    const char* names[] = {"request", "body", "close", "drain", "log", "error"};
-    Napi::FunctionReference* refs[] = {&on_request_, &on_body_, &on_close_, &on_drain_, &on_log_, &on_error_};
-    for (int i = 0; i < 6; ++i) {
+    const char* names[] = {"request", "body", "close", "drain", "error"};
+    Napi::FunctionReference* refs[] = {&on_request_, &on_body_, &on_close_, &on_drain_, &on_error_};
+    for (int i = 0; i < 5; ++i) {
       Napi::Value f = h.Get(names[i]);
       if (!f.IsFunction()) throw Napi::TypeError::New(env, std::string("handlers.") + names[i] + " must be a function");
       *refs[i] = Napi::Persistent(f.As<Napi::Function>());
@@ -219,27 +221,6 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
     if (finalizing_) return;
     Napi::HandleScope scope(env_);
     call(on_drain_, {Napi::Number::New(env_, id)});
-  }
-  void onAccessLog(std::vector<AccessRecord>& records) override {
-    if (finalizing_) return;
-    Napi::HandleScope scope(env_);
-    Napi::Array arr = Napi::Array::New(env_, records.size());
-    for (size_t i = 0; i < records.size(); ++i) {
-      const AccessRecord& r = records[i];
-      Napi::Array rec = Napi::Array::New(env_, 10);
-      rec.Set(0u, r.remote);
-      rec.Set(1u, static_cast<double>(r.time_ms));
-      rec.Set(2u, r.method);
-      rec.Set(3u, r.target);
-      rec.Set(4u, r.version);
-      rec.Set(5u, r.status);
-      rec.Set(6u, static_cast<double>(r.bytes));
-      rec.Set(7u, r.referer);
-      rec.Set(8u, r.user_agent);
-      rec.Set(9u, r.user);
-      arr.Set(static_cast<uint32_t>(i), rec);
-    }
-    call(on_log_, {arr});
   }
   void onLog(LogLevel level, const std::string& message) override {
     if (finalizing_) return;
@@ -344,6 +325,11 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
   Napi::Value connectionCount(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(server_->connectionCount()));
   }
+  Napi::Value setAccessLog(const Napi::CallbackInfo& info) {
+    uint32_t id = info[0].ToNumber().Uint32Value();
+    if (!server_->setAccessLog(id)) throw Napi::Error::New(info.Env(), "the access log (writer " + std::to_string(id) + ") is already closed");
+    return info.Env().Undefined();
+  }
   Napi::Value close(const Napi::CallbackInfo& info) {
     server_->closeAll();
     return info.Env().Undefined();
@@ -353,11 +339,14 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
   bool finalizing_ = false;
   std::unique_ptr<Server> server_;
   Napi::ObjectReference receiver_;
-  Napi::FunctionReference on_request_, on_body_, on_close_, on_drain_, on_log_, on_error_;
+  Napi::FunctionReference on_request_, on_body_, on_close_, on_drain_, on_error_;
   std::unique_ptr<Napi::AsyncContext> context_;
 };
 
 }  // namespace
+
+void initLogs(Napi::Env env, Napi::Object exports);  // log_writer_addon.cc
+
 }  // namespace lisod
 
 static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
@@ -365,6 +354,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   lisod::initSys(env, exports);
   lisod::initSpawn(env, exports);
   lisod::initPipeReader(env, exports);
+  lisod::initLogs(env, exports);
   return exports;
 }
 

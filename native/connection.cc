@@ -517,19 +517,18 @@ void Connection::beginLinger() {
 
 void Connection::logAccess() {
   if (!req_.active || !server_->config().access_log) return;
-  AccessRecord r;
-  r.remote = peer_.remote_address;
-  r.method = req_.method.empty() ? "-" : req_.method;
-  r.target = req_.target;
-  r.version = req_.version;
-  r.referer = req_.referer;
-  r.user_agent = req_.user_agent;
-  if (const ClientIdentity* id = transport_->identity()) r.user = id->user();
-  r.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::system_clock::now().time_since_epoch()).count();
-  r.status = req_.status;
-  r.bytes = req_.body_bytes_sent;
-  server_->addAccessRecord(std::move(r));
+  AccessEntry e;
+  e.remote = peer_.remote_address;
+  const ClientIdentity* id = transport_->identity();  // the verified CN, once per connection
+  e.user = id != nullptr ? id->user() : std::string_view(req_.user);
+  e.method = req_.method.empty() ? std::string_view("-") : std::string_view(req_.method);
+  e.target = req_.target;
+  e.version = req_.version;
+  e.referer = req_.referer;
+  e.user_agent = req_.user_agent;
+  e.status = req_.status;
+  e.bytes = req_.body_bytes_sent;
+  server_->logAccess(e);
   req_.active = false;
 }
 

@@ -63,6 +63,7 @@ class Connection {
     std::string target, ims, range;
     // access log
     std::string method, version, referer, user_agent;
+    std::string user;  // %u: the authenticated user (e.g. a verified client CN); empty = "-"
     int status = 0;
     uint64_t body_bytes_sent = 0;
     bool active = false;

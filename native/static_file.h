@@ -43,6 +43,10 @@ std::string_view mimeType(std::string_view file_name);
 // chars + NUL into out (size >= 30). Returns 29.
 size_t formatHttpDate(int64_t unix_seconds, char* out);
 
+// Common Log Format time, e.g. "10/Oct/2000:13:55:36 -0700": unix_seconds shown in the
+// zone offset_minutes east of UTC. Writes 26 chars + NUL into out (size >= 27). Returns 26.
+size_t formatClfTime(int64_t unix_seconds, int offset_minutes, char* out);
+
 // Parses IMF-fixdate, and the obsolete RFC 850 and asctime forms. Returns unix
 // seconds or -1 when invalid (dates before 1970 count as invalid). Case-sensitive as
 // RFC 9110 §5.6.7 says; RFC 850 two-digit years 00–69 are 20xx, 70–99 are 19xx.

@@ -77,7 +77,7 @@ async function checkConfiguration(config: LisodConfig, options: RunOptions): Pro
  *  it: a key that does not match its certificate, or unusable PEM, throws with the file. */
 function checkTls(native: NativeAddon, config: LisodConfig): void {
   const noop = (): void => {};
-  const handlers: NativeHandlers = { request: noop, body: noop, close: noop, drain: noop, log: noop, error: noop };
+  const handlers: NativeHandlers = { request: noop, body: noop, close: noop, drain: noop, error: noop };
   const probe = new native.Server({ ...toServerConfig(config), listeners: [{ host: '127.0.0.1', port: 0, tls: true }], accessLog: false }, handlers);
   probe.close();
 }
@@ -345,6 +345,8 @@ export async function serve(config: LisodConfig, options: ServeOptions): Promise
       }
       if (freshLogs !== null) {
         logger.info(`now logging to ${fresh.errorLog}${fresh.accessLog !== null ? ` and ${fresh.accessLog}` : ''}`);
+        server!.setAccessLog(freshLogs.accessId); // the loops switch, then the old writer goes
+        loops!.setAccessLog(freshLogs.accessId);
         logs!.close();
         logs = freshLogs;
         logTargets = { error: fresh.errorLog, access: fresh.accessLog };
@@ -370,7 +372,7 @@ function startServer(native: NativeAddon, config: LisodConfig, logs: () => Logs,
       'raise it (ulimit -n / LimitNOFILE=) or new connections will be refused');
   }
   const share = loopShare(config, 0); // limits are divided among the event loops
-  return createEventLoop(native, share, toServerConfig(share), (records) => logs().access?.write(records), logger);
+  return createEventLoop(native, share, toServerConfig(share), logs().accessId, logger);
 }
 
 /** `user = …`: switch to it when root (log files handed over first, for reopening). */

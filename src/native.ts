@@ -25,7 +25,8 @@ export interface ServerConfig {
   bodyTimeoutMs: number; // between body bytes (408)
   keepAliveTimeoutMs: number; // idle between requests (silent close)
   sendTimeoutMs: number; // client not reading our response (close)
-  accessLog: boolean; // batch access records to handlers.log
+  accessLog: boolean; // keep the fields the access log needs
+  accessLogWriter?: number; // LogWriter id the event loop writes its access lines to (0 = none)
   reusePort?: boolean; // SO_REUSEPORT so several workers can listen on the same ports
   tlsClientAuth?: 'off' | 'optional' | 'require'; // client certificates (TlsClientSpec)
   tlsClientCa?: string;
@@ -80,8 +81,8 @@ export interface CgiRequest {
   tlsIdentity?: TlsIdentity; // TLS connections only
 }
 
-// [remoteAddress, unixMillis, method, target, version, status, bytesSent, referer, userAgent,
-//  user (verified client certificate CN, '' when none)]
+// One access-log entry for formatAccessRecord (the servers format their own):
+// [remoteAddress, unixMillis, method, target, version, status, bytesSent, referer, userAgent, user?]
 export type AccessRecord = [string, number, string, string, string, number, number, string, string, string?];
 
 export interface NativeHandlers {
@@ -89,7 +90,6 @@ export interface NativeHandlers {
   body(id: number, chunk: Buffer | null): void; // null = end of body
   close(id: number): void; // connection gone before end(); stop the script
   drain(id: number): void; // write() returned false earlier; room again
-  log(records: AccessRecord[]): void;
   error(level: 'error' | 'warn' | 'info', message: string): void;
 }
 
@@ -120,11 +120,35 @@ export interface NativeServer {
   stopAccepting(): void;
   stopWhenIdle(): void; // stop accepting; each connection closes after its current response
   connectionCount(): number;
+  setAccessLog(writerId: number): void; // write access lines to this LogWriter (0 = none); throws when it is closed
   close(): void; // close listeners and every connection now
+}
+
+/**
+ * A buffered log file (or stdout/stderr for '-') written by a native thread, shared by every
+ * event loop of the process through its `id`. Lines never interleave; pipes get whole lines
+ * in writes of at most PIPE_BUF; failures become one warning per episode, never a throw.
+ */
+export interface NativeLogWriter {
+  readonly id: number; // process-wide; 0 once closed
+  write(text: string, soon?: boolean): void; // whole lines; soon: write now, not within the interval
+  flush(): boolean; // waits (at most 1 s) until written; false on timeout
+  reopen(): void; // throws "cannot open log file '…': ENOENT: …"; the old file stays
+  close(): void; // flush and let go (event loops still writing keep the file until they switch)
+}
+
+export interface LogWriterOptions {
+  flushIntervalMs?: number; // default 1000
+  highWaterBytes?: number; // default 64 KiB
+  maxBufferBytes?: number; // default 4 MiB; beyond it lines are dropped (and counted)
 }
 
 export interface NativeAddon {
   Server: new (config: ServerConfig, handlers: NativeHandlers) => NativeServer;
+  // Opens target (a path, O_APPEND, created 0640; '-' = stdFd). Throws "cannot open log file …".
+  LogWriter: new (target: string, stdFd: 1 | 2, options: LogWriterOptions, onWarning: (message: string) => void) => NativeLogWriter;
+  // One Combined Log Format line, as the servers write it (offsetMinutes: default the local zone).
+  formatAccessRecord(record: AccessRecord, offsetMinutes?: number): string;
   // flock(LOCK_EX|LOCK_NB) on path (created 0640, O_CLOEXEC), truncate, write content.
   // Returns the fd (held until unlockFile/exit). Throws Error with code 'ELOCKED' when
   // another process holds it, or an errno message naming the path.

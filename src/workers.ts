@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import type { LisodConfig } from './config.js';
 import type { Level, Logger, Logs } from './log.js';
 import type { TlsClientConfig } from './config_tls_client.js';
-import type { AccessRecord, AccessRuleSpec, BoundAddress, ListenerSpec } from './native.js';
+import type { AccessRuleSpec, BoundAddress, ListenerSpec } from './native.js';
 
 /** What a reload hands every loop when HTTPS is on: certificate and client-certificate settings. */
 export interface TlsReload {
@@ -18,18 +18,18 @@ export interface WorkerData {
   index: number; // 1 … workers-1; loop 0 is the main thread
   config: LisodConfig; // this loop's share of the limits (loopShare)
   listeners: ListenerSpec[]; // the main thread's listeners with the ports it bound
+  accessLog: number; // the native LogWriter id every loop writes access lines to (0 = off)
 }
 
 /** Main thread → worker. */
 export type ToWorker =
   | { type: 'stop' } // stop accepting; report connections until none are left
   | { type: 'reload'; seq: number; tls: TlsReload | null; access: AccessRuleSpec[] }
+  | { type: 'accessLog'; id: number } // the access log moved (reload): write to this LogWriter
   | { type: 'close' }; // close everything now, flush logs, answer 'closed'
 
-/** One entry of a worker's log batch, in the order it happened. */
-export type LogItem =
-  | { kind: 'access'; records: AccessRecord[] }
-  | { kind: 'line'; level: Level; message: string };
+/** One error-log line of a worker's batch (access lines go to the native writer directly). */
+export type LogItem = { kind: 'line'; level: Level; message: string };
 
 /** Worker → main thread. */
 export type FromWorker =
@@ -193,6 +193,12 @@ export class WorkerLoops {
     return answers.filter((a): a is string => a !== null);
   }
 
+  /** Reload moved the access log: every running loop writes to LogWriter `id` from now on
+   *  (a loop started later gets it from the logs). */
+  setAccessLog(id: number): void {
+    for (const l of this.#loops) this.#send(l, { type: 'accessLog', id });
+  }
+
   /** Closes every loop now (after its logs are in), then ends the threads. */
   async close(): Promise<void> {
     this.#closing = true;
@@ -226,7 +232,9 @@ export class WorkerLoops {
 
   /** Starts loop `l`'s thread; resolves when it listens, rejects with why it could not. */
   #spawn(l: Loop): Promise<void> {
-    const data: WorkerData = { index: l.index, config: loopShare(this.#config, l.index), listeners: this.#listeners };
+    const data: WorkerData = {
+      index: l.index, config: loopShare(this.#config, l.index), listeners: this.#listeners, accessLog: this.#logs().accessId ?? 0,
+    };
     const thread = new Worker(this.#entry, { workerData: data });
     l.thread = thread;
     l.ready = false;
@@ -318,13 +326,10 @@ export class WorkerLoops {
     l.thread?.postMessage(message);
   }
 
-  /** A worker's batch, written with the main thread's loggers (one log stream). */
+  /** A worker's error lines, written with the main thread's error log (one log stream). */
   #writeLogs(items: LogItem[]): void {
     const logs = this.#logs();
-    for (const item of items) {
-      if (item.kind === 'access') logs.access?.write(item.records);
-      else logs.error[item.level](item.message);
-    }
+    for (const item of items) logs.error[item.level](item.message);
   }
 }
 

@@ -1,5 +1,5 @@
-// The servers under test: a config template and command line for each (lisod, lisod with its
-// access log, lisod with 2 event loops, nginx, lighttpd, Node's http/https), and a Supervisor
+// The servers under test: a config template and command line for each (lisod, lisod without
+// its access log, lisod with 2 event loops, nginx, lighttpd, Node's http/https), and a Supervisor
 // that starts them in the foreground pinned to one core (unpinned in the scaling rows) and stops
 // every process it started, by pid.
 import fs from 'node:fs';
@@ -12,7 +12,9 @@ import { alive, treePids } from './procfs.mjs';
 const BENCH_DIR = path.dirname(path.dirname(new URL(import.meta.url).pathname));
 
 /** Server names in their default order; lisod first, then the peers. */
-export const SERVER_NAMES = ['lisod', 'lisod-log', 'lisod-w2', 'nginx', 'lighttpd', 'node'];
+export const SERVER_NAMES = ['lisod', 'lisod-nolog', 'lisod-w2', 'nginx', 'lighttpd', 'node'];
+/** Servers that write an access log of every request (as a deployment does): all but these. */
+export const NO_ACCESS_LOG = ['lisod-nolog', 'node'];
 /** Peers are what lisod is compared with ("best peer" in the tables). */
 export const isPeer = (name) => !name.startsWith('lisod');
 
@@ -52,15 +54,15 @@ const q = (s) => JSON.stringify(s); // TOML / lighttpd / nginx-safe double-quote
 
 /** @type {Record<string, (ctx:Context, v:Variant, http:number, https:number, dir:string) => Plan>} */
 const PLANS = {
-  lisod: (ctx, v, http, https, dir) => lisodPlan(ctx, v, http, https, dir, false, v.workers != null ? 1 : null),
-  'lisod-log': (ctx, v, http, https, dir) => lisodPlan(ctx, v, http, https, dir, true, null),
-  'lisod-w2': (ctx, v, http, https, dir) => lisodPlan(ctx, v, http, https, dir, false, 2),
+  lisod: (ctx, v, http, https, dir) => lisodPlan(ctx, v, http, https, dir, true, v.workers != null ? 1 : null),
+  'lisod-nolog': (ctx, v, http, https, dir) => lisodPlan(ctx, v, http, https, dir, false, null),
+  'lisod-w2': (ctx, v, http, https, dir) => lisodPlan(ctx, v, http, https, dir, true, 2),
 
   nginx(ctx, v, http, https, dir) {
     const c = ctx.certs[v.cert];
     for (const t of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) fs.mkdirSync(path.join(dir, t));
     const workers = v.workers ?? 1;
-    const text = `# nginx for the lisod bench: ${workers} worker${workers > 1 ? 's' : ''}, sendfile, TLS 1.2+1.3, no access log
+    const text = `# nginx for the lisod bench: ${workers} worker${workers > 1 ? 's' : ''}, sendfile, TLS 1.2+1.3, buffered access log
 daemon off;
 master_process on;
 worker_processes ${workers};
@@ -71,7 +73,7 @@ events { worker_connections 16000; }
 http {
   include /etc/nginx/mime.types;
   default_type application/octet-stream;
-  access_log off;
+  access_log ${q(path.join(dir, 'access.log'))} combined buffer=64k flush=1s;
   sendfile on;
   tcp_nopush on;
   keepalive_timeout 120s;
@@ -104,12 +106,13 @@ http {
     const sslCmds = ['"MinProtocol" => "TLSv1.2"'];
     if (!v.resumption) sslCmds.push('"Options" => "-SessionTicket"');
     const env = Object.entries(v.cgiEnv).map(([k, val]) => `${q(k)} => ${q(val)}`).join(', ');
-    const text = `# lighttpd for the lisod bench: mod_openssl, mod_cgi, no access log
+    const text = `# lighttpd for the lisod bench: mod_openssl, mod_cgi, mod_accesslog (Combined Log Format)
 server.document-root = ${q(ctx.docroot)}
 server.bind = "127.0.0.1"
 server.port = ${http}
 server.errorlog = ${q(path.join(dir, 'error.log'))}
-server.modules = ("mod_openssl", "mod_alias", "mod_setenv", "mod_cgi")
+server.modules = ("mod_openssl", "mod_alias", "mod_setenv", "mod_cgi", "mod_accesslog")
+accesslog.filename = ${q(path.join(dir, 'access.log'))}
 server.network-backend = "sendfile"
 server.max-fds = 20000
 server.max-connections = 10000  # lighttpd allows at most max-fds / 2

@@ -16,6 +16,7 @@ int main() {
       {"static_file", runStaticFileTests},
       {"date/mime/range", runDateMimeRangeTests},
       {"access_rules", runAccessRulesTests},
+      {"access_log", runAccessLogTests},
   };
   int passed = 0;
   int failed = 0;

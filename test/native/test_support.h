@@ -100,5 +100,6 @@ void runChunkedTests(Suite& suite);
 void runStaticFileTests(Suite& suite);
 void runDateMimeRangeTests(Suite& suite);
 void runAccessRulesTests(Suite& suite);
+void runAccessLogTests(Suite& suite);
 
 }  // namespace lisod::test
