@@ -36,10 +36,10 @@ class Connection {
 
   // Application (CGI) response, see Server::app*.
   void appBegin(int status, const std::string& reason, const std::vector<std::string>& headers);
-  void appBeginRaw();
+  void appBeginRaw(bool keep_alive);  // NPH: bytes as written; keep_alive when their head frames the body
   bool appWrite(const char* data, size_t len);  // false: above high water
   void appEnd();
-  void appAbort();  // response cut short: close without completing the framing
+  void appAbort();  // response cut short: flush what was written, close without completing the framing
   void appPauseBody(bool paused);
   // [[access]] verdict for a request-target on this connection (0 = allowed, else the
   // status to answer): the check a CGI local redirect repeats before re-dispatching.

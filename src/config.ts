@@ -12,6 +12,7 @@ import { readAccessTables } from './config_access.js';
 import {
   checkTlsClientFiles, finishTlsClient, kTlsClientKeys, readTlsClientKey, tlsClientSpec, type TlsClientConfig,
 } from './config_tls_client.js';
+import { checkSpoolDir, finishSpool, kSpoolKeys, readSpoolKey, type SpoolConfig } from './config_spool.js';
 import {
   ConfigError, FileReader, describe, suggest, type ConfigDraft, type Draft, type DraftKey, type Origin,
 } from './config_reader.js';
@@ -25,6 +26,7 @@ export interface CgiConfig {
   maxQueue: number; // waiting requests beyond which lisod answers 503
   passEnv: string[]; // variable names copied from lisod's own environment
   env: Record<string, string>; // fixed variables ([cgi.env] verbatim, [cgi.env_paths] absolute)
+  requestBuffering: boolean; // whole request body before the script starts
 }
 
 export interface LisodConfig {
@@ -55,6 +57,7 @@ export interface LisodConfig {
   cgi: CgiConfig;
   tlsClient: TlsClientConfig | null; // client certificates; null when tls_client_auth is off
   access: AccessRuleSpec[]; // [[access]]
+  spool: SpoolConfig;
 }
 
 export const kDefaults = {
@@ -84,7 +87,7 @@ const kTopKeys = [
   'http_port', 'https_port', 'bind', 'www', 'cgi', 'tls_key', 'tls_cert', 'error_log', 'access_log',
   'lock_file', 'max_connections', 'max_body_bytes', 'max_header_bytes', 'max_line_bytes',
   'max_target_bytes', 'header_timeout', 'keep_alive_timeout', 'body_timeout', 'send_timeout',
-  'shutdown_grace', 'user', 'server_name', 'workers', 'tls_session_resumption', 'access', ...kTlsClientKeys,
+  'shutdown_grace', 'user', 'server_name', 'workers', 'tls_session_resumption', 'access', ...kTlsClientKeys, ...kSpoolKeys,
 ] as const;
 
 /**
@@ -148,6 +151,8 @@ export function parseConfigText(text: string, display: string, absPath: string):
         }
         r.set('workers', kp, v as number | 'auto');
         break;
+      case 'spool_dir':
+      case 'spool_max_bytes': readSpoolKey(r, key as (typeof kSpoolKeys)[number], v); break;
       case 'server_name': {
         const s = r.string(v, kp);
         if (!/^[A-Za-z0-9.-]+$/.test(s)) r.fail(kp, `server_name must be a host name, got ${describe(v)}`);
@@ -269,9 +274,11 @@ export function finishConfig(draft: ConfigDraft, hostname: string, cpus = os.ava
       maxQueue: v.cgiMaxQueue ?? kDefaults.cgiMaxQueue,
       passEnv: v.cgiPassEnv ?? [],
       env: v.cgiEnv ?? {},
+      requestBuffering: v.cgiRequestBuffering ?? true,
     },
     tlsClient,
     access: v.access ?? [],
+    spool: finishSpool(v),
   };
 }
 
@@ -322,6 +329,9 @@ export function checkPaths(config: LisodConfig, draft: ConfigDraft): string[] {
       throw new ConfigError(`${name} '${file}': directory '${dir}': ${errnoText(e)}`, at(key), `create it first: mkdir -p ${dir}`);
     }
   }
+
+  const spoolProblem = checkSpoolDir(config.spool.dir);
+  if (spoolProblem) throw new ConfigError(spoolProblem, at('spoolDir'), 'buffered request bodies are written there; create it or pick another');
 
   try {
     fs.accessSync(config.cgi.script, fs.constants.X_OK);

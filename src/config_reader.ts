@@ -149,6 +149,9 @@ export interface Draft {
   tlsCrl?: string;
   tlsVerifyDepth?: number;
   access?: import('./native.js').AccessRuleSpec[];
+  cgiRequestBuffering?: boolean;
+  spoolDir?: string;
+  spoolMaxBytes?: number;
 }
 export type DraftKey = keyof Draft;
 

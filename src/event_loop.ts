@@ -1,5 +1,6 @@
 // One event loop of lisod, on the main thread or a worker thread: the native server with
 // the CGI runner behind /cgi/, access lines to a native log writer, errors to the logger.
+import { SpoolBudget } from './app_spool.js';
 import { CgiRunner } from './cgi.js';
 import type { LisodConfig } from './config.js';
 import type { Logger } from './log.js';
@@ -14,7 +15,8 @@ export interface EventLoop {
  *  accessLogWriter: the LogSink id the loop writes access lines to natively (0 = none). */
 export function createEventLoop(native: NativeAddon, config: LisodConfig, serverConfig: ServerConfig,
   accessLogWriter: number, logger: Logger): EventLoop {
-  const cgi = new CgiRunner({ ...config.cgi, serverName: config.serverName }, logger);
+  const spool = { spoolDir: config.spool.dir, spoolBudget: new SpoolBudget(config.spool.maxBytes) }; // every mount of this loop
+  const cgi = new CgiRunner({ ...config.cgi, serverName: config.serverName, ...spool }, logger);
   const server = new native.Server({ ...serverConfig, accessLogWriter }, {
     request: (req) => cgi.handlers.request(req),
     body: (id, chunk) => cgi.handlers.body(id, chunk),
