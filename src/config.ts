@@ -10,7 +10,7 @@ import type { AccessRuleSpec, ListenerSpec, ServerConfig } from './native.js';
 import { readCgiTable } from './config_cgi.js';
 import { readAccessTables } from './config_access.js';
 import {
-  checkTlsClientFiles, finishTlsClient, kTlsClientKeys, readTlsClientKey, tlsClientSpec, type TlsClientConfig,
+  checkTlsClientFiles, finishTlsClient, kTlsClientKeys, readTlsClientKey, tlsClientSpec, tlsClientWarnings, type TlsClientConfig,
 } from './config_tls_client.js';
 import { checkSpoolDir, finishSpool, kSpoolKeys, readSpoolKey, type SpoolConfig } from './config_spool.js';
 import {
@@ -339,7 +339,7 @@ export function checkPaths(config: LisodConfig, draft: ConfigDraft): string[] {
   } catch (e) {
     warnings.push(`cgi script '${config.cgi.script}': ${errnoText(e) === 'permission denied' ? 'not executable' : errnoText(e)}; /cgi/ requests will fail`);
   }
-  warnings.push(...checkTlsClientFiles(config.tlsClient, at));
+  warnings.push(...tlsClientWarnings(draft), ...checkTlsClientFiles(config.tlsClient, at));
   return warnings;
 }
 

@@ -72,6 +72,21 @@ function readFile(file: string, name: string, origin: Origin | null): string {
   }
 }
 
+/** Settings that do nothing as written: a CA or CRL while tls_client_auth is off, and
+ *  [cgi.env] / pass_env names that only the connection may set (they are never passed). */
+export function tlsClientWarnings(draft: ConfigDraft): string[] {
+  const v = draft.values;
+  const warnings: string[] = [];
+  if ((v.tlsClientAuth ?? 'off') === 'off' && (v.tlsClientCa !== undefined || v.tlsCrl !== undefined)) {
+    warnings.push('tls_client_ca / tls_crl are ignored while tls_client_auth is "off"; set it to "optional" or "require"');
+  }
+  const reserved = [...Object.keys(v.cgiEnv ?? {}), ...(v.cgiPassEnv ?? [])].filter((n) => /^(SSL_.*|REMOTE_USER|AUTH_TYPE)$/.test(n));
+  if (reserved.length > 0) {
+    warnings.push(`[cgi] ${reserved.join(', ')}: set by lisod from the client certificate for each request; the configured value is never passed`);
+  }
+  return warnings;
+}
+
 /**
  * Checks the CA and CRL files on disk: readable, PEM certificates / CRLs, CRLs not expired
  * (an expired CRL fails every client: an error) and not expiring within 7 days (a warning).

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError, finishConfig, loadConfig, parseConfigText, toServerConfig } from '../src/config.js';
 import { parseAllowEntry } from '../src/config_access.js';
+import { tlsClientWarnings } from '../src/config_tls_client.js';
 import { getClientPki, type ClientPki } from './helpers/client_pki.js';
 import { mainJs } from './helpers/lisod.js';
 import { getPki } from './helpers/pki.js';
@@ -149,4 +150,13 @@ test('lisod -t: validates the client CA and CRL like a start would', async (t) =
   const bad = run(site(pki, `tls_crl = "${broken}"\n`));
   t.is(bad.status, 1);
   t.regex(bad.stderr, /tls_crl '.*crl\.pem' is not a PEM CRL file/);
+});
+
+test('warnings: a CA while client certificates are off; identity names under [cgi]', (t) => {
+  const draft = (text: string) => parseConfigText(text, 'lisod.conf', '/srv/site/lisod.conf');
+  t.deepEqual(tlsClientWarnings(draft(kBase)), []);
+  t.regex(tlsClientWarnings(draft(`${kBase}tls_client_ca = "ca.crt"\n`)).join(), /ignored while tls_client_auth is "off"/);
+  t.deepEqual(tlsClientWarnings(draft(`${kBase}tls_client_ca = "ca.crt"\ntls_client_auth = "optional"\n`)), []);
+  const w = tlsClientWarnings(draft(`${kBase.replace('cgi = "app.cgi"\n', '')}[cgi]\nscript = "app.cgi"\npass_env = ["REMOTE_USER", "LANG"]\n[cgi.env]\nSSL_CLIENT_VERIFY = "SUCCESS"\n`));
+  t.deepEqual(w, ['[cgi] SSL_CLIENT_VERIFY, REMOTE_USER: set by lisod from the client certificate for each request; the configured value is never passed']);
 });
