@@ -41,6 +41,12 @@ const kHostName = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]*)?$/;
 // Variables that only the request (or its connection's TLS identity) may define; an
 // inherited value ([cgi.env], env_paths, pass_env) would lie to the script.
 const kRequestOwned = /^(HTTP_.*|HTTPS|CONTENT_LENGTH|CONTENT_TYPE|SSL_.*|REMOTE_USER|AUTH_TYPE)$/;
+const kIdentityOwned = /^(SSL_.*|REMOTE_USER|AUTH_TYPE)$/;
+
+/** True for the variables only a connection's TLS identity sets (config warns about them). */
+export function isIdentityVariable(name: string): boolean {
+  return kIdentityOwned.test(name);
+}
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Percent-decodes a URI path (RFC 3986 §2.1) into UTF-8 text; throws on bad escapes. */

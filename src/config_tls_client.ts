@@ -2,6 +2,7 @@
 // their defaults and checks, and the CA/CRL file checks `lisod -t`, start and reload run.
 import fs from 'node:fs';
 import { X509Certificate } from 'node:crypto';
+import { isIdentityVariable } from './cgi_env.js';
 import { ConfigError, describe, type ConfigDraft, type DraftKey, type FileReader, type Origin } from './config_reader.js';
 import type { TlsClientSpec } from './native.js';
 import { parseCrls } from './pki/x509.js';
@@ -80,7 +81,7 @@ export function tlsClientWarnings(draft: ConfigDraft): string[] {
   if ((v.tlsClientAuth ?? 'off') === 'off' && (v.tlsClientCa !== undefined || v.tlsCrl !== undefined)) {
     warnings.push('tls_client_ca / tls_crl are ignored while tls_client_auth is "off"; set it to "optional" or "require"');
   }
-  const reserved = [...Object.keys(v.cgiEnv ?? {}), ...(v.cgiPassEnv ?? [])].filter((n) => /^(SSL_.*|REMOTE_USER|AUTH_TYPE)$/.test(n));
+  const reserved = [...Object.keys(v.cgiEnv ?? {}), ...(v.cgiPassEnv ?? [])].filter(isIdentityVariable);
   if (reserved.length > 0) {
     warnings.push(`[cgi] ${reserved.join(', ')}: set by lisod from the client certificate for each request; the configured value is never passed`);
   }
