@@ -69,7 +69,8 @@ function readFile(file: string, name: string, origin: Origin | null): string {
     return fs.readFileSync(file, 'latin1');
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new ConfigError(`${name} '${file}' cannot be read: ${err.code === 'ENOENT' ? 'no such file' : err.code === 'EACCES' ? 'permission denied' : err.message}`, origin);
+    throw new ConfigError(`${name} '${file}' cannot be read: ${err.code === 'ENOENT' ? 'no such file' : err.code === 'EACCES' ? 'permission denied' : err.message}`,
+      origin, err.code === 'ENOENT' ? 'lisod pki init DIR makes DIR/ca.crt and DIR/crl.pem' : undefined);
   }
 }
 
