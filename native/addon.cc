@@ -300,6 +300,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("Server", lisod::ServerWrap::define(env));
   lisod::initSys(env, exports);
   lisod::initSpawn(env, exports);
+  lisod::initIdentity(env, exports);
   lisod::initPipeReader(env, exports);
   lisod::initLogs(env, exports);
   return exports;

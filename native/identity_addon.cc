@@ -1,5 +1,7 @@
 #include "identity_addon.h"
 
+#include "tls_client_verify.h"
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -69,6 +71,23 @@ Napi::Object identityToJs(Napi::Env env, const ClientIdentity& id) {
     t.Set("certPem", id.cert_pem);
   }
   return t;
+}
+
+void initIdentity(Napi::Env env, Napi::Object exports) {
+  exports.Set("crlInfo", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    std::vector<CrlInfo> crls;
+    std::string error;
+    if (!readCrlInfo(info[0].ToString().Utf8Value(), &crls, &error)) throw Napi::Error::New(info.Env(), error);
+    Napi::Array out = Napi::Array::New(info.Env(), crls.size());
+    for (size_t i = 0; i < crls.size(); ++i) {
+      Napi::Object o = Napi::Object::New(info.Env());
+      o.Set("issuer", crls[i].issuer);
+      o.Set("nextUpdate", crls[i].next_update < 0 ? info.Env().Null()
+                                                   : Napi::Number::New(info.Env(), static_cast<double>(crls[i].next_update) * 1000));
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
+  }, "crlInfo"));
 }
 
 }  // namespace lisod

@@ -21,4 +21,8 @@ std::shared_ptr<const AccessRules> readAccessRules(Napi::Env env, Napi::Value v)
 // The request's tlsIdentity (TlsIdentity in src/native.ts).
 Napi::Object identityToJs(Napi::Env env, const ClientIdentity& id);
 
+// Module functions: crlInfo(path) → [{ issuer, nextUpdate (ms or null) }], throws with a
+// message naming the file (the config check reads CRLs the way the TLS context does).
+void initIdentity(Napi::Env env, Napi::Object exports);
+
 }  // namespace lisod
