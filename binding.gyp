@@ -21,6 +21,10 @@
         "native/connection_app.cc",
         "native/file_cache.cc",
         "native/spawn.cc",
+        "native/tls_identity.cc",
+        "native/tls_client_verify.cc",
+        "native/access_rules.cc",
+        "native/identity_addon.cc",
         "native/access_log.cc",
         "native/log_writer.cc",
         "native/log_writer_addon.cc"

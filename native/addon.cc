@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "connection.h"
+#include "identity_addon.h"
 #include "server.h"
 #include "pipe_reader.h"
 #include "spawn.h"
@@ -54,6 +55,8 @@ ServerConfig parseConfig(const Napi::Object& o) {
   c.tls.key_file = getString(o, "tlsKey");
   c.tls.cert_file = getString(o, "tlsCert");
   c.tls.resumption = getBool(o, "tlsResumption", true);
+  readTlsClientOptions(o, &c.tls);
+  c.access = readAccessRules(o.Env(), o.Get("access"));
   c.cgi_prefix = getString(o, "cgiPrefix", "/cgi");
   c.max_connections = static_cast<size_t>(getNumber(o, "maxConnections", 10000));
   c.max_line = static_cast<size_t>(getNumber(o, "maxLineBytes", 8192));
@@ -88,6 +91,8 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
                         InstanceMethod("pauseBody", &ServerWrap::pauseBody),
                         InstanceMethod("resumeBody", &ServerWrap::resumeBody),
                         InstanceMethod("reloadTls", &ServerWrap::reloadTls),
+                        InstanceMethod("setAccess", &ServerWrap::setAccess),
+                        InstanceMethod("accessStatus", &ServerWrap::accessStatus),
                         InstanceMethod("stopAccepting", &ServerWrap::stopAccepting),
                         InstanceMethod("stopWhenIdle", &ServerWrap::stopWhenIdle),
                         InstanceMethod("connectionCount", &ServerWrap::connectionCount),
@@ -144,6 +149,7 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
     o.Set("tls", r.tls);
     o.Set("hasBody", r.has_body);
     o.Set("contentLength", static_cast<double>(r.content_length));
+    if (r.identity != nullptr) o.Set("tlsIdentity", identityToJs(env_, *r.identity));
     call(on_request_, {o});
   }
   void onAppBody(uint32_t id, const char* data, size_t len, bool end) override {
@@ -239,9 +245,20 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
     TlsOptions o = server_->config().tls;
     o.key_file = info[0].ToString().Utf8Value();
     o.cert_file = info[1].ToString().Utf8Value();
+    if (info.Length() > 2 && info[2].IsObject()) readTlsClientOptions(info[2].As<Napi::Object>(), &o);
     std::string error;
     if (!server_->reloadTls(o, &error)) throw Napi::Error::New(info.Env(), error);
     return info.Env().Undefined();
+  }
+  Napi::Value setAccess(const Napi::CallbackInfo& info) {
+    server_->setAccessRules(readAccessRules(info.Env(), info[0]));
+    return info.Env().Undefined();
+  }
+  Napi::Value accessStatus(const Napi::CallbackInfo& info) {
+    Connection* c = server_->app(idArg(info));
+    // No connection (the client left): fail closed, nothing is run for nobody.
+    int status = c == nullptr ? 403 : c->accessStatus(info[1].ToString().Utf8Value());
+    return Napi::Number::New(info.Env(), status);
   }
   Napi::Value stopAccepting(const Napi::CallbackInfo& info) {
     server_->stopAccepting();
@@ -283,6 +300,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("Server", lisod::ServerWrap::define(env));
   lisod::initSys(env, exports);
   lisod::initSpawn(env, exports);
+  lisod::initIdentity(env, exports);
   lisod::initPipeReader(env, exports);
   lisod::initLogs(env, exports);
   return exports;

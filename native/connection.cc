@@ -303,6 +303,11 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
     out_.append("HTTP/1.1 100 Continue\r\n\r\n");
   }
   std::string_view path = originPath(head.target);
+  if (int denied = accessStatus(path)) {  // before any file or script is touched
+    in_begin_ += consumed;
+    respondError(denied, keep_alive_ && req_.body_done);
+    return;
+  }
   std::string_view prefix = cfg.cgi_prefix;
   bool is_app = !prefix.empty() && startsWith(path, prefix) &&
                 (path.size() == prefix.size() || path[prefix.size()] == '/' || path[prefix.size()] == '?');
@@ -347,6 +352,7 @@ void Connection::startApp(const RequestHead& head, int64_t content_length) {
   r.tls = transport_->isTls();
   r.has_body = !req_.body_done;
   r.content_length = content_length;
+  r.identity = transport_->identity();
   deadline_ms_ = server_->nowMs() + server_->config().body_timeout_ms;
   server_->events()->onAppRequest(r);
 }
@@ -513,7 +519,8 @@ void Connection::logAccess() {
   if (!req_.active || !server_->config().access_log) return;
   AccessEntry e;
   e.remote = peer_.remote_address;
-  e.user = req_.user;
+  const ClientIdentity* id = transport_->identity();  // the verified CN, once per connection
+  e.user = id != nullptr ? id->user() : std::string_view(req_.user);
   e.method = req_.method.empty() ? std::string_view("-") : std::string_view(req_.method);
   e.target = req_.target;
   e.version = req_.version;

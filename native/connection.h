@@ -41,6 +41,9 @@ class Connection {
   void appEnd();
   void appAbort();  // response cut short: flush what was written, close without completing the framing
   void appPauseBody(bool paused);
+  // [[access]] verdict for a request-target on this connection (0 = allowed, else the
+  // status to answer): the check a CGI local redirect repeats before re-dispatching.
+  int accessStatus(std::string_view target);
 
   Connection* prev = nullptr;
   Connection* next = nullptr;

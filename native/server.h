@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "access_log.h"
+#include "access_rules.h"
 #include "file_cache.h"
 #include "log_writer.h"
 #include "tls_context.h"
@@ -42,6 +43,7 @@ struct ServerConfig {
   bool access_log = false;  // keep the fields the access log needs
   uint32_t access_log_writer = 0;  // LogWriter::find id the lines go to; 0 = none yet
   bool reuse_port = false;  // SO_REUSEPORT: several event loops (workers) accept on one port
+  std::shared_ptr<const AccessRules> access = std::make_shared<AccessRules>();  // [[access]]
 };
 
 // A request handed to the application (the /cgi/ prefix). Strings are copies.
@@ -54,6 +56,7 @@ struct AppRequest {
   bool tls;
   bool has_body;
   int64_t content_length;  // -1 when chunked
+  const ClientIdentity* identity = nullptr;  // TLS only; valid during onAppRequest
 };
 
 enum class LogLevel { kError, kWarn, kInfo };
@@ -86,6 +89,9 @@ class Server {
 
   std::vector<BoundListener> addresses() const;
   bool reloadTls(const TlsOptions& options, std::string* error);
+  // New rules apply to every request from now on (a SIGHUP reload).
+  void setAccessRules(std::shared_ptr<const AccessRules> rules) { config_.access = std::move(rules); }
+  const AccessRules& accessRules() const { return *config_.access; }
   void stopAccepting();
   void stopWhenIdle();  // graceful stop: each connection closes after its current response
   void closeAll();  // listeners and connections; safe to call more than once

@@ -30,6 +30,10 @@ std::string_view originPath(std::string_view target);
 // - only regular files are served; unreadable or not regular (fifo, device) → 403.
 ResolvedPath resolveStaticPath(const std::string& root, std::string_view target_path);
 
+// Removes dot segments and empty segments (RFC 3986 §5.2.4) from an absolute, already
+// percent-decoded path, as resolveStaticPath does. False when ".." would climb above "/".
+bool normalizeDecodedPath(std::string_view path, std::string* out);
+
 // Content-Type for a file name by extension (case-insensitive). At least: html/htm,
 // css, js/mjs, json, png, jpg/jpeg, gif, svg, ico, txt, pdf, woff, woff2, webp, xml,
 // wasm, mp4; text types carry "; charset=utf-8". Unknown → application/octet-stream.

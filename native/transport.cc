@@ -93,6 +93,10 @@ class TlsTransport final : public Transport {
   }
   std::string lastError() const override { return last_error_; }
   bool isTls() const override { return true; }
+  const ClientIdentity* identity() override {
+    if (!identity_) identity_ = std::make_unique<ClientIdentity>(readClientIdentity(ssl_));
+    return identity_.get();
+  }
 
  private:
   // SSL_get_error(3): WANT_* can come from either direction (renegotiation-free TLS
@@ -124,6 +128,7 @@ class TlsTransport final : public Transport {
 
   SSL* ssl_;
   std::string last_error_;
+  std::unique_ptr<ClientIdentity> identity_;
 };
 
 }  // namespace

@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 
+#include "tls_identity.h"
+
 typedef struct ssl_ctx_st SSL_CTX;
 
 namespace lisod {
@@ -43,6 +45,9 @@ class Transport {
   // A short description of the last error for the error log ("" if none).
   virtual std::string lastError() const { return {}; }
   virtual bool isTls() const = 0;
+  // TLS facts (client certificate, protocol, cipher), computed on first call after the
+  // handshake and kept for the connection; nullptr for plain connections.
+  virtual const ClientIdentity* identity() { return nullptr; }
 };
 
 std::unique_ptr<Transport> makePlainTransport(int fd);

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { CgiRunner } from './cgi.js';
 import { kUsage, kUsageExitCode, kUsageHint, parseCli, type ControlVerb, type RunOptions } from './cli.js';
 import { ConfigError, loadConfig, toServerConfig, type ConfigSources, type LisodConfig } from './config.js';
+import { tlsClientSpec } from './config_tls_client.js';
 import { DaemonChild, launchDaemon } from './daemon.js';
 import { createEventLoop, type EventLoop } from './event_loop.js';
 import { exposureWarnings } from './exposure.js';
@@ -16,6 +17,10 @@ import { WorkerLoops, boundListeners, loopShare } from './workers.js';
 
 /** Runs lisod with `argv` (process.argv.slice(2)); resolves with the exit status. */
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'pki') { // the built-in CA: no configuration, no addon
+    const { pkiMain } = await import('./pki/cli.js');
+    return pkiMain(argv.slice(1), { out: say, err: complain });
+  }
   const cli = parseCli(argv);
   switch (cli.action) {
     case 'help':
@@ -330,10 +335,12 @@ export async function serve(config: LisodConfig, options: ServeOptions): Promise
       const moved = fresh.errorLog !== logTargets.error || fresh.accessLog !== logTargets.access;
       const freshLogs = moved ? Logs.open(fresh.errorLog, fresh.accessLog) : null; // throws: nothing changed yet
       try {
-        if (fresh.httpsPort !== null && config.httpsPort !== null) {
-          server!.reloadTls(fresh.tlsKey!, fresh.tlsCert!);
-          for (const kept of await loops!.reloadTls(fresh.tlsKey!, fresh.tlsCert!)) logger.error(`reload: ${kept}`);
-        }
+        // Certificate, client CA and CRL for new connections; [[access]] for every request.
+        const tls = fresh.httpsPort !== null && config.httpsPort !== null
+          ? { tlsKey: fresh.tlsKey!, tlsCert: fresh.tlsCert!, tlsClient: fresh.tlsClient } : null;
+        if (tls !== null) server!.reloadTls(tls.tlsKey, tls.tlsCert, tlsClientSpec(tls.tlsClient));
+        server!.setAccess(fresh.access);
+        for (const kept of await loops!.reloadTls(tls, fresh.access)) logger.error(`reload: ${kept}`);
       } catch (e) {
         freshLogs?.close();
         throw e;

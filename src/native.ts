@@ -28,6 +28,41 @@ export interface ServerConfig {
   accessLog: boolean; // keep the fields the access log needs
   accessLogWriter?: number; // LogWriter id the event loop writes its access lines to (0 = none)
   reusePort?: boolean; // SO_REUSEPORT so several workers can listen on the same ports
+  tlsClientAuth?: 'off' | 'optional' | 'require'; // client certificates (TlsClientSpec)
+  tlsClientCa?: string;
+  tlsCrl?: string;
+  tlsVerifyDepth?: number;
+  access?: AccessRuleSpec[]; // [[access]]
+}
+
+/** Client-certificate settings, as in ServerConfig; also reloadTls's third argument. */
+export interface TlsClientSpec {
+  tlsClientAuth: 'off' | 'optional' | 'require';
+  tlsClientCa?: string; // PEM trust anchors (required unless off)
+  tlsCrl?: string; // PEM file of CRLs
+  tlsVerifyDepth?: number; // default 4
+}
+
+/** One [[access]] rule: a verified certificate whose subject has every pair of one entry. */
+export interface AccessRuleSpec {
+  path: string; // prefix, matched on segment boundaries of the normalised path
+  any: boolean; // allow = ["*"]
+  allow: Array<Array<[string, string]>>;
+}
+
+/** TLS facts of the connection a request came on (absent over plain HTTP). */
+export interface TlsIdentity {
+  verify: string; // 'SUCCESS' | 'NONE' | 'FAILED:<reason>'
+  protocol: string; // 'TLSv1.3'
+  cipher: string;
+  // Present when the client sent a certificate:
+  subjectDn?: string; // RFC 4514, 'CN=alice,O=Ops'
+  subjectCn?: string;
+  issuerDn?: string;
+  serial?: string; // upper-case hex
+  notBefore?: string; // 'Nov 29 08:49:41 2026 GMT'
+  notAfter?: string;
+  certPem?: string; // the leaf
 }
 
 export interface CgiRequest {
@@ -43,6 +78,7 @@ export interface CgiRequest {
   tls: boolean;
   hasBody: boolean; // body events follow
   contentLength: number; // -1 when chunked (decoded length unknown until the end)
+  tlsIdentity?: TlsIdentity; // TLS connections only
 }
 
 // One access-log entry for formatAccessRecord (the servers format their own):
@@ -77,7 +113,12 @@ export interface NativeServer {
   abort(id: number): void; // response cut short (script died mid-body): flush what was written, close without finishing the framing
   pauseBody(id: number): void;
   resumeBody(id: number): void;
-  reloadTls(keyFile: string, certFile: string): void; // throws with a message naming the file
+  // Throws with a message naming the file. client: new client-certificate settings.
+  reloadTls(keyFile: string, certFile: string, client?: TlsClientSpec): void;
+  setAccess(rules: AccessRuleSpec[]): void; // [[access]] for every request from now on
+  // The [[access]] verdict for target on request id's connection: 0 allowed, else a status
+  // (403 when the connection is gone).
+  accessStatus(id: number, target: string): number;
   stopAccepting(): void;
   stopWhenIdle(): void; // stop accepting; each connection closes after its current response
   connectionCount(): number;
@@ -115,6 +156,9 @@ export interface NativeAddon {
   // another process holds it, or an errno message naming the path.
   lockFile(path: string, content: string): number;
   unlockFile(fd: number): void;
+  // Every CRL of a PEM file as OpenSSL reads it for tls_crl: issuer (RFC 4514), nextUpdate
+  // (unix ms, null if absent). Throws Error with a message naming the file.
+  crlInfo(path: string): Array<{ issuer: string; nextUpdate: number | null }>;
   // LOCK_SH probe: true when another process holds the lock (status/stop).
   isLocked(path: string): boolean;
   // As root: chown the given existing files to user, initgroups, setgid, setuid, and

@@ -4,6 +4,7 @@
 // (workers.ts), which owns the log files, the lock and the signal handlers.
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { toServerConfig } from './config.js';
+import { tlsClientSpec } from './config_tls_client.js';
 import type { Level, Logger } from './log.js';
 import { createEventLoop, type EventLoop } from './event_loop.js';
 import { native } from './native.js';
@@ -63,7 +64,8 @@ function serve({ server, cgi }: EventLoop): void {
       case 'reload': {
         let error: string | null = null;
         try {
-          server.reloadTls(m.tlsKey, m.tlsCert);
+          if (m.tls !== null) server.reloadTls(m.tls.tlsKey, m.tls.tlsCert, tlsClientSpec(m.tls.tlsClient));
+          server.setAccess(m.access);
         } catch (e) {
           error = (e as Error).message;
         }

@@ -3,7 +3,15 @@
 import { Worker } from 'node:worker_threads';
 import type { LisodConfig } from './config.js';
 import type { Level, Logger, Logs } from './log.js';
-import type { BoundAddress, ListenerSpec } from './native.js';
+import type { TlsClientConfig } from './config_tls_client.js';
+import type { AccessRuleSpec, BoundAddress, ListenerSpec } from './native.js';
+
+/** What a reload hands every loop when HTTPS is on: certificate and client-certificate settings. */
+export interface TlsReload {
+  tlsKey: string;
+  tlsCert: string;
+  tlsClient: TlsClientConfig | null;
+}
 
 /** What a worker loop is started with (its `workerData`). */
 export interface WorkerData {
@@ -16,7 +24,7 @@ export interface WorkerData {
 /** Main thread → worker. */
 export type ToWorker =
   | { type: 'stop' } // stop accepting; report connections until none are left
-  | { type: 'reload'; seq: number; tlsKey: string; tlsCert: string }
+  | { type: 'reload'; seq: number; tls: TlsReload | null; access: AccessRuleSpec[] }
   | { type: 'accessLog'; id: number } // the access log moved (reload): write to this LogWriter
   | { type: 'close' }; // close everything now, flush logs, answer 'closed'
 
@@ -169,8 +177,9 @@ export class WorkerLoops {
    * SIGHUP: every running loop loads the new key and certificate (a loop restarted later
    * starts with them). Resolves with one message per loop that kept its old certificate.
    */
-  async reloadTls(tlsKey: string, tlsCert: string): Promise<string[]> {
-    this.#config = { ...this.#config, tlsKey, tlsCert };
+  async reloadTls(tls: TlsReload | null, access: AccessRuleSpec[]): Promise<string[]> {
+    if (tls !== null) this.#config = { ...this.#config, tlsKey: tls.tlsKey, tlsCert: tls.tlsCert, tlsClient: tls.tlsClient };
+    this.#config = { ...this.#config, access };
     const seq = ++this.#seq;
     const answers = await Promise.all(this.#loops.filter((l) => l.thread !== null).map((l) => new Promise<string | null>((resolve) => {
       const timer = setTimeout(() => answer('did not answer within 5 s'), kReplyTimeoutMs);
@@ -180,7 +189,7 @@ export class WorkerLoops {
         resolve(error === null ? null : `event loop ${l.index + 1} kept its old certificate: ${error}`);
       };
       l.replies.set(seq, answer);
-      this.#send(l, { type: 'reload', seq, tlsKey, tlsCert });
+      this.#send(l, { type: 'reload', seq, tls, access });
     })));
     return answers.filter((a): a is string => a !== null);
   }

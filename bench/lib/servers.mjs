@@ -21,9 +21,10 @@ export const isPeer = (name) => !name.startsWith('lisod');
 /**
  * What one row needs from a server.
  * @typedef {{cert:'rsa'|'ecdsa', resumption:boolean, cgiScript:string, cgiEnv:Record<string,string>,
- *   workers?:number|null, pinned?:boolean}} Variant
+ *   workers?:number|null, pinned?:boolean, clientCa?:{ca:string, crl:string}}} Variant
  * workers: nginx worker_processes in the scaling rows (lisod-w2 always runs 2 loops, lisod 1);
  * pinned: false starts the server without taskset.
+ * clientCa: ask for client certificates (optional) against this CA and CRL (bench/client_cert.mjs).
  * Shared facts of the run.
  * @typedef {{dir:string, docroot:string, certs:{ca:string, rsa:{key:string,cert:string}, ecdsa:{key:string,cert:string}},
  *   repo:string, lisodMain:string, lighttpdModDir:string|null, serverCpu:string|null, lisodResumptionKey:string|null}} Context
@@ -88,7 +89,10 @@ http {
     listen 127.0.0.1:${http};
     listen 127.0.0.1:${https} ssl;
     ssl_certificate ${q(c.cert)};
-    ssl_certificate_key ${q(c.key)};
+    ssl_certificate_key ${q(c.key)};${v.clientCa ? `
+    ssl_client_certificate ${q(v.clientCa.ca)};
+    ssl_verify_client optional;
+    ssl_crl ${q(v.clientCa.crl)};` : ''}
     root ${q(ctx.docroot)};
   }
 }
@@ -167,7 +171,8 @@ access_log = ${q(accessLog ? path.join(dir, 'access.log') : '')}
 lock_file = ${q(path.join(dir, 'lisod.lock'))}
 max_connections = 16000
 keep_alive_timeout = 120
-${workers != null ? `workers = ${workers}\n` : ''}${resumptionLine}
+${workers != null ? `workers = ${workers}\n` : ''}${resumptionLine}${v.clientCa
+    ? `tls_client_ca = ${q(v.clientCa.ca)}\ntls_client_auth = "optional"\ntls_crl = ${q(v.clientCa.crl)}\n` : ''}
 [cgi]
 script = ${q(v.cgiScript)}
 max_processes = 16

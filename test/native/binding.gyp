@@ -12,6 +12,7 @@
         "../../native/static_file.cc",
         "../../native/http_date.cc",
         "../../native/mime.cc",
+        "../../native/access_rules.cc",
         "../../native/access_log.cc",
         "../../native/log_writer.cc",
         "test_main.cc",
@@ -20,6 +21,7 @@
         "chunked_test.cc",
         "static_file_test.cc",
         "date_mime_range_test.cc",
+        "access_rules_test.cc",
         "access_log_test.cc"
       ],
       "cflags!": ["-fno-exceptions", "-O3", "-O2"],

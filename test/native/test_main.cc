@@ -15,6 +15,7 @@ int main() {
       {"chunked", runChunkedTests},
       {"static_file", runStaticFileTests},
       {"date/mime/range", runDateMimeRangeTests},
+      {"access_rules", runAccessRulesTests},
       {"access_log", runAccessLogTests},
   };
   int passed = 0;

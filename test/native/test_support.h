@@ -99,6 +99,7 @@ void runRequestTests(Suite& suite);
 void runChunkedTests(Suite& suite);
 void runStaticFileTests(Suite& suite);
 void runDateMimeRangeTests(Suite& suite);
+void runAccessRulesTests(Suite& suite);
 void runAccessLogTests(Suite& suite);
 
 }  // namespace lisod::test
