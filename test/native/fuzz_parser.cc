@@ -19,19 +19,11 @@
 #include "../../native/http_parser.h"
 #include "../../native/http_request.h"
 #include "../../native/static_file.h"
+#include "fuzz_check.h"
 
 using namespace lisod;
 
 namespace {
-
-#define FUZZ_CHECK(cond)                                                        \
-  do {                                                                          \
-    if (!(cond)) {                                                              \
-      std::fprintf(stderr, "fuzz property failed: %s (%s:%d)\n", #cond, __FILE__, \
-                   __LINE__);                                                   \
-      std::abort();                                                             \
-    }                                                                           \
-  } while (0)
 
 bool isTchar(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
