@@ -39,7 +39,9 @@ const targets = {
     // once, at exit, instead (the connection target checks the same code per input).
     perInputLeaks: false,
   },
-  cgi_output: { sources: [join(testDir, 'fuzz_cgi_output.cc'), ...native('cgi_output')], maxLen: 4096 },
+  cgi_output: {
+    sources: [join(testDir, 'fuzz_cgi_output.cc'), ...native('cgi_output', 'http_parser', 'http_request')], maxLen: 4096,
+  },
 };
 
 function usage(message) {
@@ -165,4 +167,5 @@ for (const name of names) {
     console.error(`fuzz ${name}: FAILED (crash inputs in test/native/build/fuzz-artifacts/${name}/)`);
   }
 }
+console.log(`fuzz: ${names.length - failed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);
