@@ -60,6 +60,7 @@ const connection = {
     .send(get('/cgi/d')).tick().app(3, 1).app(7).tick()
     .send('HEAD /cgi/e HTTP/1.1\r\nHost: a\r\n\r\n').tick().app(2).app(7).tick()
     .send(get('/cgi/f')).tick().app(18).app(24, 0).app(7).tick(),
+  cgi_client_hangs_up: new Conn(F.log).send(get('/cgi/k')).tick().end(2).tick(2),
   cgi_client_leaves: new Conn(0).send('POST /cgi/g HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab').tick().end(2).tick(),
   head_too_large: new Conn(F.small | F.log)
     .send(get('/', 'X-Long: ' + 'a'.repeat(150) + '\r\n') + get('/index.html')).tick(3).end(0),
