@@ -46,7 +46,7 @@ class Connection {
   Connection* next = nullptr;
 
  private:
-  enum class State { kHandshake, kReadHead, kSkipHead, kReadBody, kAwaitApp, kWrite, kLinger };
+  enum class State { kHandshake, kReadHead, kReadBody, kAwaitApp, kWrite, kLinger };
   enum class Flush { kDone, kBlocked, kDead };
   enum class Framing { kNone, kLength, kChunked, kRaw, kUntilClose };
 
@@ -121,7 +121,6 @@ class Connection {
   bool head_started_ = false;
   size_t head_scanned_ = 0;  // bytes of the current head already scanned
   bool stop_when_idle_ = false;
-  bool skip_after_write_ = false;  // after a 431: discard the rest of that head
   int interest_ = 0;
   int polled_ = -1;
   bool in_drive_ = false, redrive_ = false, dead_ = false, closed_handle_ = false;

@@ -44,12 +44,13 @@ void Connection::appBegin(int status, const std::string& reason, const std::vect
   else if (req_.version != "HTTP/1.0") framing_ = Framing::kChunked;
   else framing_ = Framing::kUntilClose;
   if (framing_ == Framing::kUntilClose || !req_.body_done) keep_alive_ = false;
-  appendResponseStart(out_, status, reason.empty() ? reasonPhrase(status) : std::string_view(reason),
+  bool own_reason = !reason.empty() && checkReason(reason) == nullptr;
+  appendResponseStart(out_, status, own_reason ? std::string_view(reason) : reasonPhrase(status),
                       server_->httpDate(), keep_alive_);
   for (size_t i = 0; i + 1 < headers.size(); i += 2) {
     if (isServerOwnedHeader(headers[i])) continue;
     if (equalsIgnoreCase(headers[i], "content-length") && !has_length) continue;
-    appendHeader(out_, headers[i], headers[i + 1]);
+    appendHeader(out_, headers[i], headers[i + 1]);  // drops a field it refuses (the addon throws first)
   }
   if (framing_ == Framing::kChunked) out_.append("Transfer-Encoding: chunked\r\n");
   out_.append("\r\n");
