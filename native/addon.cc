@@ -63,6 +63,7 @@ ServerConfig parseConfig(const Napi::Object& o) {
   c.max_body = static_cast<uint64_t>(getNumber(o, "maxBodyBytes", 100.0 * 1024 * 1024));
   c.header_timeout_ms = static_cast<uint64_t>(getNumber(o, "headerTimeoutMs", 10000));
   c.body_timeout_ms = static_cast<uint64_t>(getNumber(o, "bodyTimeoutMs", 30000));
+  c.body_total_timeout_ms = static_cast<uint64_t>(getNumber(o, "bodyTotalTimeoutMs", 60000));
   c.keep_alive_timeout_ms = static_cast<uint64_t>(getNumber(o, "keepAliveTimeoutMs", 15000));
   c.send_timeout_ms = static_cast<uint64_t>(getNumber(o, "sendTimeoutMs", 60000));
   c.access_log = getBool(o, "accessLog", false);

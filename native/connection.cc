@@ -231,6 +231,7 @@ bool Connection::readInput() {
   IoResult r = transport_->read(dst, room);
   switch (r.kind) {
     case IoResult::kOk:
+      if (idle) server_->markBusy(this);
       if (borrowed) {
         growInput(std::max(kReadChunk, r.n));
         std::memcpy(in_.get(), dst, r.n);
@@ -278,6 +279,7 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
       if (equalsIgnoreCase(head.headers[i].name, "user-agent")) req_.user_agent.assign(head.headers[i].value);
     }
   }
+  body_deadline_ms_ = server_->nowMs() + cfg.body_total_timeout_ms;
   req_.body_chunked = info.chunked;
   req_.body_left = info.chunked ? 0 : info.content_length;
   req_.body_done = !info.chunked && info.content_length == 0;
@@ -482,6 +484,7 @@ void Connection::finishResponse() {
   state_ = State::kReadHead;
   head_started_ = false;
   deadline_ms_ = server_->nowMs() + server_->config().keep_alive_timeout_ms;
+  if (inLen() == 0) server_->markIdle(this);  // pipelined bytes waiting: not idle
   maybeReleaseBuffers();
 }
 
@@ -532,6 +535,7 @@ void Connection::die() {
   if (dead_) return;
   if (req_.active && req_.status != 0) logAccess();
   dead_ = true;
+  if (idle) server_->markBusy(this);
   if (app_ended_) {
     server_->unregisterApp(app_id_);
     app_id_ = 0;
@@ -578,17 +582,22 @@ void Connection::sweep(uint64_t now) {
         abort();  // idle keep-alive connection: close silently
       }
       return;
-    case State::kReadBody:
-      if (!expired || body_paused_) return;
+    case State::kReadBody: {
+      // Each byte re-arms body_timeout; body_total_timeout bounds the whole body, so a
+      // client sending a byte a second cannot hold a connection (or a script) for long.
+      bool total = now >= body_deadline_ms_;
+      if ((!expired && !total) || body_paused_) return;
       if (req_.is_app && app_begun_) {
         abort();
         return;
       }
       detachApp();
       req_.body_done = true;
-      respondError(408, false, "The request body did not arrive in time.");
+      respondError(408, false, total ? "The request body took longer than body_total_timeout."
+                                     : "The request body did not arrive in time.");
       kick();
       return;
+    }
     case State::kAwaitApp:
     case State::kWrite:
       if (out_off_ < out_.size() || file_left_ > 0) {

@@ -44,6 +44,10 @@ class Connection {
 
   Connection* prev = nullptr;
   Connection* next = nullptr;
+  // Server's list of idle keep-alive connections, oldest first (see Server::reclaimIdle).
+  Connection* idle_prev = nullptr;
+  Connection* idle_next = nullptr;
+  bool idle = false;
 
  private:
   enum class State { kHandshake, kReadHead, kReadBody, kAwaitApp, kWrite, kLinger };
@@ -117,6 +121,8 @@ class Connection {
   bool app_begun_ = false, app_ended_ = false, app_wants_drain_ = false, body_paused_ = false;
 
   uint64_t deadline_ms_ = 0;     // meaning depends on state_
+  uint64_t body_deadline_ms_ = 0;  // kReadBody: the whole body by then (body_total_timeout)
+  uint64_t paused_at_ms_ = 0;      // when the application paused the body (not the client's time)
   uint64_t last_write_ms_ = 0;
   bool head_started_ = false;
   size_t head_scanned_ = 0;  // bytes of the current head already scanned

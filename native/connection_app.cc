@@ -128,7 +128,13 @@ void Connection::appAbort() {
 void Connection::appPauseBody(bool paused) {
   if (dead_ || body_paused_ == paused) return;
   body_paused_ = paused;
-  if (!paused) deadline_ms_ = server_->nowMs() + server_->config().body_timeout_ms;
+  uint64_t now = server_->nowMs();
+  if (paused) {
+    paused_at_ms_ = now;
+  } else {
+    deadline_ms_ = now + server_->config().body_timeout_ms;
+    body_deadline_ms_ += now - paused_at_ms_;  // the application's pause is not the client's time
+  }
   kick();
 }
 
