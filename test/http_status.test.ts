@@ -241,7 +241,7 @@ test('405 for OPTIONS * and CONNECT host:port', async (t) => {
 for (const method of ['BREW', 'get', 'M-SEARCH']) {
   test(`501: unknown method ${method}`, async (t) => {
     const res = await expectError(t, `${method} /hello.txt HTTP/1.1\r\nHost: localhost\r\n\r\n`, 501);
-    t.is(res.headers['allow'], undefined, describe(res));
+    t.false('allow' in res.headers, describe(res));
   });
 }
 

@@ -51,7 +51,7 @@ test('/cgi/ receives a chunked PATCH over TLS, decoded', async (t) => {
 test('/cgi/ DELETE without a body: no 411, no CONTENT_LENGTH', async (t) => {
   const d = dump(await exchange1(get('/cgi/item/7', '', 'DELETE'), { port: site.srv.httpPort }));
   t.is(d.env.REQUEST_METHOD, 'DELETE');
-  t.is(d.env.CONTENT_LENGTH, undefined);
+  t.false('CONTENT_LENGTH' in d.env);
   t.is(d.body_length, 0);
 });
 
@@ -162,7 +162,7 @@ test('beginResponse throws on CR/LF/NUL in a header or reason, and sends nothing
     const res = await exchange1(get('/cgi/x'), { port });
     t.is(res.status, 200, describe(res));
     t.is(res.body.toString(), 'ok');
-    t.is(res.headers['set-cookie'], undefined, 'nothing injected');
+    t.false('set-cookie' in res.headers, 'nothing injected');
     t.false(res.raw.includes('evil'), 'no byte of a refused field was sent');
     t.is(errors.length, attempts.length);
     t.regex(errors[0]!, /header 'X-Split': header value contains CR, LF or NUL/);
