@@ -23,6 +23,7 @@ export interface ServerConfig {
   maxBodyBytes: number; // request body (413 beyond)
   headerTimeoutMs: number; // to receive a complete head (408)
   bodyTimeoutMs: number; // between body bytes (408)
+  bodyTotalTimeoutMs?: number; // whole request body, application pauses excluded (408; default 60 s)
   keepAliveTimeoutMs: number; // idle between requests (silent close)
   sendTimeoutMs: number; // client not reading our response (close)
   accessLog: boolean; // batch access records to handlers.log
