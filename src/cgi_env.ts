@@ -71,12 +71,16 @@ export function percentDecode(raw: string): string {
   return text;
 }
 
-/** Splits a request-target (origin- or absolute-form) into path, query and PATH_INFO. */
-export function parseCgiTarget(target: string, scriptName: string): CgiTarget {
+/** Raw path and query of a request-target in origin- or absolute-form. */
+export function splitTarget(target: string): { path: string; query: string } {
   const origin = target.replace(kAbsoluteForm, '');
   const q = origin.indexOf('?');
-  const path = q < 0 ? origin : origin.slice(0, q);
-  const query = q < 0 ? '' : origin.slice(q + 1);
+  return { path: q < 0 ? origin : origin.slice(0, q), query: q < 0 ? '' : origin.slice(q + 1) };
+}
+
+/** Splits a request-target (origin- or absolute-form) into path, query and PATH_INFO. */
+export function parseCgiTarget(target: string, scriptName: string): CgiTarget {
+  const { path, query } = splitTarget(target);
   if (path !== scriptName && !path.startsWith(scriptName + '/')) {
     throw new CgiTargetError(`${path} is not under ${scriptName}`);
   }

@@ -1,5 +1,8 @@
 // One event loop of lisod, on the main thread or a worker thread: the native server with
-// the CGI runner behind /cgi/, access records to the given sink, errors to the logger.
+// the application mounts (the CGI runner behind /cgi/), access records to the given sink,
+// errors to the logger.
+import { AppMounts } from './app_mounts.js';
+import { SpoolBudget } from './app_spool.js';
 import { CgiRunner } from './cgi.js';
 import type { LisodConfig } from './config.js';
 import type { Logger } from './log.js';
@@ -7,21 +10,19 @@ import type { AccessRecord, NativeAddon, NativeServer, ServerConfig } from './na
 
 export interface EventLoop {
   server: NativeServer;
-  cgi: CgiRunner;
+  apps: AppMounts;
 }
 
 /** Binds and starts serving; throws (with the native message) when a port or key fails. */
 export function createEventLoop(native: NativeAddon, config: LisodConfig, serverConfig: ServerConfig,
   onAccess: (records: AccessRecord[]) => void, logger: Logger): EventLoop {
-  const cgi = new CgiRunner({ ...config.cgi, serverName: config.serverName }, logger);
+  const spool = { spoolDir: config.spool.dir, spoolBudget: new SpoolBudget(config.spool.maxBytes) }; // every mount of this loop
+  const apps = new AppMounts([new CgiRunner({ ...config.cgi, serverName: config.serverName, ...spool }, logger)]);
   const server = new native.Server(serverConfig, {
-    request: (req) => cgi.handlers.request(req),
-    body: (id, chunk) => cgi.handlers.body(id, chunk),
-    close: (id) => cgi.handlers.close(id),
-    drain: (id) => cgi.handlers.drain(id),
+    ...apps.handlers,
     log: onAccess,
     error: (level, message) => logger[level](message),
   });
-  cgi.attach(server);
-  return { server, cgi };
+  apps.attach(server);
+  return { server, apps };
 }

@@ -3,7 +3,7 @@
 // signal a running lisod, launch the daemon, or serve until a signal stops it.
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { CgiRunner } from './cgi.js';
+import type { AppMounts } from './app_mounts.js';
 import { kUsage, kUsageExitCode, kUsageHint, parseCli, type ControlVerb, type RunOptions } from './cli.js';
 import { ConfigError, loadConfig, toServerConfig, type ConfigSources, type LisodConfig } from './config.js';
 import { DaemonChild, launchDaemon } from './daemon.js';
@@ -183,7 +183,7 @@ export async function serve(config: LisodConfig, options: ServeOptions): Promise
   let logs: Logs | null = null;
   let lock: { release(): void } | null = null;
   let server: NativeServer | null = null;
-  let cgi: CgiRunner | null = null;
+  let apps: AppMounts | null = null; // the application runners of the main loop
   let loops: WorkerLoops | null = null; // the other event loops (workers = N)
   let notifier: import('./sd_notify.js').Notifier | null = null;
   let logTargets = { error: config.errorLog, access: config.accessLog }; // what `logs` writes to
@@ -212,7 +212,7 @@ export async function serve(config: LisodConfig, options: ServeOptions): Promise
     inFlight: () => (server?.connectionCount() ?? 0) + (loops?.inFlight() ?? 0),
     close: async () => {
       stopWatchdog();
-      cgi?.stop();
+      apps?.stop();
       server?.close();
       await loops?.close(); // their last access records are written first
       logger.info('stopped');
@@ -278,7 +278,7 @@ export async function serve(config: LisodConfig, options: ServeOptions): Promise
   // 3. Listeners, certificates, CGI runner; with workers = N, N-1 more event loops (threads)
   //    open the ports the main thread got and must all be listening before lisod is ready.
   try {
-    ({ server, cgi } = startServer(rt.native, config, () => logs!, logger));
+    ({ server, apps } = startServer(rt.native, config, () => logs!, logger));
     const listeners = boundListeners(toServerConfig(config).listeners, server.addresses());
     loops = await WorkerLoops.start(config, listeners, () => logs!, logger);
   } catch (e) {
@@ -391,7 +391,7 @@ export function restartOnlyChanges(running: LisodConfig, next: LisodConfig): str
     ['max_target_bytes', (c) => c.maxTargetBytes], ['header_timeout', (c) => c.headerTimeoutMs],
     ['body_timeout', (c) => c.bodyTimeoutMs], ['body_total_timeout', (c) => c.bodyTotalTimeoutMs], ['keep_alive_timeout', (c) => c.keepAliveTimeoutMs],
     ['send_timeout', (c) => c.sendTimeoutMs], ['workers', (c) => c.workers], ['[cgi]', (c) => c.cgi],
-    ['tls_session_resumption', (c) => c.tlsResumption],
+    ['tls_session_resumption', (c) => c.tlsResumption], ['spool_dir/spool_max_bytes', (c) => c.spool],
   ];
   return keys.filter(([, get]) => !same(get(running), get(next))).map(([name]) => name);
 }

@@ -50,7 +50,7 @@ function start(data: WorkerData): EventLoop | null {
 }
 
 /** Serves until the main thread says 'close'. */
-function serve({ server, cgi }: EventLoop): void {
+function serve({ server, apps }: EventLoop): void {
   const countConnections = (): void => post({ type: 'connections', count: server.connectionCount() });
   let counter = setInterval(countConnections, kCountEveryMs);
   port.on('message', (m: ToWorker) => {
@@ -73,7 +73,7 @@ function serve({ server, cgi }: EventLoop): void {
       }
       case 'close':
         clearInterval(counter);
-        cgi.stop();
+        apps.stop();
         server.close(); // hands the last access records to `log` first
         flush();
         post({ type: 'closed' });

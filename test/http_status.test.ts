@@ -336,15 +336,16 @@ test('timeouts server still answers promptly sent requests (control)', async (t)
 // ---- 503 (max_connections = 4) ---------------------------------------------------------
 
 test('503 when over max_connections; served again once a slot frees', async (t) => {
+  // The four held connections are busy (mid-head): idle keep-alive ones would be reclaimed
+  // for the newcomer instead (test/hostile.test.ts).
   const held: Conn[] = [];
   try {
     for (let i = 0; i < 4; i++) {
       const c = await Conn.open({ port: site.full.httpPort });
-      await c.write(get('/hello.txt'));
-      const r = await c.readResponse();
-      t.is(r.status, 200, `connection ${i + 1} of 4 is served`);
+      await c.write('GET /hello.txt HTTP/1.1\r\nHost: localhost\r\n');
       held.push(c);
     }
+    await sleep(200);
     const extra = await Conn.open({ port: site.full.httpPort });
     await extra.write(get('/hello.txt')).catch(() => undefined);
     const res = await extra.readResponse({ timeoutMs: 5000 });
@@ -369,11 +370,10 @@ test('503 when over max_connections; served again once a slot frees', async (t) 
       if (again.status !== 503) break;
     }
     assertFile(t, again!, hello());
-    // The held connections still work.
+    // The held connections still work: each completes its request.
     for (const c of held) {
-      await c.write(get('/range.txt'));
-      const r = await c.readResponse();
-      t.is(sha256(r.body), site.www.files.get('/range.txt')!.sha256);
+      await c.write('\r\n');
+      assertFile(t, await c.readResponse(), hello());
     }
   } finally {
     for (const c of held) c.destroy();
