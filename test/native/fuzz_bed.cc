@@ -243,7 +243,7 @@ void FakeApp::act(uint8_t action, Script& s) {
     }
     case 4:
       x.begun = true;
-      if (c) c->appBeginRaw();
+      if (c) c->appBeginRaw(action & 16);  // keep-alive: the script's own head frames its body
       break;
     case 5: {
       std::string_view bytes = s.take(s.next() % 96);
