@@ -27,7 +27,9 @@
         "native/identity_addon.cc",
         "native/access_log.cc",
         "native/log_writer.cc",
-        "native/log_writer_addon.cc"
+        "native/log_writer_addon.cc",
+        "native/cgi_output.cc",
+        "native/cgi_output_addon.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

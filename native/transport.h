@@ -48,6 +48,10 @@ class Transport {
   // TLS facts (client certificate, protocol, cipher), computed on first call after the
   // handshake and kept for the connection; nullptr for plain connections.
   virtual const ClientIdentity* identity() { return nullptr; }
+  // TLS only: handshake() returned kError because the client's first bytes were plain
+  // HTTP, not a TLS record. From then on read/write/shutdown move plain bytes, so the
+  // caller can answer 400 in clear text (as nginx does) before closing.
+  virtual bool plainHttpOnTls() const { return false; }
 };
 
 std::unique_ptr<Transport> makePlainTransport(int fd);

@@ -15,6 +15,7 @@
         "../../native/access_rules.cc",
         "../../native/access_log.cc",
         "../../native/log_writer.cc",
+        "../../native/cgi_output.cc",
         "test_main.cc",
         "http_parser_test.cc",
         "http_request_test.cc",
@@ -22,7 +23,8 @@
         "static_file_test.cc",
         "date_mime_range_test.cc",
         "access_rules_test.cc",
-        "access_log_test.cc"
+        "access_log_test.cc",
+        "cgi_output_test.cc"
       ],
       "cflags!": ["-fno-exceptions", "-O3", "-O2"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-O3", "-O2"],

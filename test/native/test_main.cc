@@ -17,6 +17,7 @@ int main() {
       {"date/mime/range", runDateMimeRangeTests},
       {"access_rules", runAccessRulesTests},
       {"access_log", runAccessLogTests},
+      {"cgi_output", runCgiOutputTests},
   };
   int passed = 0;
   int failed = 0;

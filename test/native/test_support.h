@@ -101,5 +101,6 @@ void runStaticFileTests(Suite& suite);
 void runDateMimeRangeTests(Suite& suite);
 void runAccessRulesTests(Suite& suite);
 void runAccessLogTests(Suite& suite);
+void runCgiOutputTests(Suite& suite);
 
 }  // namespace lisod::test
