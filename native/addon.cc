@@ -6,6 +6,7 @@
 
 #include <memory>
 
+#include "cgi_output_addon.h"
 #include "connection.h"
 #include "server.h"
 #include "pipe_reader.h"
@@ -313,6 +314,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   lisod::initSys(env, exports);
   lisod::initSpawn(env, exports);
   lisod::initPipeReader(env, exports);
+  lisod::initCgiOutput(env, exports);
   return exports;
 }
 

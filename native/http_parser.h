@@ -59,4 +59,7 @@ int parseRequest(const char* buf, size_t len, RequestHead* req, const ParseLimit
 // request: it closes the connection instead. Kept for tools and tests.)
 long findHeadEnd(const char* buf, size_t len);
 
+// token (RFC 9110 §5.6.2): one or more tchar.
+bool isToken(std::string_view s);
+
 }  // namespace lisod

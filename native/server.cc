@@ -194,15 +194,21 @@ void Server::onAcceptable(Listener* l) {
       ::close(fd);
       continue;
     }
-    auto* c = new Connection(this, fd, std::move(t), std::move(peer), reject);
-    c->next = head_;
-    if (head_) head_->prev = c;
-    head_ = c;
-    ++connections_;
-    if (!c->start()) {
-      c->abort();
-    }
+    adopt(fd, std::move(t), std::move(peer), reject);
   }
+}
+
+Connection* Server::adopt(int fd, std::unique_ptr<Transport> transport, PeerInfo peer, bool reject) {
+  auto* c = new Connection(this, fd, std::move(transport), std::move(peer), reject);
+  c->next = head_;
+  if (head_) head_->prev = c;
+  head_ = c;
+  ++connections_;
+  if (!c->start()) {
+    c->abort();
+    return nullptr;
+  }
+  return c;
 }
 
 void Server::connectionClosed(Connection* c) {

@@ -16,6 +16,8 @@
 namespace lisod {
 
 class Connection;
+class Transport;
+struct PeerInfo;
 
 struct ListenerConfig {
   std::string host;
@@ -96,6 +98,11 @@ class Server {
   void stopWhenIdle();  // graceful stop: each connection closes after its current response
   void closeAll();  // listeners and connections; safe to call more than once
   size_t connectionCount() const { return connections_; }
+
+  // Registers and starts a connection over fd (owned from here on; peer is the client's
+  // address). The accept path calls it; the fuzzers bring their own transport. The
+  // result (nullptr if libuv refused the fd) lives until connectionCount() drops.
+  Connection* adopt(int fd, std::unique_ptr<Transport> transport, PeerInfo peer, bool reject);
 
   // The connection waiting on application response AppRequest::id, or nullptr when
   // it is gone (harmless for the caller: the client left).
