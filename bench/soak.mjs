@@ -4,7 +4,7 @@
 // Connection: close churn, CGI, plain and TLS). lisod's RSS and open descriptors are
 // sampled after every round; the last line is PASS or FAIL with the reasons.
 //
-//   npm run soak [-- --requests N --idle N --max-minutes M --round-seconds S]
+//   npm run soak [-- --requests N --idle N --max-minutes M --round-seconds S --https-conns N --cgi-every N]
 //
 // PASS needs: every request answered 2xx/3xx without socket errors, the target count
 // reached within the time bound, every idle connection still open and answering at the
@@ -27,6 +27,8 @@ const { values: opt } = parseArgs({
     idle: { type: 'string', default: '10000' },
     'max-minutes': { type: 'string', default: '10' },
     'round-seconds': { type: 'string', default: '10' },
+    'https-conns': { type: 'string', default: '8' }, // 0: plain HTTP only
+    'cgi-every': { type: 'string', default: '500' }, // one CGI request in N; 0: none
   },
 });
 const kTarget = Number(opt.requests);
@@ -100,7 +102,7 @@ fs.writeFileSync(kMix, `-- lisod soak mix: one request shape per counter value
 local n = 0
 request = function()
   n = n + 1
-  if n % 500 == 0 then return wrk.format("GET", "/cgi/soak?n=" .. n) end
+  if ${Number(opt['cgi-every'])} > 0 and n % ${Number(opt['cgi-every']) || 1} == 0 then return wrk.format("GET", "/cgi/soak?n=" .. n) end
   if n % 100 == 1 then return wrk.format("GET", "/1m.bin") end
   if n % 100 == 2 then return wrk.format("GET", "/1k.html", { ["Connection"] = "close" }) end
   local i = n % 20
@@ -173,9 +175,11 @@ let rssLast = NaN;
 const errors = { connect: 0, read: 0, write: 0, timeout: 0, non2xx: 0 };
 while (total < kTarget && Date.now() < kDeadline) {
   round++;
+  const httpsConns = Number(opt['https-conns']);
   const [plain, tls] = await Promise.all([
     runWrk(`http://127.0.0.1:${lisod.http}`, 48, kRound),
-    runWrk(`https://127.0.0.1:${lisod.https}`, 8, kRound),
+    httpsConns > 0 ? runWrk(`https://127.0.0.1:${lisod.https}`, httpsConns, kRound)
+      : { requests: 0, rps: 0, errors: { connect: 0, read: 0, write: 0, timeout: 0 }, non2xx: 0 },
   ]);
   for (const r of [plain, tls]) {
     total += r.requests;
