@@ -1,0 +1,398 @@
+// The FastCGI transport: one request per backend connection at a time over "unix:PATH" or
+// "HOST:PORT", FCGI_KEEP_CONN connections kept in a small pool, each exchange exposed as the
+// seam's AppProcess (src/app_transport.ts). The shared runner owns environment, limits,
+// timeouts and the response rules; this file only speaks the protocol.
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import type { AppBody, AppEnd, AppInput, AppOutput, AppProcess, AppTransport } from '../app_transport.js';
+import {
+  FastCgiProtocolError, ProtocolStatus, RecordDecoder, RecordType, decodeEndRequest, encodeBeginRequest,
+  encodeParams, encodeStdin, type FcgiRecord,
+} from './record.js';
+
+export type BackendAddress = { path: string } | { host: string; port: number };
+
+/** Parses "unix:PATH" or "HOST:PORT" ("[v6]:PORT"); throws an Error saying what is wrong. */
+export function parseBackendAddress(text: string): BackendAddress {
+  if (text.startsWith('unix:')) {
+    const p = text.slice(5);
+    if (!p.startsWith('/')) throw new Error(`"${text}": the socket path after unix: must be absolute`);
+    return { path: p };
+  }
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):([0-9]{1,5})$/.exec(text);
+  const port = m ? Number(m[3]) : 0;
+  if (!m || port < 1 || port > 65535) throw new Error(`"${text}" is not "unix:/path/to.sock" or "HOST:PORT"`);
+  return { host: m[1] ?? m[2], port };
+}
+
+export interface FastCgiOptions {
+  address: string; // "unix:PATH" or "HOST:PORT"
+  mount: string; // the URL prefix, for labels and log lines
+  connectTimeoutMs: number;
+  maxIdle: number; // keep-conn connections kept for reuse
+}
+
+const kFileChunk = 64 * 1024;
+const kIdempotent = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** A stream the exchange pushes into and the runner reads (stdout, stderr). */
+class Output extends EventEmitter implements AppOutput {
+  paused = false;
+  constructor(private readonly onFlow: (paused: boolean) => void = () => {}) {
+    super();
+  }
+  pause(): void {
+    this.paused = true;
+    this.onFlow(true);
+  }
+  resume(): void {
+    this.paused = false;
+    this.onFlow(false);
+  }
+}
+
+/** A pooled backend connection; at most one exchange owns it at a time. */
+class Connection {
+  readonly socket: net.Socket;
+  readonly decoder = new RecordDecoder();
+  connected = false;
+  reused = false; // served a request before: a failure without any answer may be retried
+  #nextId = 0;
+  owner: Exchange | null = null;
+
+  constructor(address: BackendAddress) {
+    this.socket = 'path' in address ? net.connect(address.path) : net.connect(address.port, address.host);
+    if (!('path' in address)) this.socket.setNoDelay(true);
+    this.socket.once('connect', () => { this.connected = true; });
+  }
+
+  /** Request ids cycle 1..65535 so a stray record of an earlier request is noticed. */
+  takeId(): number {
+    this.#nextId = (this.#nextId % 0xffff) + 1;
+    return this.#nextId;
+  }
+}
+
+export class FastCgiTransport implements AppTransport {
+  readonly name = 'fastcgi';
+  readonly #address: BackendAddress;
+  readonly #options: FastCgiOptions;
+  readonly #idle: Connection[] = [];
+  #seq = 0;
+  #stopped = false;
+
+  constructor(options: FastCgiOptions) {
+    this.#options = options;
+    this.#address = parseBackendAddress(options.address);
+  }
+
+  open(env: Record<string, string>, body: AppBody): AppProcess {
+    if (this.#stopped) {
+      if (typeof body === 'object' && !Buffer.isBuffer(body)) fs.close(body.fd, () => {});
+      throw new Error('the FastCGI transport is stopped');
+    }
+    return new Exchange(this, `fastcgi ${this.#options.mount}#${++this.#seq}`, env, body);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    for (const c of this.#idle.splice(0)) c.socket.destroy();
+  }
+
+  get connectTimeoutMs(): number {
+    return this.#options.connectTimeoutMs;
+  }
+
+  /** An idle pooled connection (most recently used first), or a new one. */
+  acquire(fresh: boolean): Connection {
+    if (!fresh) {
+      const c = this.#idle.pop();
+      if (c) {
+        c.socket.removeAllListeners('data').removeAllListeners('close').removeAllListeners('error');
+        c.reused = true;
+        return c;
+      }
+    }
+    return new Connection(this.#address);
+  }
+
+  /** Back to the pool after END_REQUEST; any byte or close while idle drops it. */
+  release(c: Connection): void {
+    c.owner = null;
+    c.socket.removeAllListeners('data').removeAllListeners('close').removeAllListeners('error')
+      .removeAllListeners('timeout').removeAllListeners('drain');
+    c.socket.setTimeout(0);
+    if (this.#stopped || this.#idle.length >= this.#options.maxIdle || c.decoder.pendingBytes > 0) {
+      c.socket.destroy();
+      return;
+    }
+    const drop = (): void => {
+      const i = this.#idle.indexOf(c);
+      if (i >= 0) this.#idle.splice(i, 1);
+      c.socket.destroy();
+    };
+    c.socket.on('data', drop).on('close', drop).on('error', drop);
+    c.socket.resume();
+    this.#idle.push(c);
+  }
+
+  get idleCount(): number {
+    return this.#idle.length;
+  }
+}
+
+/** One request on one backend connection (or two, after a retry), as the runner sees it. */
+class Exchange extends EventEmitter implements AppProcess {
+  readonly label: string;
+  readonly stdin: AppInput | null;
+  readonly stdout: Output;
+  readonly stderr = new Output();
+  readonly #transport: FastCgiTransport;
+  readonly #env: Record<string, string>;
+  readonly #body: AppBody;
+  #conn: Connection | null = null;
+  #id = 0;
+  #answered = false; // a record of the answer arrived: never retry after that
+  #streamed = false; // stdin bytes went out: a retry cannot resend them
+  #retried = false;
+  #emittedOutput = false;
+  #stdinEnded = false;
+  #completed = false; // the runner wants no more output
+  #closed = false;
+  #fileOffset = 0;
+  #inputEvents: EventEmitter | null = null; // 'drain' and 'close' of stdin
+
+  constructor(transport: FastCgiTransport, label: string, env: Record<string, string>, body: AppBody) {
+    super();
+    this.#transport = transport;
+    this.label = label;
+    this.#env = env;
+    this.#body = body;
+    this.stdout = new Output((paused) => {
+      if (!this.#conn) return;
+      if (paused) this.#conn.socket.pause();
+      else this.#conn.socket.resume();
+    });
+    this.stdin = body === 'stream' ? this.#makeInput() : null;
+    this.#start(false);
+  }
+
+  #makeInput(): AppInput {
+    const events = new EventEmitter();
+    const input: AppInput = {
+      write: (b) => this.#writeStdin(b),
+      end: (b) => {
+        if (b && b.length > 0) this.#writeStdin(b);
+        this.#writeStdin(Buffer.alloc(0));
+      },
+      once: (e, cb) => { events.once(e, cb); },
+      on: (e, cb) => { events.on(e, cb); },
+      destroy: () => { events.emit('close'); },
+    };
+    this.#inputEvents = events;
+    return input;
+  }
+
+  #writeStdin(b: Buffer): boolean {
+    const c = this.#conn;
+    if (!c || this.#closed) return true;
+    if (b.length > 0) this.#streamed = true;
+    else this.#stdinEnded = true;
+    let ok = true;
+    for (const piece of encodeStdin(this.#id, b)) ok = c.socket.write(piece);
+    if (!ok) c.socket.once('drain', () => this.#inputEvents?.emit('drain'));
+    return ok;
+  }
+
+  #start(fresh: boolean): void {
+    const c = this.#transport.acquire(fresh);
+    this.#conn = c;
+    c.owner = this;
+    this.#id = c.takeId();
+    const socket = c.socket;
+    if (!c.connected) {
+      socket.setTimeout(this.#transport.connectTimeoutMs, () => {
+        this.#fail(504, `connecting to the backend took over ${this.#transport.connectTimeoutMs} ms`);
+      });
+      socket.once('connect', () => socket.setTimeout(0));
+    }
+    socket.on('data', (chunk: Buffer) => this.#onData(c, chunk));
+    socket.on('error', (e: NodeJS.ErrnoException) => this.#onBroken(c, e.code ? `${e.code}` : e.message));
+    socket.on('close', () => this.#onBroken(c, 'connection closed'));
+    if (this.stdout.paused) socket.pause();
+    else socket.resume();
+
+    socket.cork();
+    socket.write(encodeBeginRequest(this.#id, true));
+    socket.write(encodeParams(this.#id, this.#env));
+    const body = this.#body;
+    if (body === 'none') {
+      for (const p of encodeStdin(this.#id, Buffer.alloc(0))) socket.write(p);
+    } else if (Buffer.isBuffer(body)) {
+      for (const p of encodeStdin(this.#id, body)) socket.write(p);
+      if (body.length > 0) for (const p of encodeStdin(this.#id, Buffer.alloc(0))) socket.write(p);
+    } else if (body === 'stream') {
+      if (this.#stdinEnded) for (const p of encodeStdin(this.#id, Buffer.alloc(0))) socket.write(p);
+    } else {
+      this.#fileOffset = 0;
+      process.nextTick(() => this.#pumpFile(c, body.fd));
+    }
+    socket.uncork();
+  }
+
+  /** Sends the spooled body file in STDIN records, with backpressure; positional reads allow a retry. */
+  #pumpFile(c: Connection, fd: number): void {
+    if (this.#conn !== c || this.#closed) return;
+    const buf = Buffer.allocUnsafe(kFileChunk);
+    fs.read(fd, buf, 0, kFileChunk, this.#fileOffset, (err, n) => {
+      if (this.#conn !== c || this.#closed) return;
+      if (err) {
+        this.#fail(502, `reading the spooled request body: ${err.message}`);
+        return;
+      }
+      this.#fileOffset += n;
+      let ok = true;
+      for (const p of encodeStdin(this.#id, buf.subarray(0, n))) ok = c.socket.write(p);
+      if (n === 0) return; // that was the empty end-of-stream record
+      if (ok) this.#pumpFile(c, fd);
+      else c.socket.once('drain', () => this.#pumpFile(c, fd));
+    });
+  }
+
+  #onData(c: Connection, chunk: Buffer): void {
+    if (this.#conn !== c || this.#closed) return;
+    let records: FcgiRecord[];
+    try {
+      records = c.decoder.push(chunk);
+    } catch (e) {
+      this.#fail(502, `malformed FastCGI record from the backend: ${(e as Error).message}`);
+      return;
+    }
+    for (const r of records) {
+      if (this.#closed || this.#conn !== c) return;
+      this.#answered = true;
+      if (r.requestId !== this.#id) {
+        this.#fail(502, `FastCGI record type ${r.type} for request ${r.requestId}, expected ${this.#id}`);
+        return;
+      }
+      switch (r.type) {
+        case RecordType.Stdout:
+          if (r.content.length > 0 && !this.#completed) {
+            this.#emittedOutput = true;
+            this.stdout.emit('data', r.content);
+          }
+          break;
+        case RecordType.Stderr:
+          if (r.content.length > 0) this.stderr.emit('data', r.content);
+          break;
+        case RecordType.EndRequest:
+          this.#onEnd(c, r.content);
+          return;
+        default:
+          this.#fail(502, `unexpected FastCGI record type ${r.type} from the backend`);
+          return;
+      }
+    }
+  }
+
+  #onEnd(c: Connection, content: Buffer): void {
+    let end;
+    try {
+      end = decodeEndRequest(content);
+    } catch (e) {
+      this.#fail(502, (e as Error).message);
+      return;
+    }
+    switch (end.protocolStatus) {
+      case ProtocolStatus.RequestComplete:
+        this.#conn = null;
+        this.#transport.release(c);
+        this.stdout.emit('end');
+        this.#close({ kind: 'exit', code: end.appStatus | 0, signal: null });
+        return;
+      case ProtocolStatus.CantMpxConn:
+        if (this.#canResend()) {
+          this.#drop();
+          this.#retried = true;
+          this.#start(true);
+          return;
+        }
+        this.#fail(502, 'the backend refused the request (FCGI_CANT_MPX_CONN) twice');
+        return;
+      case ProtocolStatus.Overloaded:
+        this.#fail(503, 'the backend is overloaded (FCGI_OVERLOADED)');
+        return;
+      case ProtocolStatus.UnknownRole:
+        this.#fail(502, 'the backend does not play the responder role (FCGI_UNKNOWN_ROLE)');
+        return;
+      default:
+        this.#fail(502, `END_REQUEST with unknown protocolStatus ${end.protocolStatus}`);
+    }
+  }
+
+  /** The whole request can be sent again: no output reached the runner, no streamed body went out. */
+  #canResend(): boolean {
+    return !this.#retried && !this.#streamed && !this.#completed && !this.#emittedOutput;
+  }
+
+  #onBroken(c: Connection, why: string): void {
+    if (this.#conn !== c || this.#closed) return;
+    // A keep-conn connection the backend closed while it sat in the pool (php-fpm's
+    // pm.max_requests, a restart) before answering anything: try a fresh one. The request did
+    // go out, and a backend that crashed on it would see it twice, so only idempotent methods
+    // (RFC 9110 §9.2.2) are resent, as nginx does; others get 502.
+    if (c.reused && !this.#answered && kIdempotent.has(this.#env.REQUEST_METHOD) && this.#canResend()) {
+      this.#drop();
+      this.#retried = true;
+      this.#start(true);
+      return;
+    }
+    const connecting = !c.connected;
+    this.#fail(502, connecting ? `cannot connect to the backend: ${why}` : `the backend connection failed: ${why}`);
+  }
+
+  #drop(): void {
+    const c = this.#conn;
+    this.#conn = null;
+    if (c) {
+      c.owner = null;
+      c.socket.removeAllListeners('data').removeAllListeners('close').removeAllListeners('error');
+      c.socket.on('error', () => {});
+      c.socket.destroy();
+    }
+  }
+
+  #fail(status: 502 | 503 | 504, reason: string): void {
+    this.#drop();
+    this.#close({ kind: 'fail', status, reason });
+  }
+
+  #close(end: AppEnd): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const body = this.#body;
+    if (typeof body === 'object' && !Buffer.isBuffer(body)) fs.close(body.fd, () => {});
+    this.#inputEvents?.emit('close');
+    this.emit('close', end);
+  }
+
+  complete(): void {
+    // Keep reading to END_REQUEST (so the connection can be reused) but emit no more output.
+    this.#completed = true;
+    if (this.#conn) this.#conn.socket.resume();
+  }
+
+  terminate(): void {
+    // php-fpm ignores FCGI_ABORT_REQUEST: closing the connection is what stops the work.
+    if (this.#closed) return;
+    this.#drop();
+    this.#close({ kind: 'exit', code: null, signal: 'SIGTERM' });
+  }
+
+  kill(): void {
+    if (this.#closed) return;
+    this.#drop();
+    this.#close({ kind: 'exit', code: null, signal: 'SIGKILL' });
+  }
+}
