@@ -226,7 +226,8 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
     return info.Env().Undefined();
   }
   Napi::Value beginRaw(const Napi::CallbackInfo& info) {
-    if (Connection* c = server_->app(idArg(info))) c->appBeginRaw();
+    bool keep_alive = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
+    if (Connection* c = server_->app(idArg(info))) c->appBeginRaw(keep_alive);
     return info.Env().Undefined();
   }
   Napi::Value write(const Napi::CallbackInfo& info) {

@@ -36,7 +36,7 @@ class Connection {
 
   // Application (CGI) response, see Server::app*.
   void appBegin(int status, const std::string& reason, const std::vector<std::string>& headers);
-  void appBeginRaw();
+  void appBeginRaw(bool keep_alive);  // NPH: bytes as written; keep_alive when their head frames the body
   bool appWrite(const char* data, size_t len);  // false: above high water
   void appEnd();
   void appAbort();  // response cut short: close without completing the framing

@@ -56,11 +56,14 @@ void Connection::appBegin(int status, const std::string& reason, const std::vect
   kick();
 }
 
-void Connection::appBeginRaw() {
+void Connection::appBeginRaw(bool keep_alive) {
   if (app_begun_ || dead_) return;
   app_begun_ = true;
   framing_ = Framing::kRaw;
-  keep_alive_ = false;
+  // The caller checked that the script's own head frames the body (RFC 9112 §6.3) and ends
+  // the response exactly there; the request's own wish (HTTP/1.0, Connection: close) and an
+  // unread request body still close.
+  if (!keep_alive || !req_.body_done) keep_alive_ = false;
   req_.status = 200;
   kick();
 }

@@ -39,7 +39,7 @@ export type AppEnd =
 /** The request body as a stream (body 'stream'); a Writable-like subset. */
 export interface AppInput {
   write(b: Buffer): boolean; // false: wait for 'drain'
-  end(b?: Buffer): void;
+  end(): void; // after the last write
   once(e: 'drain', cb: () => void): void;
   on(e: 'close' | 'error', cb: (...a: unknown[]) => void): void; // 'close': takes no more (stop sending)
   destroy(): void;

@@ -8,6 +8,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import type { LisoArgs } from './cli.js';
 import type { ListenerSpec, ServerConfig } from './native.js';
 import { readCgiTable } from './config_cgi.js';
+import { checkSpoolDir, finishSpool, kSpoolKeys, readSpoolKey, type SpoolConfig } from './config_spool.js';
 import {
   ConfigError, FileReader, describe, suggest, type ConfigDraft, type Draft, type DraftKey, type Origin,
 } from './config_reader.js';
@@ -21,6 +22,7 @@ export interface CgiConfig {
   maxQueue: number; // waiting requests beyond which lisod answers 503
   passEnv: string[]; // variable names copied from lisod's own environment
   env: Record<string, string>; // fixed variables ([cgi.env] verbatim, [cgi.env_paths] absolute)
+  requestBuffering: boolean; // whole request body before the script starts
 }
 
 export interface LisodConfig {
@@ -49,6 +51,7 @@ export interface LisodConfig {
   shutdownGraceMs: number;
   workers: number; // event loops serving the same ports ("auto" resolved to the CPU count)
   cgi: CgiConfig;
+  spool: SpoolConfig;
 }
 
 export const kDefaults = {
@@ -78,7 +81,7 @@ const kTopKeys = [
   'http_port', 'https_port', 'bind', 'www', 'cgi', 'tls_key', 'tls_cert', 'error_log', 'access_log',
   'lock_file', 'max_connections', 'max_body_bytes', 'max_header_bytes', 'max_line_bytes',
   'max_target_bytes', 'header_timeout', 'keep_alive_timeout', 'body_timeout', 'send_timeout',
-  'shutdown_grace', 'user', 'server_name', 'workers', 'tls_session_resumption',
+  'shutdown_grace', 'user', 'server_name', 'workers', 'tls_session_resumption', ...kSpoolKeys,
 ] as const;
 
 /**
@@ -142,6 +145,8 @@ export function parseConfigText(text: string, display: string, absPath: string):
         }
         r.set('workers', kp, v as number | 'auto');
         break;
+      case 'spool_dir':
+      case 'spool_max_bytes': readSpoolKey(r, key as (typeof kSpoolKeys)[number], v); break;
       case 'server_name': {
         const s = r.string(v, kp);
         if (!/^[A-Za-z0-9.-]+$/.test(s)) r.fail(kp, `server_name must be a host name, got ${describe(v)}`);
@@ -261,7 +266,9 @@ export function finishConfig(draft: ConfigDraft, hostname: string, cpus = os.ava
       maxQueue: v.cgiMaxQueue ?? kDefaults.cgiMaxQueue,
       passEnv: v.cgiPassEnv ?? [],
       env: v.cgiEnv ?? {},
+      requestBuffering: v.cgiRequestBuffering ?? true,
     },
+    spool: finishSpool(v),
   };
 }
 
@@ -312,6 +319,9 @@ export function checkPaths(config: LisodConfig, draft: ConfigDraft): string[] {
       throw new ConfigError(`${name} '${file}': directory '${dir}': ${errnoText(e)}`, at(key), `create it first: mkdir -p ${dir}`);
     }
   }
+
+  const spoolProblem = checkSpoolDir(config.spool.dir);
+  if (spoolProblem) throw new ConfigError(spoolProblem, at('spoolDir'), 'buffered request bodies are written there; create it or pick another');
 
   try {
     fs.accessSync(config.cgi.script, fs.constants.X_OK);

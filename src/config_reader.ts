@@ -144,6 +144,9 @@ export interface Draft {
   cgiMaxQueue?: number;
   cgiPassEnv?: string[];
   cgiEnv?: Record<string, string>;
+  cgiRequestBuffering?: boolean;
+  spoolDir?: string;
+  spoolMaxBytes?: number;
 }
 export type DraftKey = keyof Draft;
 

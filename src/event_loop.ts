@@ -1,5 +1,6 @@
 // One event loop of lisod, on the main thread or a worker thread: the native server with
 // the CGI runner behind /cgi/, access records to the given sink, errors to the logger.
+import { SpoolBudget } from './app_spool.js';
 import { CgiRunner } from './cgi.js';
 import type { LisodConfig } from './config.js';
 import type { Logger } from './log.js';
@@ -13,7 +14,8 @@ export interface EventLoop {
 /** Binds and starts serving; throws (with the native message) when a port or key fails. */
 export function createEventLoop(native: NativeAddon, config: LisodConfig, serverConfig: ServerConfig,
   onAccess: (records: AccessRecord[]) => void, logger: Logger): EventLoop {
-  const cgi = new CgiRunner({ ...config.cgi, serverName: config.serverName }, logger);
+  const spool = { spoolDir: config.spool.dir, spoolBudget: new SpoolBudget(config.spool.maxBytes) }; // every mount of this loop
+  const cgi = new CgiRunner({ ...config.cgi, serverName: config.serverName, ...spool }, logger);
   const server = new native.Server(serverConfig, {
     request: (req) => cgi.handlers.request(req),
     body: (id, chunk) => cgi.handlers.body(id, chunk),

@@ -391,7 +391,7 @@ export function restartOnlyChanges(running: LisodConfig, next: LisodConfig): str
     ['max_target_bytes', (c) => c.maxTargetBytes], ['header_timeout', (c) => c.headerTimeoutMs],
     ['body_timeout', (c) => c.bodyTimeoutMs], ['keep_alive_timeout', (c) => c.keepAliveTimeoutMs],
     ['send_timeout', (c) => c.sendTimeoutMs], ['workers', (c) => c.workers], ['[cgi]', (c) => c.cgi],
-    ['tls_session_resumption', (c) => c.tlsResumption],
+    ['tls_session_resumption', (c) => c.tlsResumption], ['spool_dir/spool_max_bytes', (c) => c.spool],
   ];
   return keys.filter(([, get]) => !same(get(running), get(next))).map(([name]) => name);
 }

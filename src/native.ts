@@ -67,8 +67,10 @@ export interface NativeServer {
   // Parsed-header response: native adds Server, Date, Connection and framing
   // (Content-Length if present in headers, else chunked on 1.1, else close-delimited).
   beginResponse(id: number, status: number, reason: string, headers: string[]): void;
-  // NPH response: bytes written go to the client as they are; the connection closes at end().
-  beginRaw(id: number): void;
+  // NPH response: bytes written go to the client as they are. keepAlive (default false): the
+  // script's own head frames the body, so the connection may serve another request after
+  // end(); otherwise it closes at end().
+  beginRaw(id: number, keepAlive?: boolean): void;
   write(id: number, chunk: Buffer): boolean; // false: buffered above high water; wait for drain
   end(id: number): void;
   abort(id: number): void; // response cut short (script died mid-body): close without finishing framing

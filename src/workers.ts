@@ -67,6 +67,7 @@ export function loopShare(config: LisodConfig, index: number): LisodConfig {
       maxProcesses: splitLimit(config.cgi.maxProcesses, n, index, 1),
       maxQueue: splitLimit(config.cgi.maxQueue, n, index, 0),
     },
+    spool: { ...config.spool, maxBytes: splitLimit(config.spool.maxBytes, n, index, 0) },
   };
 }
 

@@ -428,26 +428,63 @@ test('HTTP/1.0 client: close-delimited body', async (t) => {
 const nphServer = (): Promise<Lisod> => server('nph', { script: script('nph.cgi') });
 
 for (const tls of [false, true]) {
-  test(`${tls ? 'https' : 'http'}: NPH output is relayed byte for byte`, async (t) => {
+  test(`${tls ? 'https' : 'http'}: NPH output is relayed byte for byte; its Content-Length keeps the connection`, async (t) => {
     const l = await nphServer();
     await withConn({ port: port(l, tls), tls }, async (c) => {
       await c.write(get('/cgi/nph/path'));
-      const raw = await c.readToEnd(); // NPH: the connection closes after the response
       const body = 'nph says hello to GET /nph/path';
-      t.is(raw.toString('latin1'),
-        `HTTP/1.1 299 Custom NPH\r\nServer: Liso/1.0\r\nContent-Type: text/plain\r\nX-Nph: yes\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      const expected = `HTTP/1.1 299 Custom NPH\r\nServer: Liso/1.0\r\nContent-Type: text/plain\r\nX-Nph: yes\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+      const deadline = Date.now() + 5000;
+      while (c.peek().length < expected.length && Date.now() < deadline) await sleep(10);
+      t.is(c.peek().toString('latin1'), expected);
+      await c.readResponse();
+      // Issue 9: the script's own head framed the body and did not say close: reuse works.
+      await c.write(get('/cgi/second'));
+      const second = await c.readResponse();
+      t.is(second.status, 299);
+      t.is(second.body.toString(), 'nph says hello to GET /second');
+      t.true(await c.quietFor(200), 'nothing after the second response');
     });
   });
 }
 
-test('NPH answer to HEAD: head only', async (t) => {
+test('NPH keep-alive: chunked on HTTP/1.1 keeps the connection; EOF-delimited, Connection: close, HTTP/1.0 close it', async (t) => {
+  const l = await nphServer();
+  await withConn({ port: l.httpPort }, async (c) => {
+    await c.write(get('/cgi/chunked'));
+    const res = await c.readResponse();
+    t.is(res.framing, 'chunked');
+    t.is(res.body.toString(), 'hello world');
+    await c.write(get('/cgi/long'));
+    const long = await c.readResponse();
+    t.is(long.body.toString(), 'hello', 'bytes beyond the script\'s Content-Length are not relayed');
+    await c.write(get('/cgi/after-long'));
+    t.is((await c.readResponse()).body.toString(), 'nph says hello to GET /after-long');
+  });
+  for (const [name, request] of [
+    ['eof', get('/cgi/eof')],
+    ['close', get('/cgi/close')],
+    ['http/1.0', 'GET /cgi/x HTTP/1.0\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n'],
+  ] as const) {
+    await withConn({ port: l.httpPort }, async (c) => {
+      await c.write(request);
+      const raw = (await c.readToEnd()).toString('latin1');
+      t.regex(raw, /^HTTP\/1\.1 2\d\d /, name);
+      t.true(raw.endsWith('nph says hello to GET /' + (name === 'http/1.0' ? 'x' : name)), name);
+    });
+  }
+});
+
+test('NPH answer to HEAD: head only, connection kept', async (t) => {
   const l = await nphServer();
   await withConn({ port: l.httpPort }, async (c) => {
     await c.write(get('/cgi/x', '', 'HEAD'));
-    const raw = (await c.readToEnd()).toString('latin1');
-    t.regex(raw, /^HTTP\/1\.1 299 Custom NPH\r\n/);
-    t.true(raw.endsWith('\r\n\r\n'));
-    t.false(raw.includes('nph says hello'));
+    const head = await c.readResponse({ head: true });
+    t.is(head.status, 299);
+    t.is(head.body.length, 0);
+    await c.write(get('/cgi/y'));
+    const next = await c.readResponse();
+    t.is(next.body.toString(), 'nph says hello to GET /y');
   });
 });
 

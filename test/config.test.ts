@@ -104,7 +104,7 @@ test('defaults fill everything not set', (t) => {
   t.is(c.keepAliveTimeoutMs, 15_000);
   t.is(c.bodyTimeoutMs, 30_000);
   t.is(c.sendTimeoutMs, 60_000);
-  t.deepEqual(c.cgi, { script: '/srv/site/app.cgi', timeoutMs: 30_000, maxProcesses: 16, maxQueue: 64, passEnv: [], env: {} });
+  t.deepEqual(c.cgi, { script: '/srv/site/app.cgi', timeoutMs: 30_000, maxProcesses: 16, maxQueue: 64, passEnv: [], env: {}, requestBuffering: true });
 });
 
 test('relative paths resolve against the config file directory; absolute ones stay', (t) => {

@@ -1,0 +1,137 @@
+// The CGI transport behind the application seam: one script process per exchange, started
+// in its own process group (src/spawn.ts), its stdin/stdout/stderr as the exchange's streams.
+import fs from 'node:fs';
+import path from 'node:path';
+import { EventEmitter } from 'node:events';
+import type { AppBody, AppEnd, AppInput, AppOutput, AppProcess, AppTransport } from './app_transport.js';
+import { ScriptProcess } from './spawn.js';
+
+const kKillGraceMs = 2000; // SIGTERM → SIGKILL
+
+/**
+ * One script run. 'close' comes once the script (the group's leader) has exited and the
+ * runner no longer waits for its stdout: at EOF, or at once when the runner called
+ * complete(), kill() or terminate(). What the script left behind is then its own business
+ * unless it still holds stdout or stderr: such a group gets SIGTERM (SIGKILL after a grace),
+ * so a background child cannot keep an exchange's slot or pipes. A script still running
+ * after the runner has its whole response is left to finish (it may still be writing to a
+ * database); it keeps its slot until it exits or the runner's timeout kills it.
+ */
+class CgiProcess extends EventEmitter implements AppProcess {
+  readonly label: string;
+  readonly stdin: AppInput | null;
+  readonly stdout: AppOutput;
+  readonly stderr: AppOutput;
+  readonly #child: ScriptProcess;
+  #stdoutDone = false; // EOF or read error
+  #stderrDone = false;
+  #wantsEnd = false; // complete(), kill() or terminate(): stop waiting for EOF
+  #signalled: NodeJS.Signals | null = null;
+  #closed = false;
+  #killTimer: NodeJS.Timeout | undefined;
+
+  constructor(child: ScriptProcess, name: string, streamsBody: boolean) {
+    super();
+    this.#child = child;
+    this.label = `${name}[${child.pid}]`;
+    this.stdin = streamsBody ? child.stdin : null;
+    this.stdout = child.stdout;
+    this.stderr = child.stderr;
+    child.stdin?.on('error', () => {}); // EPIPE: the script stopped reading; its exit follows
+    child.stdout.once('close', () => {
+      this.#stdoutDone = true;
+      this.#settle();
+    });
+    child.stderr.once('close', () => {
+      this.#stderrDone = true;
+      this.#settle();
+    });
+    child.once('exit', () => {
+      // The script is gone: nobody reads its stdin any more (a socket left open leaks its fd).
+      child.stdin?.destroy();
+      this.#settle();
+    });
+  }
+
+  get #exited(): boolean {
+    return this.#child.exitCode !== null || this.#child.signalCode !== null;
+  }
+
+  complete(): void {
+    this.#wantsEnd = true;
+    this.stdout.resume(); // keep draining: a blocked writer would never exit
+    this.#settle();
+  }
+
+  terminate(): void {
+    this.#wantsEnd = true;
+    this.stdout.resume();
+    this.#signal('SIGTERM');
+    this.#settle();
+  }
+
+  kill(): void {
+    this.#wantsEnd = true;
+    this.stdout.resume();
+    this.#signal('SIGKILL');
+    this.#settle();
+  }
+
+  /** Signals the whole process group, whether or not its leader still runs. */
+  #signal(signal: NodeJS.Signals): void {
+    if (this.#stdoutDone && this.#stderrDone && this.#exited) return; // nothing of it left to reach
+    if (this.#signalled === 'SIGKILL') return;
+    this.#signalled = signal;
+    try {
+      process.kill(-this.#child.pid, signal); // the script leads its own group (pgid = pid)
+    } catch {
+      // Group already empty.
+    }
+    if (signal === 'SIGTERM' && !this.#killTimer) {
+      this.#killTimer = setTimeout(() => this.#signal('SIGKILL'), kKillGraceMs);
+      this.#killTimer.unref();
+    }
+  }
+
+  #settle(): void {
+    if (this.#stdoutDone && this.#stderrDone && this.#exited && this.#killTimer) {
+      clearTimeout(this.#killTimer); // everything is gone
+      this.#killTimer = undefined;
+    }
+    if (this.#closed || !this.#exited) return;
+    if (!this.#stdoutDone && !this.#wantsEnd) return; // the response may still be coming
+    this.#closed = true;
+    // The leader exited but something it started still holds a pipe: end the group.
+    if ((!this.#stdoutDone || !this.#stderrDone) && !this.#signalled) this.#signal('SIGTERM');
+    const end: AppEnd = { kind: 'exit', code: this.#child.exitCode, signal: this.#child.signalCode };
+    this.emit('close', end);
+  }
+}
+
+/** Runs `script` for every exchange, cwd its directory, with the runner's environment. */
+export class CgiTransport implements AppTransport {
+  readonly name = 'cgi';
+  readonly #script: string;
+  readonly #label: string;
+
+  constructor(script: string) {
+    this.#script = path.resolve(script);
+    this.#label = path.basename(this.#script);
+  }
+
+  open(env: Record<string, string>, body: AppBody): AppProcess {
+    const file = typeof body === 'object' && !Buffer.isBuffer(body) ? body : null;
+    let child: ScriptProcess;
+    try {
+      const stdin = file ? file.fd : body === 'none' ? 'ignore' : 'pipe';
+      child = new ScriptProcess(this.#script, { cwd: path.dirname(this.#script), env, stdin });
+    } catch (e) {
+      throw new Error(`cannot run ${this.#script}: ${(e as Error).message}`);
+    } finally {
+      if (file) fs.closeSync(file.fd); // the script has its own copy
+    }
+    const proc = new CgiProcess(child, this.#label, body === 'stream');
+    if (Buffer.isBuffer(body)) child.stdin!.end(body); // ≤ kMemoryBodyBytes: fits the pipe
+    return proc;
+  }
+}
