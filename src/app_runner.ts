@@ -3,8 +3,8 @@
 // backpressure both ways — for any AppTransport (a CGI process, a FastCGI backend).
 import fs from 'node:fs';
 import { STATUS_CODES } from 'node:http';
-import { StringDecoder } from 'node:string_decoder';
 import { BodyFraming, nphFraming } from './app_framing.js';
+import { forEachLine } from './app_lines.js';
 import { BodySpool, SpoolFullError, type SpoolBudget } from './app_spool.js';
 import type { AppBody, AppBodyFile, AppEnd, AppProcess, AppTransport } from './app_transport.js';
 import { buildCgiEnv, parseCgiTarget, type CgiTarget } from './cgi_env.js';
@@ -310,21 +310,7 @@ export class AppRunner {
   }
 
   #pipeStderr(proc: AppProcess): void {
-    let partial = '';
-    const emit = (line: string): void => {
-      if (line !== '') this.#logger.error(`${this.#tag} ${proc.label}: ${line.slice(0, kMaxStderrLine)}`);
-    };
-    const decoder = new StringDecoder('utf8');
-    proc.stderr.on('data', (chunk: Buffer) => {
-      const lines = (partial + decoder.write(chunk)).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) emit(line.replace(/\r$/, ''));
-      if (partial.length > kMaxStderrLine) {
-        emit(partial);
-        partial = '';
-      }
-    });
-    proc.stderr.on('end', () => emit(partial + decoder.end()));
+    forEachLine(proc.stderr, (line) => this.#logger.error(`${this.#tag} ${proc.label}: ${line}`), kMaxStderrLine);
   }
 
   #onStdout(ex: Exchange, run: Run, chunk: Buffer): void {

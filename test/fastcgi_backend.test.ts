@@ -77,7 +77,8 @@ test('real responder: buffered, spool-file and streamed bodies arrive intact', a
     const p = tr.open(env, b);
     if (b === 'stream') {
       p.stdin!.write(body.subarray(0, 70_000));
-      p.stdin!.end(body.subarray(70_000));
+      p.stdin!.write(body.subarray(70_000));
+      p.stdin!.end();
     }
     const r = await collect(p);
     t.like(JSON.parse(bodyOf(r)), { length: body.length, sha256: sha }, name);
@@ -202,7 +203,8 @@ test('a dead pooled connection with a streamed body already sent is not retried:
   const tr = transport(t, fake.address);
   await collect(tr.open(fcgiEnv('/'), 'none'));
   const p = tr.open(fcgiEnv('/'), 'stream');
-  p.stdin!.end(Buffer.from('streamed'));
+  p.stdin!.write(Buffer.from('streamed'));
+  p.stdin!.end();
   const r = await collect(p);
   t.like(r.end, { kind: 'fail', status: 502 });
   t.is(fake.conns(), 1);

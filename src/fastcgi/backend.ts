@@ -34,6 +34,8 @@ export interface FastCgiOptions {
 }
 
 const kFileChunk = 64 * 1024;
+const kStderrBytesPerSec = 64 * 1024;
+const kStderrBurst = 256 * 1024;
 const kIdempotent = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 /** A stream the exchange pushes into and the runner reads (stdout, stderr). */
@@ -74,8 +76,36 @@ class Connection {
   }
 }
 
+/**
+ * FCGI_STDERR to the error log, rate-limited per mount: a token bucket of bytes, refilled at
+ * kStderrBytesPerSec up to kStderrBurst. What does not fit is dropped and counted; the count
+ * is logged (as a line of the stream) once there is room again.
+ */
+export class StderrBudget {
+  #tokens = kStderrBurst;
+  #at = Date.now();
+  #dropped = 0;
+
+  relay(chunk: Buffer, out: EventEmitter): void {
+    const now = Date.now();
+    this.#tokens = Math.min(kStderrBurst, this.#tokens + ((now - this.#at) * kStderrBytesPerSec) / 1000);
+    this.#at = now;
+    if (chunk.length > this.#tokens) {
+      this.#dropped += chunk.length;
+      return;
+    }
+    this.#tokens -= chunk.length;
+    if (this.#dropped > 0) {
+      out.emit('data', Buffer.from(`\n[${this.#dropped} bytes of stderr dropped: over ${kStderrBytesPerSec} bytes/s]\n`));
+      this.#dropped = 0;
+    }
+    out.emit('data', chunk);
+  }
+}
+
 export class FastCgiTransport implements AppTransport {
   readonly name = 'fastcgi';
+  readonly stderrBudget = new StderrBudget();
   readonly #address: BackendAddress;
   readonly #options: FastCgiOptions;
   readonly #idle: Connection[] = [];
@@ -182,10 +212,7 @@ class Exchange extends EventEmitter implements AppProcess {
     const events = new EventEmitter();
     const input: AppInput = {
       write: (b) => this.#writeStdin(b),
-      end: (b) => {
-        if (b && b.length > 0) this.#writeStdin(b);
-        this.#writeStdin(Buffer.alloc(0));
-      },
+      end: () => { this.#writeStdin(Buffer.alloc(0)); },
       once: (e, cb) => { events.once(e, cb); },
       on: (e, cb) => { events.on(e, cb); },
       destroy: () => { events.emit('close'); },
@@ -284,7 +311,7 @@ class Exchange extends EventEmitter implements AppProcess {
           }
           break;
         case RecordType.Stderr:
-          if (r.content.length > 0) this.stderr.emit('data', r.content);
+          if (r.content.length > 0) this.#transport.stderrBudget.relay(r.content, this.stderr);
           break;
         case RecordType.EndRequest:
           this.#onEnd(c, r.content);
@@ -374,6 +401,7 @@ class Exchange extends EventEmitter implements AppProcess {
     const body = this.#body;
     if (typeof body === 'object' && !Buffer.isBuffer(body)) fs.close(body.fd, () => {});
     this.#inputEvents?.emit('close');
+    this.stderr.emit('end');
     this.emit('close', end);
   }
 
