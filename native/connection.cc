@@ -303,11 +303,9 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
     out_.append("HTTP/1.1 100 Continue\r\n\r\n");
   }
   std::string_view path = originPath(head.target);
-  std::string_view prefix = cfg.cgi_prefix;
-  bool is_app = !prefix.empty() && startsWith(path, prefix) &&
-                (path.size() == prefix.size() || path[prefix.size()] == '/' || path[prefix.size()] == '?');
-  if (is_app) {
-    startApp(head, info.chunked ? -1 : static_cast<int64_t>(info.content_length));
+  int mount = matchAppPrefix(path, cfg.app_prefixes);
+  if (mount >= 0) {
+    startApp(head, info.chunked ? -1 : static_cast<int64_t>(info.content_length), mount);
     if (dead_) return;
     in_begin_ += consumed;
     state_ = req_.body_done ? State::kAwaitApp : State::kReadBody;
@@ -326,7 +324,7 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
   }
 }
 
-void Connection::startApp(const RequestHead& head, int64_t content_length) {
+void Connection::startApp(const RequestHead& head, int64_t content_length, int mount) {
   req_.is_app = true;
   app_id_ = server_->registerApp(this);
   app_begun_ = app_ended_ = app_wants_drain_ = body_paused_ = false;

@@ -2,6 +2,8 @@
 // persistence, Host, Expect. Pure function, table-tested.
 #pragma once
 #include <cstdint>
+#include <string>
+#include <vector>
 #include "http_parser.h"
 
 namespace lisod {
@@ -36,5 +38,11 @@ struct RequestInfo {
 RequestInfo classifyRequest(const RequestHead& head, uint64_t max_body);
 
 bool equalsIgnoreCase(std::string_view a, std::string_view b);
+
+// Which application mount serves `target` (origin-form path, query included, undecoded): the
+// index of the longest prefix p in `prefixes` (each without a trailing '/') such that target
+// is p or continues with '/' or '?' (segment boundary: "/php" serves "/php", "/php?q" and
+// "/php/x", not "/phpx"); -1 when none does. An empty prefix never matches.
+int matchAppPrefix(std::string_view path, const std::vector<std::string>& prefixes);
 
 }  // namespace lisod

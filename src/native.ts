@@ -16,6 +16,7 @@ export interface ServerConfig {
   tlsCert?: string; // PEM certificate chain file (leaf first)
   tlsResumption?: boolean; // session tickets + cache (default true)
   cgiPrefix: string; // '/cgi': requests whose path is this or starts with this + '/' go to JS
+  appPrefixes?: string[]; // instead of cgiPrefix: every application mount ('/cgi', '/php'); longest match wins
   maxConnections: number; // over it: 503 and close
   maxLineBytes: number; // longest request/header line (431 beyond)
   maxHeaderBytes: number; // whole request head (431 beyond)
@@ -42,6 +43,7 @@ export interface CgiRequest {
   tls: boolean;
   hasBody: boolean; // body events follow
   contentLength: number; // -1 when chunked (decoded length unknown until the end)
+  mount?: number; // index into ServerConfig.appPrefixes of the mount that serves it
 }
 
 // [remoteAddress, unixMillis, method, target, version, status, bytesSent, referer, userAgent]
