@@ -17,7 +17,7 @@ export interface AppMountOptions {
   transport: AppTransport;
   scriptFilename: string; // SCRIPT_FILENAME (SCRIPT_NAME is the prefix) unless route() says otherwise
   /** Per request SCRIPT_NAME/SCRIPT_FILENAME (e.g. FastCGI `root`); null → 404. Default: prefix + scriptFilename. */
-  route?: (target: CgiTarget) => { scriptName: string; scriptFilename: string } | null;
+  route?: (target: CgiTarget) => { scriptName: string; scriptFilename: string; pathInfo?: string } | null;
   timeoutMs: number; // application silent this long → killed (504 if nothing sent yet)
   maxProcesses: number; // exchanges running at once
   maxQueue: number; // requests waiting for a slot; beyond → 503

@@ -1,26 +1,22 @@
 // One event loop of lisod, on the main thread or a worker thread: the native server with
-// the CGI runner behind /cgi/, access records to the given sink, errors to the logger.
-import { SpoolBudget } from './app_spool.js';
-import { CgiRunner } from './cgi.js';
+// the application mounts (/cgi/ and any [[fastcgi]]), access records to the given sink,
+// errors to the logger.
+import { AppMounts } from './app_mounts.js';
 import type { LisodConfig } from './config.js';
 import type { Logger } from './log.js';
 import type { AccessRecord, NativeAddon, NativeServer, ServerConfig } from './native.js';
 
 export interface EventLoop {
   server: NativeServer;
-  cgi: CgiRunner;
+  cgi: AppMounts; // every application mount of this loop
 }
 
 /** Binds and starts serving; throws (with the native message) when a port or key fails. */
 export function createEventLoop(native: NativeAddon, config: LisodConfig, serverConfig: ServerConfig,
   onAccess: (records: AccessRecord[]) => void, logger: Logger): EventLoop {
-  const spool = { spoolDir: config.spool.dir, spoolBudget: new SpoolBudget(config.spool.maxBytes) }; // every mount of this loop
-  const cgi = new CgiRunner({ ...config.cgi, serverName: config.serverName, ...spool }, logger);
+  const cgi = new AppMounts(config, logger);
   const server = new native.Server(serverConfig, {
-    request: (req) => cgi.handlers.request(req),
-    body: (id, chunk) => cgi.handlers.body(id, chunk),
-    close: (id) => cgi.handlers.close(id),
-    drain: (id) => cgi.handlers.drain(id),
+    ...cgi.handlers,
     log: onAccess,
     error: (level, message) => logger[level](message),
   });

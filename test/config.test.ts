@@ -74,7 +74,7 @@ test('the shipped lisod.conf parses and resolves against the repository', (t) =>
   t.is(c.httpsPort, 8443);
   t.deepEqual(c.bind, ['::']);
   t.is(c.www, path.join(repo, 'www'));
-  t.is(c.cgi.script, path.join(repo, 'cgi-bin', 'flaskr.cgi'));
+  t.is(c.cgi!.script, path.join(repo, 'cgi-bin', 'flaskr.cgi'));
   t.is(c.tlsKey, path.join(repo, 'certs', 'dev-key.pem'));
   t.is(c.tlsCert, path.join(repo, 'certs', 'dev-cert.pem'));
   t.is(c.errorLog, path.join(repo, 'var', 'error.log'));
@@ -84,10 +84,10 @@ test('the shipped lisod.conf parses and resolves against the repository', (t) =>
   t.is(c.headerTimeoutMs, 10_000);
   t.is(c.shutdownGraceMs, 10_000);
   t.is(c.user, null);
-  t.is(c.cgi.timeoutMs, 30_000);
-  t.deepEqual(c.cgi.passEnv, ['LANG']);
-  t.is(c.cgi.env.FLASKR_DATABASE, path.join(repo, 'var', 'flaskr.sqlite'));
-  t.is(c.cgi.env.FLASKR_SECRET_FILE, path.join(repo, 'var', 'flaskr-secret'));
+  t.is(c.cgi!.timeoutMs, 30_000);
+  t.deepEqual(c.cgi!.passEnv, ['LANG']);
+  t.is(c.cgi!.env.FLASKR_DATABASE, path.join(repo, 'var', 'flaskr.sqlite'));
+  t.is(c.cgi!.env.FLASKR_SECRET_FILE, path.join(repo, 'var', 'flaskr-secret'));
 });
 
 test('defaults fill everything not set', (t) => {
@@ -134,18 +134,18 @@ test('timeouts are seconds (decimals allowed) and become milliseconds; sizes acc
   t.is(c.sendTimeoutMs, 2000);
   t.is(c.shutdownGraceMs, 0);
   t.is(c.maxBodyBytes, 1048576);
-  t.is(c.cgi.timeoutMs, 1500);
-  t.is(c.cgi.maxQueue, 0);
+  t.is(c.cgi!.timeoutMs, 1500);
+  t.is(c.cgi!.maxQueue, 0);
 });
 
 test('[cgi] table: script, limits, pass_env, env verbatim and env_paths resolved', (t) => {
   const text = `http_port = 80\nwww = "w"\n[cgi]\nscript = "bin/x.cgi"\nmax_processes = 2\npass_env = ["LANG", "TZ"]\n` +
     `[cgi.env]\nMODE = "var/not-a-path"\n[cgi.env_paths]\nDB = "var/db.sqlite"\n`;
   const c = finished(text);
-  t.is(c.cgi.script, '/srv/site/bin/x.cgi');
-  t.is(c.cgi.maxProcesses, 2);
-  t.deepEqual(c.cgi.passEnv, ['LANG', 'TZ']);
-  t.deepEqual(c.cgi.env, { MODE: 'var/not-a-path', DB: '/srv/site/var/db.sqlite' });
+  t.is(c.cgi!.script, '/srv/site/bin/x.cgi');
+  t.is(c.cgi!.maxProcesses, 2);
+  t.deepEqual(c.cgi!.passEnv, ['LANG', 'TZ']);
+  t.deepEqual(c.cgi!.env, { MODE: 'var/not-a-path', DB: '/srv/site/var/db.sqlite' });
 });
 
 test('unknown key: file:line and a did-you-mean hint', (t) => {
@@ -266,7 +266,7 @@ test('positional arguments override the config file; its other settings stay', (
   t.is(config.httpPort, 9090);
   t.is(config.httpsPort, 9443);
   t.is(config.www, path.join(dir, 'www'));
-  t.is(config.cgi.script, path.join(dir, 'app.cgi'));
+  t.is(config.cgi!.script, path.join(dir, 'app.cgi'));
   t.is(config.tlsCert, path.join(dir, 'cert.pem'));
   t.is(config.accessLog, path.join(dir, 'logs', 'lisod.log'));
   t.deepEqual(config.bind, ['127.0.0.1']);

@@ -59,6 +59,10 @@ export class FastCgiSupervisor {
     }
   }
 
+  get directory(): string {
+    return this.#dir;
+  }
+
   get address(): string {
     return `unix:${this.socketPath}`;
   }
