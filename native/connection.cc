@@ -345,6 +345,7 @@ void Connection::startApp(const RequestHead& head, int64_t content_length, int m
   r.tls = transport_->isTls();
   r.has_body = !req_.body_done;
   r.content_length = content_length;
+  r.mount = mount;
   deadline_ms_ = server_->nowMs() + server_->config().body_timeout_ms;
   server_->events()->onAppRequest(r);
 }

@@ -21,20 +21,22 @@ interface Shared {
 export function fastCgiRunner(m: FastCgiMount, shared: Shared, logger: Logger): AppRunner {
   if (m.socket === null) throw new Error(`[[fastcgi]] ${m.prefix}/: no backend address (is its supervisor running?)`);
   const transport = new FastCgiTransport({
-    address: m.socket, mount: `${m.prefix}/`, connectTimeoutMs: m.connectTimeoutMs, maxIdle: m.maxConns,
+    address: m.socket, mount: `${m.prefix}/`, connectTimeoutMs: m.connectTimeoutMs, maxConns: m.maxConns,
   });
   const root = m.root;
   return new AppRunner({
     prefix: m.prefix,
     transport,
-    // With command, env/pass_env are the processes' own environment, not per-request PARAMS.
     scriptFilename: m.command?.[0] ?? '',
     route: root === null ? undefined : (target) => routeUnderRoot(target, m.prefix, root, m.index),
     timeoutMs: m.timeoutMs,
     maxProcesses: m.maxConns,
     maxQueue: m.maxQueue,
     requestBuffering: m.requestBuffering,
-    inherited: m.command !== null ? {} : inheritedEnv(m.passEnv, m.env),
+    // With command, env/pass_env are the processes' own environment, not per-request PARAMS.
+    // REDIRECT_STATUS: php-cgi (cgi.force_redirect) serves only requests that carry it, as
+    // lighttpd and nginx's fastcgi_params send it.
+    inherited: { REDIRECT_STATUS: '200', ...(m.command !== null ? {} : inheritedEnv(m.passEnv, m.env)) },
     ...shared,
   }, logger);
 }

@@ -28,8 +28,8 @@ function collect(p: AppProcess): Promise<Result> {
   return new Promise((resolve) => p.on('close', (end) => resolve({ stdout: Buffer.concat(out), stderr, end, sawEnd })));
 }
 
-function transport(t: ExecutionContext, address: string, maxIdle = 4): FastCgiTransport {
-  const tr = new FastCgiTransport({ address, mount: '/t/', connectTimeoutMs: 2000, maxIdle });
+function transport(t: ExecutionContext, address: string, maxConns = 4): FastCgiTransport {
+  const tr = new FastCgiTransport({ address, mount: '/t/', connectTimeoutMs: 2000, maxConns });
   t.teardown(() => tr.stop());
   return tr;
 }
@@ -189,10 +189,23 @@ test('a pooled connection found dead is retried on a fresh one when nothing was 
   const r = await collect(tr.open(fcgiEnv('/', { REQUEST_METHOD: 'PUT' }), Buffer.from('again')));
   t.is(bodyOf(r), 'n1'); // the fresh connection's first request
   t.is(fake.conns(), 2);
-  // A POST is not idempotent: the backend may have acted on it before dying; 502, no resend.
+  // A POST could not be resent (the backend may act on it before dying), so it never takes a
+  // pooled connection: a new one, and the idle one is closed (maxConns stays the bound).
+  t.is(tr.idleCount, 1);
   const post = await collect(tr.open(fcgiEnv('/', { REQUEST_METHOD: 'POST' }), Buffer.from('once')));
-  t.like(post.end, { kind: 'fail', status: 502 });
+  t.is(bodyOf(post), 'n1');
+  t.is(fake.conns(), 3);
+});
+
+test('never more than maxConns connections: a new one closes an idle one first', async (t) => {
+  const fake = await fakeBackend(t, (req, s) => s.write(okAnswer(req[0].requestId)));
+  const tr = transport(t, fake.address, 1);
+  await collect(tr.open(fcgiEnv('/'), 'none'));
+  t.is(tr.idleCount, 1);
+  await collect(tr.open(fcgiEnv('/', { REQUEST_METHOD: 'POST' }), Buffer.from('x')));
+  await new Promise((res) => setTimeout(res, 50));
   t.is(fake.conns(), 2);
+  t.is(fake.closed(), 1, 'the idle connection was closed before the new one was made');
 });
 
 test('a dead pooled connection with a streamed body already sent is not retried: 502', async (t) => {

@@ -31,7 +31,7 @@ function supervise(t: ExecutionContext, options: Partial<SupervisorOptions> = {}
   }, log);
   t.teardown(() => sup.stop());
   sup.start();
-  const tr = new FastCgiTransport({ address: sup.address, mount: '/app/', connectTimeoutMs: 2000, maxIdle: 0 });
+  const tr = new FastCgiTransport({ address: sup.address, mount: '/app/', connectTimeoutMs: 2000, maxConns: 1 });
   t.teardown(() => tr.stop());
   return { sup, log, tr };
 }
@@ -83,9 +83,18 @@ test('a crash loop backs off and is logged, not spun', async (t) => {
 
 test('a normal exit (status 0 after a while, as php-cgi after PHP_FCGI_MAX_REQUESTS) is replaced at once', async (t) => {
   const { sup, log } = supervise(t, { command: ['/bin/sh', '-c', 'sleep 0.3'], processes: 1 });
-  await until('two replacements', () => log.count(/exited after \d+ ms; starting a new one/) >= 2, 5000);
+  await until('two replacements', () => log.count(/exited after \d+ ms; starting a new one/) >= 2, 15_000);
   t.is(log.count(/restarting in|crash loop/), 0);
   t.is(sup.pids.length, 1);
+});
+
+test('exits with status 0 at more than 20 a second are a crash loop after all (backoff)', async (t) => {
+  const { sup, log } = supervise(t, { command: ['/bin/true'], processes: 1 });
+  await until('backoff', () => log.count(/exited with status 0 .*restarting in/) >= 1, 15_000);
+  const starts = log.count(/exited/);
+  await new Promise((r) => setTimeout(r, 500));
+  t.true(log.count(/exited/) - starts <= 4, 'backing off, not spinning');
+  await sup.stop();
 });
 
 test('reload: a new generation takes over; a request in flight on the old one completes', async (t) => {

@@ -30,10 +30,11 @@ export interface FastCgiOptions {
   address: string; // "unix:PATH" or "HOST:PORT"
   mount: string; // the URL prefix, for labels and log lines
   connectTimeoutMs: number;
-  maxIdle: number; // keep-conn connections kept for reuse
+  maxConns: number; // connections open at once, idle ones included (the runner's slots)
 }
 
 const kFileChunk = 64 * 1024;
+const kIdleMs = 2000; // an idle pooled connection is closed after this
 const kStderrBytesPerSec = 64 * 1024;
 const kStderrBurst = 256 * 1024;
 const kIdempotent = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
@@ -54,6 +55,12 @@ class Output extends EventEmitter implements AppOutput {
   }
 }
 
+/** What a connection's socket events go to: its exchange, or the pool while idle. */
+interface ConnectionUser {
+  data(chunk: Buffer): void;
+  broken(why: string): void; // error or close
+}
+
 /** A pooled backend connection; at most one exchange owns it at a time. */
 class Connection {
   readonly socket: net.Socket;
@@ -61,12 +68,26 @@ class Connection {
   connected = false;
   reused = false; // served a request before: a failure without any answer may be retried
   #nextId = 0;
-  owner: Exchange | null = null;
+  user: ConnectionUser | null = null;
 
-  constructor(address: BackendAddress) {
-    this.socket = 'path' in address ? net.connect(address.path) : net.connect(address.port, address.host);
-    if (!('path' in address)) this.socket.setNoDelay(true);
-    this.socket.once('connect', () => { this.connected = true; });
+  /** `onGone` runs once when the socket has closed, whoever used it. */
+  constructor(address: BackendAddress, onGone: () => void) {
+    const s = 'path' in address ? net.connect(address.path) : net.connect(address.port, address.host);
+    this.socket = s;
+    if (!('path' in address)) s.setNoDelay(true);
+    s.once('connect', () => { this.connected = true; });
+    s.on('data', (chunk: Buffer) => this.user?.data(chunk));
+    s.on('error', (e: NodeJS.ErrnoException) => this.user?.broken(e.code ?? e.message));
+    s.on('close', () => {
+      onGone();
+      this.user?.broken('connection closed');
+    });
+  }
+
+  /** Closes it for good; no more events reach the current user. */
+  destroy(): void {
+    this.user = null;
+    this.socket.destroy();
   }
 
   /** Request ids cycle 1..65535 so a stray record of an earlier request is noticed. */
@@ -109,6 +130,7 @@ export class FastCgiTransport implements AppTransport {
   readonly #address: BackendAddress;
   readonly #options: FastCgiOptions;
   readonly #idle: Connection[] = [];
+  #open = 0; // connections not yet closed, idle ones included
   #seq = 0;
   #stopped = false;
 
@@ -127,44 +149,57 @@ export class FastCgiTransport implements AppTransport {
 
   stop(): void {
     this.#stopped = true;
-    for (const c of this.#idle.splice(0)) c.socket.destroy();
+    for (const c of this.#idle.splice(0)) c.destroy();
   }
 
   get connectTimeoutMs(): number {
     return this.#options.connectTimeoutMs;
   }
 
-  /** An idle pooled connection (most recently used first), or a new one. */
+  /**
+   * An idle pooled connection (most recently used first) unless `fresh`, else a new one.
+   * Before a new one, an idle one is closed (and never more than maxConns stay open): a
+   * backend serves one connection per process (php-fpm children, php-cgi, flaskr.fcgi), so
+   * a process holding an idle connection of ours would not accept the new one until that
+   * closes. Idle connections also close after kIdleMs, for the other event loops' sake.
+   */
   acquire(fresh: boolean): Connection {
     if (!fresh) {
       const c = this.#idle.pop();
       if (c) {
-        c.socket.removeAllListeners('data').removeAllListeners('close').removeAllListeners('error');
+        c.socket.setTimeout(0);
+        c.socket.removeAllListeners('timeout');
         c.reused = true;
         return c;
       }
     }
-    return new Connection(this.#address);
+    if (this.#idle.length > 0) this.#idle.shift()!.destroy();
+    while (this.#open >= this.#options.maxConns && this.#idle.length > 0) this.#idle.shift()!.destroy();
+    this.#open++;
+    return new Connection(this.#address, () => { this.#open--; });
   }
 
   /** Back to the pool after END_REQUEST; any byte or close while idle drops it. */
   release(c: Connection): void {
-    c.owner = null;
-    c.socket.removeAllListeners('data').removeAllListeners('close').removeAllListeners('error')
-      .removeAllListeners('timeout').removeAllListeners('drain');
+    c.socket.removeAllListeners('timeout').removeAllListeners('drain');
     c.socket.setTimeout(0);
-    if (this.#stopped || this.#idle.length >= this.#options.maxIdle || c.decoder.pendingBytes > 0) {
-      c.socket.destroy();
+    if (this.#stopped || this.#idle.length >= this.#options.maxConns || c.decoder.pendingBytes > 0) {
+      c.destroy();
       return;
     }
-    const drop = (): void => {
-      const i = this.#idle.indexOf(c);
-      if (i >= 0) this.#idle.splice(i, 1);
-      c.socket.destroy();
+    c.user = {
+      data: () => this.#drop(c), // nothing may arrive between requests
+      broken: () => this.#drop(c),
     };
-    c.socket.on('data', drop).on('close', drop).on('error', drop);
+    c.socket.setTimeout(kIdleMs, () => this.#drop(c));
     c.socket.resume();
     this.#idle.push(c);
+  }
+
+  #drop(c: Connection): void {
+    const i = this.#idle.indexOf(c);
+    if (i >= 0) this.#idle.splice(i, 1);
+    c.destroy();
   }
 
   get idleCount(): number {
@@ -233,9 +268,11 @@ class Exchange extends EventEmitter implements AppProcess {
   }
 
   #start(fresh: boolean): void {
-    const c = this.#transport.acquire(fresh);
+    // A pooled connection may turn out dead once the request is out; only an idempotent
+    // request can then be sent again, so the others always get a new connection.
+    const c = this.#transport.acquire(fresh || !kIdempotent.has(this.#env.REQUEST_METHOD ?? ''));
     this.#conn = c;
-    c.owner = this;
+    c.user = { data: (chunk) => this.#onData(c, chunk), broken: (why) => this.#onBroken(c, why) };
     this.#id = c.takeId();
     const socket = c.socket;
     if (!c.connected) {
@@ -244,9 +281,6 @@ class Exchange extends EventEmitter implements AppProcess {
       });
       socket.once('connect', () => socket.setTimeout(0));
     }
-    socket.on('data', (chunk: Buffer) => this.#onData(c, chunk));
-    socket.on('error', (e: NodeJS.ErrnoException) => this.#onBroken(c, e.code ? `${e.code}` : e.message));
-    socket.on('close', () => this.#onBroken(c, 'connection closed'));
     if (this.stdout.paused) socket.pause();
     else socket.resume();
 
@@ -334,6 +368,7 @@ class Exchange extends EventEmitter implements AppProcess {
     switch (end.protocolStatus) {
       case ProtocolStatus.RequestComplete:
         this.#conn = null;
+        c.user = null;
         this.#transport.release(c);
         this.stdout.emit('end');
         this.#close({ kind: 'exit', code: end.appStatus | 0, signal: null });
@@ -382,12 +417,7 @@ class Exchange extends EventEmitter implements AppProcess {
   #drop(): void {
     const c = this.#conn;
     this.#conn = null;
-    if (c) {
-      c.owner = null;
-      c.socket.removeAllListeners('data').removeAllListeners('close').removeAllListeners('error');
-      c.socket.on('error', () => {});
-      c.socket.destroy();
-    }
+    c?.destroy();
   }
 
   #fail(status: 502 | 503 | 504, reason: string): void {

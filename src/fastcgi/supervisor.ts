@@ -22,7 +22,9 @@ const kBacklog = 128;
 const kMinBackoffMs = 100;
 const kMaxBackoffMs = 10_000;
 const kHealthyMs = 10_000; // a process that ran this long resets the backoff
-const kInstantExitMs = 200; // an exit 0 sooner than this is a failure to start, not a normal end
+// Exits with status 0 are normal ends (php-cgi after PHP_FCGI_MAX_REQUESTS) unless more than
+// this many happen within a second: then they count as a crash loop.
+const kNormalExitsPerSec = 20;
 const kStopGraceMs = 5_000; // SIGTERM → SIGKILL
 
 interface Backend {
@@ -43,6 +45,7 @@ export class FastCgiSupervisor {
   readonly #timers = new Set<NodeJS.Timeout>();
   #backoffMs = kMinBackoffMs;
   #crashes = 0; // consecutive quick failures
+  #normalExits: number[] = []; // times of recent exits with status 0
 
   /** Creates the socket; throws (with the path and errno) when it cannot. Call start() next. */
   constructor(options: SupervisorOptions, logger: Logger) {
@@ -140,7 +143,9 @@ export class FastCgiSupervisor {
     if (this.#stopping || b.generation !== this.#generation) return;
     const ran = Date.now() - b.startedAt;
     // A normal end (php-cgi after PHP_FCGI_MAX_REQUESTS exits 0): replaced at once.
-    if (code === 0 && ran >= kInstantExitMs) {
+    const now = Date.now();
+    if (code === 0) this.#normalExits = [...this.#normalExits.filter((t) => now - t < 1000), now];
+    if (code === 0 && this.#normalExits.length <= kNormalExitsPerSec) {
       this.#logger.info(`${label}: exited after ${ran} ms; starting a new one`);
       this.#backoffMs = kMinBackoffMs;
       this.#crashes = 0;
