@@ -167,5 +167,5 @@ php('backend not listening → 502 at once (not after connect_timeout); lisod ke
   t.regex(down!.headers['content-type'] ?? '', /^text\/html/);
   t.is(ok!.status, 200);
   const log = fs.readFileSync(path.join(lisod.dirs.logs, 'error.log'), 'utf8');
-  t.regex(log, /fastcgi GET \/down\/x: 502 fastcgi \/down\/#\d+: cannot connect to the backend: ENOENT/);
+  t.regex(log, /fastcgi GET \/down\/x: 502 \/down\/#\d+: cannot connect to the backend: ENOENT/);
 });

@@ -144,7 +144,7 @@ export class FastCgiTransport implements AppTransport {
       if (typeof body === 'object' && !Buffer.isBuffer(body)) fs.close(body.fd, () => {});
       throw new Error('the FastCGI transport is stopped');
     }
-    return new Exchange(this, `fastcgi ${this.#options.mount}#${++this.#seq}`, env, body);
+    return new Exchange(this, `${this.#options.mount}#${++this.#seq}`, env, body);
   }
 
   stop(): void {
