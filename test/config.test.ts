@@ -74,7 +74,8 @@ test('the shipped lisod.conf parses and resolves against the repository', (t) =>
   t.is(c.httpsPort, 8443);
   t.deepEqual(c.bind, ['::']);
   t.is(c.www, path.join(repo, 'www'));
-  t.is(c.cgi!.script, path.join(repo, 'cgi-bin', 'flaskr.cgi'));
+  t.is(c.cgi, null); // Flaskr runs through FastCGI by default
+  t.like(c.fastcgi[0], { prefix: '/cgi', command: [path.join(repo, 'cgi-bin', 'flaskr.fcgi')], processes: 2, timeoutMs: 30_000, passEnv: ['LANG'] });
   t.is(c.tlsKey, path.join(repo, 'certs', 'dev-key.pem'));
   t.is(c.tlsCert, path.join(repo, 'certs', 'dev-cert.pem'));
   t.is(c.errorLog, path.join(repo, 'var', 'error.log'));
@@ -84,10 +85,8 @@ test('the shipped lisod.conf parses and resolves against the repository', (t) =>
   t.is(c.headerTimeoutMs, 10_000);
   t.is(c.shutdownGraceMs, 10_000);
   t.is(c.user, null);
-  t.is(c.cgi!.timeoutMs, 30_000);
-  t.deepEqual(c.cgi!.passEnv, ['LANG']);
-  t.is(c.cgi!.env.FLASKR_DATABASE, path.join(repo, 'var', 'flaskr.sqlite'));
-  t.is(c.cgi!.env.FLASKR_SECRET_FILE, path.join(repo, 'var', 'flaskr-secret'));
+  t.is(c.fastcgi[0]!.env.FLASKR_DATABASE, path.join(repo, 'var', 'flaskr.sqlite'));
+  t.is(c.fastcgi[0]!.env.FLASKR_SECRET_FILE, path.join(repo, 'var', 'flaskr-secret'));
 });
 
 test('defaults fill everything not set', (t) => {

@@ -26,7 +26,7 @@ test.after.always(async () => {
   await Promise.all(started.map((l) => l.stop()));
 });
 
-test('Chromium over HTTPS: log in, add an entry, see it after a reload; other certs still rejected', async (t) => {
+test('Chromium over HTTPS (Flaskr via FastCGI): log in, add an entry, see it after a reload; other certs still rejected', async (t) => {
   t.timeout(120_000);
   const pki = await getPki();
   const data = tempDir('flaskr-browser-');
@@ -36,7 +36,8 @@ test('Chromium over HTTPS: log in, add an entry, see it after a reload; other ce
     env: { FLASKR_DATABASE: path.join(data, 'flaskr.sqlite'), FLASKR_SECRET_FILE: path.join(data, 'secret') },
   };
   const [l, other] = await Promise.all([
-    startLisod({ tls: 'rsa', config: { cgi: flaskr } }),
+    // Flaskr through FastCGI, as lisod.conf serves it (flaskr.test.ts covers CGI and FastCGI).
+    startLisod({ tls: 'rsa', omit: ['cgi'], config: { fastcgi: [{ path: '/cgi/', command: [path.join(repoRoot, 'cgi-bin', 'flaskr.fcgi')], processes: 2, env: flaskr.env }] } }),
     startLisod({ tls: 'ecdsa', config: { cgi: flaskr } }), // a certificate the browser must not accept
   ]);
   started.push(l, other);
