@@ -39,7 +39,7 @@ class Connection {
   void appBeginRaw(bool keep_alive);  // NPH: bytes as written; keep_alive when their head frames the body
   bool appWrite(const char* data, size_t len);  // false: above high water
   void appEnd();
-  void appAbort();  // response cut short: close without completing the framing
+  void appAbort();  // response cut short: flush what was written, close without completing the framing
   void appPauseBody(bool paused);
 
   Connection* prev = nullptr;

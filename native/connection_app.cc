@@ -122,9 +122,18 @@ void Connection::appEnd() {
 }
 
 void Connection::appAbort() {
-  if (dead_) return;
-  app_ended_ = true;  // no close event back to the application
-  abort();
+  if (dead_ || app_ended_) return;
+  if (!app_begun_) {
+    app_ended_ = true;  // no close event back to the application
+    abort();
+    return;
+  }
+  // What the application sent still goes out; then the connection closes without the end
+  // of the framing (no last chunk, Content-Length short), so the client sees the cut.
+  keep_alive_ = false;
+  app_ended_ = true;
+  if (state_ == State::kWrite) state_ = State::kAwaitApp;
+  kick();
 }
 
 void Connection::appPauseBody(bool paused) {

@@ -79,6 +79,7 @@ function escapeHtml(s: string): string {
 
 const kMessages: Record<number, string> = {
   400: 'The request cannot be handed to the application.',
+  403: 'You do not have access to this resource.',
   404: 'No application script matches this path.',
   500: 'The application failed.',
   502: 'The application failed or sent a response the server cannot understand.',
@@ -117,6 +118,11 @@ export class AppRunner {
     this.#server = server;
   }
 
+  /** True while request `id` is this runner's and not finished. */
+  owns(id: number): boolean {
+    return this.#exchanges.has(id);
+  }
+
   /** Shutdown: every running exchange is terminated (CGI: SIGTERM, SIGKILL after a grace). */
   stop(): void {
     this.#queue = [];
@@ -147,7 +153,7 @@ export class AppRunner {
     // CONTENT_LENGTH).
     if (request.hasBody && (this.#o.requestBuffering || request.contentLength < 0)) {
       ex.spool = new BodySpool(this.#o.spoolDir, this.#o.spoolBudget, (e) => this.#fail(ex, 500, e.message));
-      if (request.contentLength >= 0 && !ex.spool.reserve(request.contentLength)) {
+      if (request.contentLength >= 0 && !ex.spool.fits(request.contentLength)) {
         this.#fail(ex, 503, `spool_max_bytes (${this.#o.spoolBudget.max}) cannot hold a ${request.contentLength}-byte body now`, 'warn');
       }
       return; // #onBody enqueues once the whole body is in
@@ -285,7 +291,9 @@ export class AppRunner {
 
     proc.stdout.on('data', (chunk: Buffer) => this.#onStdout(ex, run, chunk));
     proc.stdout.on('end', () => {
-      if (run.headDone && !run.completed && ex.run === run) this.#finish(ex, run.timedOut);
+      if (!run.headDone || run.completed || ex.run !== run) return;
+      this.#finish(ex, run.timedOut || this.#short(run));
+      this.#complete(ex, run);
     });
     this.#pipeStderr(proc);
     proc.on('close', (end) => this.#onRunClose(ex, run, end));
@@ -440,7 +448,12 @@ export class AppRunner {
     }
     // A killed or failing application may have stopped mid-body: close the connection
     // instead of ending the framing, so the client cannot take it for complete.
-    this.#finish(ex, run.timedOut || end.code !== 0);
+    this.#finish(ex, run.timedOut || end.code !== 0 || this.#short(run));
+  }
+
+  /** The body stopped before its own framing (Content-Length, chunked) was complete. */
+  #short(run: Run): boolean {
+    return run.framing !== undefined && run.framing.delimited && !run.framing.complete;
   }
 
   #release(run: Run): void {
@@ -456,9 +469,15 @@ export class AppRunner {
 
   /** Restarts the silence timer, or stops it while the client (not the application) is slow. */
   #touch(ex: Exchange, run: Run): void {
-    if (run.timer) clearTimeout(run.timer);
-    run.timer = undefined;
-    if (run.closed || run.stdoutPaused || ex.gone) return;
+    if (run.closed || run.stdoutPaused || ex.gone) {
+      if (run.timer) clearTimeout(run.timer);
+      run.timer = undefined;
+      return;
+    }
+    if (run.timer) {
+      run.timer.refresh(); // per output chunk: reschedules without a new timer
+      return;
+    }
     run.timer = setTimeout(() => {
       run.timedOut = true;
       if (run.completed && ex.ended) {

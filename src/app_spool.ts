@@ -57,7 +57,7 @@ export function openAnonymous(dir: string): number {
  */
 export class BodySpool {
   length = 0;
-  #taken = 0;
+  #released = false; // budget given back
   #chunks: Buffer[] = [];
   #fd: number | undefined;
   #writing = false;
@@ -70,11 +70,12 @@ export class BodySpool {
 
   constructor(private readonly dir: string, private readonly budget: SpoolBudget, private readonly onError: (e: Error) => void) {}
 
-  /** Reserves a known body length up front; false when the budget cannot hold it. */
-  reserve(n: number): boolean {
-    if (!this.budget.take(n)) return false;
-    this.#taken += n;
-    return true;
+  /**
+   * Whether a body of n bytes fits what the budget has left now. Nothing is reserved: a
+   * declared Content-Length costs a client nothing, so only bytes that arrive take budget.
+   */
+  fits(n: number): boolean {
+    return this.budget.used + n <= this.budget.max;
   }
 
   /**
@@ -83,12 +84,9 @@ export class BodySpool {
    */
   write(chunk: Buffer, onDrain: () => void): boolean {
     if (this.#error) throw this.#error;
+    if (this.#released) return true; // discarded: nothing more is kept
+    if (!this.budget.take(chunk.length)) throw new SpoolFullError(`spool_max_bytes (${this.budget.max}) reached`);
     this.length += chunk.length;
-    if (this.length > this.#taken) {
-      const more = this.length - this.#taken;
-      if (!this.budget.take(more)) throw new SpoolFullError(`spool_max_bytes (${this.budget.max}) reached`);
-      this.#taken += more;
-    }
     if (this.#fd === undefined && this.length <= kMemoryBodyBytes) {
       this.#chunks.push(chunk);
       return true;
@@ -128,8 +126,8 @@ export class BodySpool {
    * calls it when the exchange ends: until then a handed-over file still fills the disk.
    */
   discard(): void {
-    this.budget.give(this.#taken);
-    this.#taken = 0;
+    if (!this.#released) this.budget.give(this.length);
+    this.#released = true;
     this.#chunks = [];
     this.#queued = [];
     this.#onDrain = this.#onFlushed = undefined;

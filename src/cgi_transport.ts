@@ -7,6 +7,7 @@ import type { AppBody, AppEnd, AppInput, AppOutput, AppProcess, AppTransport } f
 import { ScriptProcess } from './spawn.js';
 
 const kKillGraceMs = 2000; // SIGTERM → SIGKILL
+const kStragglerMs = 100; // leader exited, pipe still open this long → SIGTERM the group
 
 /**
  * One script run. 'close' comes once the script (the group's leader) has exited and the
@@ -29,6 +30,7 @@ class CgiProcess extends EventEmitter implements AppProcess {
   #signalled: NodeJS.Signals | null = null;
   #closed = false;
   #killTimer: NodeJS.Timeout | undefined;
+  #straggler: NodeJS.Timeout | undefined; // leader gone, a pipe still open: SIGTERM unless it closes soon
 
   constructor(child: ScriptProcess, name: string, streamsBody: boolean) {
     super();
@@ -94,15 +96,22 @@ class CgiProcess extends EventEmitter implements AppProcess {
   }
 
   #settle(): void {
-    if (this.#stdoutDone && this.#stderrDone && this.#exited && this.#killTimer) {
-      clearTimeout(this.#killTimer); // everything is gone
-      this.#killTimer = undefined;
+    if (this.#stdoutDone && this.#stderrDone && this.#exited) { // everything is gone
+      clearTimeout(this.#killTimer);
+      clearTimeout(this.#straggler);
+      this.#killTimer = this.#straggler = undefined;
     }
     if (this.#closed || !this.#exited) return;
     if (!this.#stdoutDone && !this.#wantsEnd) return; // the response may still be coming
     this.#closed = true;
-    // The leader exited but something it started still holds a pipe: end the group.
-    if ((!this.#stdoutDone || !this.#stderrDone) && !this.#signalled) this.#signal('SIGTERM');
+    // The leader exited but something it started may still hold a pipe: end the group. The
+    // pipes' EOF may still be unread (one read per wake-up), so look again a little later.
+    if ((!this.#stdoutDone || !this.#stderrDone) && !this.#signalled) {
+      this.#straggler = setTimeout(() => {
+        if (!this.#stdoutDone || !this.#stderrDone) this.#signal('SIGTERM');
+      }, kStragglerMs);
+      this.#straggler.unref();
+    }
     const end: AppEnd = { kind: 'exit', code: this.#child.exitCode, signal: this.#child.signalCode };
     this.emit('close', end);
   }

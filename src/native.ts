@@ -75,7 +75,7 @@ export interface NativeServer {
   beginRaw(id: number, keepAlive?: boolean): void;
   write(id: number, chunk: Buffer): boolean; // false: buffered above high water; wait for drain
   end(id: number): void;
-  abort(id: number): void; // response cut short (script died mid-body): close without finishing framing
+  abort(id: number): void; // response cut short (script died mid-body): flush what was written, close without finishing the framing
   pauseBody(id: number): void;
   resumeBody(id: number): void;
   reloadTls(keyFile: string, certFile: string): void; // throws with a message naming the file

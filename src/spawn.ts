@@ -19,6 +19,7 @@ export interface SpawnOptions {
  */
 export class OutputPipe extends EventEmitter {
   readonly #reader: NativePipeReader;
+  #paused = false;
 
   constructor(fd: number) {
     super();
@@ -33,10 +34,15 @@ export class OutputPipe extends EventEmitter {
   }
 
   pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
     this.#reader.pause();
   }
 
+  /** Cheap when not paused (no call into the addon, whose resume re-arms the poll). */
   resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
     this.#reader.resume();
   }
 }

@@ -448,7 +448,7 @@ for (const tls of [false, true]) {
   });
 }
 
-test('NPH keep-alive: chunked on HTTP/1.1 keeps the connection; EOF-delimited, Connection: close, HTTP/1.0 close it', async (t) => {
+test('NPH keep-alive: chunked on HTTP/1.1 keeps the connection; EOF-delimited, short, Connection: close, HTTP/1.0 close it', async (t) => {
   const l = await nphServer();
   await withConn({ port: l.httpPort }, async (c) => {
     await c.write(get('/cgi/chunked'));
@@ -464,6 +464,7 @@ test('NPH keep-alive: chunked on HTTP/1.1 keeps the connection; EOF-delimited, C
   for (const [name, request] of [
     ['eof', get('/cgi/eof')],
     ['close', get('/cgi/close')],
+    ['short', get('/cgi/short')], // fewer bytes than its Content-Length: the client must see the close
     ['http/1.0', 'GET /cgi/x HTTP/1.0\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n'],
   ] as const) {
     await withConn({ port: l.httpPort }, async (c) => {

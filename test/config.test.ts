@@ -361,3 +361,24 @@ test('applyLiso on an empty draft marks argument origins for messages', (t) => {
   t.deepEqual(d.origins.www, { arg: '<www>' });
   t.is(d.values.www, '/cwd/x');
 });
+
+test('request buffering: [cgi] request_buffering, spool_dir and spool_max_bytes with defaults and file:line errors', (t) => {
+  const d = finished(kBase);
+  t.true(d.cgi!.requestBuffering);
+  t.deepEqual(d.spool, { dir: os.tmpdir(), maxBytes: 1024 ** 3 });
+  const text = `${kBase.replace('cgi = "app.cgi"\n', '')}spool_dir = "spool"\nspool_max_bytes = 5_000_000\n[cgi]\nscript = "app.cgi"\nrequest_buffering = false\n`;
+  const c = finished(text);
+  t.false(c.cgi!.requestBuffering);
+  t.deepEqual(c.spool, { dir: '/srv/site/spool', maxBytes: 5_000_000 });
+  t.regex(parseError('www = "w"\nspool_max_bytes = -1\n').message, /^x\.conf:2: spool_max_bytes must be an integer ≥ 0 \(bytes\), got -1/);
+  t.regex(parseError('spool_dir = ""\n').message, /^x\.conf:1: spool_dir must not be empty/);
+  t.regex(parseError('[cgi]\nrequest_buffering = "no"\n').message, /^x\.conf:2: cgi\.request_buffering must be true or false, got "no"/);
+  t.regex(parseError('spool_max = 1\n').message, /^x\.conf:1: unknown key 'spool_max' \(hint: did you mean 'spool_(dir|max_bytes)'\?\)$/);
+});
+
+test('spool_dir must be a writable directory at start-up', (t) => {
+  const dir = fixture();
+  const file = writeConf(dir, `${kBase}error_log = "logs/e.log"\nspool_dir = "missing"\n`);
+  const e = t.throws(() => loadConfig({ configFile: file, liso: null, bind: null, cwd: dir }), { instanceOf: ConfigError });
+  t.regex(e!.message, /lisod\.conf:8: spool_dir '.*missing': no such directory \(hint: /);
+});

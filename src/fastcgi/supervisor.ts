@@ -25,6 +25,7 @@ const kHealthyMs = 10_000; // a process that ran this long resets the backoff
 // Exits with status 0 are normal ends (php-cgi after PHP_FCGI_MAX_REQUESTS) unless more than
 // this many happen within a second: then they count as a crash loop.
 const kNormalExitsPerSec = 20;
+const kSteadyMs = 1000;
 const kStopGraceMs = 5_000; // SIGTERM → SIGKILL
 
 interface Backend {
@@ -145,7 +146,9 @@ export class FastCgiSupervisor {
     // A normal end (php-cgi after PHP_FCGI_MAX_REQUESTS exits 0): replaced at once.
     const now = Date.now();
     if (code === 0) this.#normalExits = [...this.#normalExits.filter((t) => now - t < 1000), now];
-    if (code === 0 && this.#normalExits.length <= kNormalExitsPerSec) {
+    // While backing off, an exit 0 is normal again only after a process ran a while.
+    const normal = this.#crashes === 0 ? this.#normalExits.length <= kNormalExitsPerSec : ran >= kSteadyMs;
+    if (code === 0 && normal) {
       this.#logger.info(`${label}: exited after ${ran} ms; starting a new one`);
       this.#backoffMs = kMinBackoffMs;
       this.#crashes = 0;
