@@ -211,6 +211,45 @@ test('flaskr: credentials come from the environment when set', async (t) => {
   t.is(ok.headers.location, '/cgi/');
 });
 
+test('flaskr: first requests arriving together in several processes all find the schema (WAL switch retried)', async (t) => {
+  // Resident FastCGI processes meet a fresh database at the same moment; the WAL switch takes
+  // an exclusive lock without a busy wait and failed ~5% of such meetings with "database is locked".
+  const dir = testTempDir(t, 'flaskr-race-');
+  const script = [
+    'import multiprocessing, os, sys',
+    `sys.path.insert(0, ${JSON.stringify(path.join(repoRoot, 'cgi-bin'))})`,
+    'from flaskr import create_app',
+    'from flaskr import db as database',
+    'def first(path, barrier, q):',
+    '    os.environ["FLASKR_DATABASE"] = path',
+    '    os.environ["FLASKR_SECRET_KEY"] = "k"',
+    '    app = create_app()',
+    '    with app.app_context():',
+    '        barrier.wait()',
+    '        try:',
+    '            database.get_db().execute("SELECT count(*) FROM entries").fetchone()',
+    '            q.put("ok")',
+    '        except Exception as e:',
+    '            q.put(repr(e))',
+    'if __name__ == "__main__":',
+    '    bad = []',
+    '    for i in range(20):',
+    '        b, q = multiprocessing.Barrier(4), multiprocessing.Queue()',
+    '        ps = [multiprocessing.Process(target=first, args=(sys.argv[1] + "/db%d.sqlite" % i, b, q)) for _ in range(4)]',
+    '        [p.start() for p in ps]; [p.join() for p in ps]',
+    '        bad += [r for r in (q.get() for _ in ps) if r != "ok"]',
+    '    print(bad)',
+  ].join('\n');
+  const out = await new Promise<string>((resolve, reject) => {
+    const p = spawn('/usr/bin/python3', ['-c', script, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    p.stdout.on('data', (d: Buffer) => { text += d.toString(); });
+    p.on('error', reject);
+    p.on('close', () => resolve(text.trim()));
+  });
+  t.is(out, '[]');
+});
+
 test('flaskr: user HTML is escaped', async (t) => {
   const dir = testTempDir(t, 'flaskr-direct-');
   const cookie = await directLogin(dir);
