@@ -35,6 +35,12 @@ function transport(t: ExecutionContext, address: string, maxConns = 4): FastCgiT
   return tr;
 }
 
+/** Waits (up to 10 s) for `ok`, polling: socket closes reach the fake server asynchronously. */
+async function until(ok: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!ok() && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+}
+
 const bodyOf = (r: Result): string => r.stdout.subarray(r.stdout.indexOf('\r\n\r\n') + 4).toString();
 
 async function probeBackend(t: ExecutionContext): Promise<{ tr: FastCgiTransport; pid: number }> {
@@ -204,7 +210,7 @@ test('never more than maxConns connections: a new one closes an idle one first',
   await collect(tr.open(fcgiEnv('/'), 'none'));
   t.is(tr.idleCount, 1);
   await collect(tr.open(fcgiEnv('/', { REQUEST_METHOD: 'POST' }), Buffer.from('x')));
-  await new Promise((res) => setTimeout(res, 50));
+  await until(() => fake.closed() === 1);
   t.is(fake.conns(), 2);
   t.is(fake.closed(), 1, 'the idle connection was closed before the new one was made');
 });
@@ -239,7 +245,7 @@ test('malformed records, records for another id, a reset mid-response: 502 and t
     t.like(r.end, { kind: 'fail', status: 502 }, name);
     t.regex((r.end as { reason: string }).reason, re, name);
     t.is(tr.idleCount, 0, name);
-    await new Promise((res) => setTimeout(res, 50));
+    await until(() => fake.closed() === 1);
     t.is(fake.closed(), 1, name);
   }
 });
@@ -252,7 +258,7 @@ test('terminate() closes the backend connection (php-fpm ignores ABORT_REQUEST)'
   await new Promise<void>((res) => p.stdout.on('data', () => res()));
   p.terminate();
   t.like((await done).end, { kind: 'exit', code: null });
-  await new Promise((res) => setTimeout(res, 100));
+  await until(() => fake.closed() === 1);
   t.is(fake.closed(), 1);
   t.is(tr.idleCount, 0);
 });

@@ -284,22 +284,22 @@ class Exchange extends EventEmitter implements AppProcess {
     if (this.stdout.paused) socket.pause();
     else socket.resume();
 
-    socket.cork();
-    socket.write(encodeBeginRequest(this.#id, true));
-    socket.write(encodeParams(this.#id, this.#env));
+    // One write (one syscall) for what is at hand: the head, and a buffered body.
+    const out = [encodeBeginRequest(this.#id, true), encodeParams(this.#id, this.#env)];
+    const end = (): void => { out.push(...encodeStdin(this.#id, Buffer.alloc(0))); };
     const body = this.#body;
     if (body === 'none') {
-      for (const p of encodeStdin(this.#id, Buffer.alloc(0))) socket.write(p);
+      end();
     } else if (Buffer.isBuffer(body)) {
-      for (const p of encodeStdin(this.#id, body)) socket.write(p);
-      if (body.length > 0) for (const p of encodeStdin(this.#id, Buffer.alloc(0))) socket.write(p);
+      out.push(...encodeStdin(this.#id, body));
+      if (body.length > 0) end();
     } else if (body === 'stream') {
-      if (this.#stdinEnded) for (const p of encodeStdin(this.#id, Buffer.alloc(0))) socket.write(p);
+      if (this.#stdinEnded) end();
     } else {
       this.#fileOffset = 0;
       process.nextTick(() => this.#pumpFile(c, body.fd));
     }
-    socket.uncork();
+    socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
   }
 
   /** Sends the spooled body file in STDIN records, with backpressure; positional reads allow a retry. */
