@@ -101,12 +101,13 @@ for (const mount of ['php', 'pcgi'] as const) {
     const body = crypto.randomBytes(300_000);
     const opts = { port: lisod.httpPort, timeoutMs: 20_000 };
     const length = await exchange1(Buffer.concat([Buffer.from(`POST /${mount}/post.php HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`), body]), opts);
-    t.is(length.body.toString(), `${body.length} ${sha256(body)} ${body.length}`);
+    const log = (): string => fs.readFileSync(path.join(lisod.dirs.logs, 'error.log'), 'utf8').split('\n').filter((l) => l.includes(`/${mount}/`)).join('\n');
+    t.is(length.body.toString(), `${body.length} ${sha256(body)} ${body.length}`, log());
     const chunks = [body.subarray(0, 1000), body.subarray(1000, 200_000), body.subarray(200_000)];
     const chunked = Buffer.concat([Buffer.from(`POST /${mount}/post.php HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n`),
       ...chunks.flatMap((c) => [Buffer.from(`${c.length.toString(16)}\r\n`), c, Buffer.from('\r\n')]), Buffer.from('0\r\n\r\n')]);
     const r = await exchange1(chunked, opts);
-    t.is(r.body.toString(), `${body.length} ${sha256(body)} ${body.length}`, 'chunked bodies get a CONTENT_LENGTH');
+    t.is(r.body.toString(), `${body.length} ${sha256(body)} ${body.length}`, `chunked bodies get a CONTENT_LENGTH\n${log()}`);
   });
 
   php(`${mount}: large output streamed, redirects, status codes, HEAD, HTTPS=on`, async (t) => {

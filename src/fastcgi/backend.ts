@@ -222,7 +222,9 @@ class Exchange extends EventEmitter implements AppProcess {
   #streamed = false; // stdin bytes went out: a retry cannot resend them
   #retried = false;
   #emittedOutput = false;
-  #stdinEnded = false;
+  #stdinEnded = false; // the empty STDIN record went out
+  #stdinBytes = 0;
+  readonly #contentLength: number; // CONTENT_LENGTH, -1 when unknown
   #completed = false; // the runner wants no more output
   #closed = false;
   #fileOffset = 0;
@@ -234,6 +236,7 @@ class Exchange extends EventEmitter implements AppProcess {
     this.label = label;
     this.#env = env;
     this.#body = body;
+    this.#contentLength = env.CONTENT_LENGTH !== undefined ? Number(env.CONTENT_LENGTH) : -1;
     this.stdout = new Output((paused) => {
       if (!this.#conn) return;
       if (paused) this.#conn.socket.pause();
@@ -258,13 +261,27 @@ class Exchange extends EventEmitter implements AppProcess {
 
   #writeStdin(b: Buffer): boolean {
     const c = this.#conn;
-    if (!c || this.#closed) return true;
+    if (!c || this.#closed || this.#stdinEnded) return true;
     if (b.length > 0) this.#streamed = true;
-    else this.#stdinEnded = true;
-    let ok = true;
-    for (const piece of encodeStdin(this.#id, b)) ok = c.socket.write(piece);
+    this.#stdinBytes += b.length;
+    const ok = c.socket.write(this.#stdinRecords(b, b.length === 0 || this.#stdinBytes === this.#contentLength));
     if (!ok) c.socket.once('drain', () => this.#inputEvents?.emit('drain'));
     return ok;
+  }
+
+  /**
+   * STDIN records for `data`, with the empty end-of-stream record in the same write when
+   * `last`. A backend may answer and close (php-cgi at PHP_FCGI_MAX_REQUESTS) once it has
+   * CONTENT_LENGTH bytes: a terminator written on its own after that fails with EPIPE and
+   * would cost the answer already on its way.
+   */
+  #stdinRecords(data: Buffer, last: boolean): Buffer {
+    const pieces = data.length > 0 ? encodeStdin(this.#id, data) : [];
+    if (last) {
+      pieces.push(...encodeStdin(this.#id, Buffer.alloc(0)));
+      this.#stdinEnded = true;
+    }
+    return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
   }
 
   #start(fresh: boolean): void {
@@ -297,13 +314,13 @@ class Exchange extends EventEmitter implements AppProcess {
       if (this.#stdinEnded) end();
     } else {
       this.#fileOffset = 0;
-      process.nextTick(() => this.#pumpFile(c, body.fd));
+      process.nextTick(() => this.#pumpFile(c, body.fd, body.length));
     }
     socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
   }
 
   /** Sends the spooled body file in STDIN records, with backpressure; positional reads allow a retry. */
-  #pumpFile(c: Connection, fd: number): void {
+  #pumpFile(c: Connection, fd: number, length: number): void {
     if (this.#conn !== c || this.#closed) return;
     const buf = Buffer.allocUnsafe(kFileChunk);
     fs.read(fd, buf, 0, kFileChunk, this.#fileOffset, (err, n) => {
@@ -313,11 +330,11 @@ class Exchange extends EventEmitter implements AppProcess {
         return;
       }
       this.#fileOffset += n;
-      let ok = true;
-      for (const p of encodeStdin(this.#id, buf.subarray(0, n))) ok = c.socket.write(p);
-      if (n === 0) return; // that was the empty end-of-stream record
-      if (ok) this.#pumpFile(c, fd);
-      else c.socket.once('drain', () => this.#pumpFile(c, fd));
+      const last = n === 0 || this.#fileOffset >= length;
+      const ok = c.socket.write(this.#stdinRecords(buf.subarray(0, n), last));
+      if (last) return;
+      if (ok) this.#pumpFile(c, fd, length);
+      else c.socket.once('drain', () => this.#pumpFile(c, fd, length));
     });
   }
 
