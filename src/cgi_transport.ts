@@ -135,7 +135,8 @@ export class CgiTransport implements AppTransport {
       const stdin = file ? file.fd : body === 'none' ? 'ignore' : 'pipe';
       child = new ScriptProcess(this.#script, { cwd: path.dirname(this.#script), env, stdin });
     } catch (e) {
-      throw new Error(`cannot run ${this.#script}: ${(e as Error).message}`);
+      const message = (e as Error).message; // the addon's messages mostly name the script already
+      throw new Error(message.includes(this.#script) ? message : `cannot run ${this.#script}: ${message}`);
     } finally {
       if (file) fs.closeSync(file.fd); // the script has its own copy
     }
