@@ -65,6 +65,11 @@ def encode_records(rtype, request_id, content):
             return b"".join(out)
 
 
+def end_request_record(rid, app_status, protocol_status):
+    body = struct.pack(">IB3x", app_status & 0xFFFFFFFF, protocol_status)
+    return encode_records(FCGI_END_REQUEST, rid, body)
+
+
 def _nv_length(n):
     return bytes((n,)) if n < 0x80 else struct.pack(">I", n | 0x80000000)
 
@@ -193,8 +198,7 @@ class Connection:
         self.sock.sendall(encode_records(rtype, rid, content))
 
     def end_request(self, rid, app_status, protocol_status):
-        body = struct.pack(">IB3x", app_status & 0xFFFFFFFF, protocol_status)
-        self.sock.sendall(encode_records(FCGI_END_REQUEST, rid, body))
+        self.sock.sendall(end_request_record(rid, app_status, protocol_status))
 
 
 class _Stdout:
@@ -270,10 +274,11 @@ def serve_request(conn, rid, application):
         stdout, stderr = _Stdout(conn, rid), _Stderr(conn, rid)
         status = run_wsgi(application, environ, spool, stdout, stderr, run_once=False)
         stdout.flush()
-        conn.send(FCGI_STDOUT, rid, b"")
+        # The stream ends and END_REQUEST in one send: one wake-up of the web server, not three.
+        tail = encode_records(FCGI_STDOUT, rid, b"")
         if stderr.used:
-            conn.send(FCGI_STDERR, rid, b"")
-        conn.end_request(rid, status, FCGI_REQUEST_COMPLETE)
+            tail += encode_records(FCGI_STDERR, rid, b"")
+        conn.sock.sendall(tail + end_request_record(rid, status, FCGI_REQUEST_COMPLETE))
     except RequestAborted:
         conn.end_request(rid, 1, FCGI_REQUEST_COMPLETE)
     finally:
