@@ -171,6 +171,7 @@ async function main() {
     resumption: sc.resumption,
     cgiScript: sc.cgi === 'flaskr' ? flaskr : trivial,
     cgiEnv: sc.cgi === 'flaskr' ? fenv : {},
+    fcgi: sc.fcgi ? { command: path.join(path.dirname(flaskr), 'flaskr.fcgi'), processes: 2 } : null,
     workers: sc.workers,
     pinned: sc.pinned,
   });
@@ -184,7 +185,7 @@ async function main() {
     if (!samples.has(key)) samples.set(key, []);
     samples.get(key).push(s);
     if (s.command && !commands.has(sc.id)) commands.set(sc.id, s.command);
-    const ck = `${server}${sc.resumption ? '' : ' (resumption off)'}${sc.cgi === 'flaskr' ? ' (Flaskr)' : ''}` +
+    const ck = `${server}${sc.resumption ? '' : ' (resumption off)'}${sc.cgi === 'flaskr' ? ` (Flaskr${sc.fcgi ? ', FastCGI' : ''})` : ''}` +
       `${sc.workers != null ? ' (scaling rows)' : ''}`;
     if (s.serverCommand && !configs.has(ck)) configs.set(ck, `$ ${s.serverCommand}${s.serverConfig ? `\n\n${s.serverConfig}` : ''}`);
     console.error(`${label} ${sc.id.padEnd(24)} ${server.padEnd(9)} ${describe(s)}`);

@@ -59,7 +59,14 @@ ServerConfig parseConfig(const Napi::Object& o) {
   c.tls.resumption = getBool(o, "tlsResumption", true);
   readTlsClientOptions(o, &c.tls);
   c.access = readAccessRules(o.Env(), o.Get("access"));
-  c.cgi_prefix = getString(o, "cgiPrefix", "/cgi");
+  Napi::Value prefixes = o.Get("appPrefixes");
+  if (prefixes.IsArray()) {
+    Napi::Array pa = prefixes.As<Napi::Array>();
+    c.app_prefixes.clear();
+    for (uint32_t i = 0; i < pa.Length(); ++i) c.app_prefixes.push_back(pa.Get(i).ToString().Utf8Value());
+  } else {
+    c.app_prefixes = {getString(o, "cgiPrefix", "/cgi")};
+  }
   c.max_connections = static_cast<size_t>(getNumber(o, "maxConnections", 10000));
   c.max_line = static_cast<size_t>(getNumber(o, "maxLineBytes", 8192));
   c.max_head = static_cast<size_t>(getNumber(o, "maxHeaderBytes", 65536));
@@ -153,6 +160,7 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
     o.Set("hasBody", r.has_body);
     o.Set("contentLength", static_cast<double>(r.content_length));
     if (r.identity != nullptr) o.Set("tlsIdentity", identityToJs(env_, *r.identity));
+    o.Set("mount", r.mount);
     call(on_request_, {o});
   }
   void onAppBody(uint32_t id, const char* data, size_t len, bool end) override {

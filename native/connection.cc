@@ -296,9 +296,8 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
     respondError(denied, keep_alive_ && req_.body_done);
     return;
   }
-  std::string_view prefix = cfg.cgi_prefix;
-  bool is_app = !prefix.empty() && startsWith(path, prefix) &&
-                (path.size() == prefix.size() || path[prefix.size()] == '/' || path[prefix.size()] == '?');
+  const int mount = matchAppPrefix(path, cfg.app_prefixes);
+  const bool is_app = mount >= 0;
   if (int status = methodStatus(info.method, is_app); status != 0) {
     in_begin_ += consumed;
     // Kept alive only when the request ended with its head; a body we would have to
@@ -311,7 +310,7 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
     out_.append("HTTP/1.1 100 Continue\r\n\r\n");
   }
   if (is_app) {
-    startApp(head, info.chunked ? -1 : static_cast<int64_t>(info.content_length));
+    startApp(head, info.chunked ? -1 : static_cast<int64_t>(info.content_length), mount);
     if (dead_) return;
     in_begin_ += consumed;
     state_ = req_.body_done ? State::kAwaitApp : State::kReadBody;
@@ -330,7 +329,7 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
   }
 }
 
-void Connection::startApp(const RequestHead& head, int64_t content_length) {
+void Connection::startApp(const RequestHead& head, int64_t content_length, int mount) {
   req_.is_app = true;
   app_id_ = server_->registerApp(this);
   app_begun_ = app_ended_ = app_wants_drain_ = body_paused_ = false;
@@ -362,6 +361,7 @@ void Connection::startApp(const RequestHead& head, int64_t content_length) {
   r.has_body = !req_.body_done;
   r.content_length = content_length;
   r.identity = transport_->identity();
+  r.mount = mount;
   deadline_ms_ = server_->nowMs() + server_->config().body_timeout_ms;
   server_->events()->onAppRequest(r);
 }

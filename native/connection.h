@@ -80,7 +80,7 @@ class Connection {
   void handleHead(size_t consumed, const struct RequestHead& head);
   void handleParseError(int error);
   void consumeBody();
-  void startApp(const struct RequestHead& head, int64_t content_length);
+  void startApp(const struct RequestHead& head, int64_t content_length, int mount);
   void serveStatic();
   void respondError(int status, bool keep_alive, std::string_view detail = {});
   void respondRedirect(const std::string& location);

@@ -249,4 +249,18 @@ int methodStatus(Method method, bool is_app) {
   return 501;
 }
 
+int matchAppPrefix(std::string_view path, const std::vector<std::string>& prefixes) {
+  int best = -1;
+  size_t best_len = 0;
+  for (size_t i = 0; i < prefixes.size(); ++i) {
+    std::string_view p = prefixes[i];
+    if (p.empty() || p.size() < best_len || path.substr(0, p.size()) != p) continue;
+    if (path.size() == p.size() || path[p.size()] == '/' || path[p.size()] == '?') {
+      best = static_cast<int>(i);
+      best_len = p.size();
+    }
+  }
+  return best;
+}
+
 }  // namespace lisod

@@ -2,6 +2,8 @@
 // persistence, Host, Expect. Pure function, table-tested.
 #pragma once
 #include <cstdint>
+#include <string>
+#include <vector>
 #include "http_parser.h"
 
 namespace lisod {
@@ -52,5 +54,11 @@ std::string_view targetAuthority(std::string_view target);
 int methodStatus(Method method, bool is_app);
 
 bool equalsIgnoreCase(std::string_view a, std::string_view b);
+
+// Which application mount serves `target` (origin-form path, query included, undecoded): the
+// index of the longest prefix p in `prefixes` (each without a trailing '/') such that target
+// is p or continues with '/' or '?' (segment boundary: "/php" serves "/php", "/php?q" and
+// "/php/x", not "/phpx"); -1 when none does. An empty prefix never matches.
+int matchAppPrefix(std::string_view path, const std::vector<std::string>& prefixes);
 
 }  // namespace lisod

@@ -32,7 +32,7 @@ struct ServerConfig {
   std::vector<ListenerConfig> listeners;
   std::string root;  // realpath of the www root
   TlsOptions tls;
-  std::string cgi_prefix = "/cgi";
+  std::vector<std::string> app_prefixes = {"/cgi"};  // application mounts (see matchAppPrefix)
   size_t max_connections = 10000;
   size_t max_line = 8192;
   size_t max_head = 65536;
@@ -60,6 +60,7 @@ struct AppRequest {
   bool has_body;
   int64_t content_length;  // -1 when chunked
   const ClientIdentity* identity = nullptr;  // TLS only; valid during onAppRequest
+  int mount = 0;           // index into ServerConfig::app_prefixes
 };
 
 enum class LogLevel { kError, kWarn, kInfo };

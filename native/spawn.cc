@@ -7,7 +7,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
@@ -47,7 +49,8 @@ struct Pipes {
   }
 };
 
-// spawnProcess(file, env: string[], cwd, stdin) → { pid, stdin, stdout, stderr, pidfd }
+// spawnProcess(file, env: string[], cwd, stdin, args?: string[]) → { pid, stdin, stdout, stderr, pidfd }
+// args: argv[1…] (argv[0] is file).
 // stdin: an fd to give the child as its standard input, -1 for a new pipe (returned),
 // -2 for /dev/null. The child leads its own process group (in lisod's session, as lighttpd's
 // scripts stay in its) with default signal dispositions and an empty signal mask; a timeout
@@ -66,7 +69,14 @@ Napi::Value spawnProcess(const Napi::CallbackInfo& info) {
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
-  char* argv[] = {file.data(), nullptr};
+  std::vector<std::string> arg_strings{file};
+  if (info.Length() > 4 && info[4].IsArray()) {
+    Napi::Array a = info[4].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) arg_strings.push_back(a.Get(i).ToString().Utf8Value());
+  }
+  std::vector<char*> argv;
+  for (auto& s : arg_strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
 
   Pipes p;
   if ((stdin_mode == -1 && pipe2(&p.fds[0], O_CLOEXEC) != 0) || pipe2(&p.fds[2], O_CLOEXEC) != 0 ||
@@ -93,7 +103,7 @@ Napi::Value spawnProcess(const Napi::CallbackInfo& info) {
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
   pid_t pid = -1;
-  int err = posix_spawn(&pid, file.c_str(), &actions, &attr, argv, envp.data());
+  int err = posix_spawn(&pid, file.c_str(), &actions, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (err != 0) throw errnoError(env, err, "cannot run " + file);
@@ -165,11 +175,35 @@ Napi::Value watchExit(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// listenUnix(path, backlog) → fd: a close-on-exec Unix stream socket bound to path and
+// listening, for a FastCGI backend to inherit as its fd 0 (FCGI_LISTENSOCK_FILENO). The
+// caller owns the fd (fs.closeSync) and the path. Throws with the errno and path.
+Napi::Value listenUnix(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  int backlog = info[1].As<Napi::Number>().Int32Value();
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) {
+    throw errnoError(env, ENAMETOOLONG, "socket path " + path);
+  }
+  memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw errnoError(env, errno, "socket for " + path);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd, backlog) != 0) {
+    int e = errno;
+    ::close(fd);
+    throw errnoError(env, e, "cannot listen on " + path);
+  }
+  return Napi::Number::New(env, fd);
+}
+
 }  // namespace
 
 void initSpawn(Napi::Env env, Napi::Object exports) {
   exports.Set("spawnProcess", Napi::Function::New(env, spawnProcess, "spawnProcess"));
   exports.Set("watchExit", Napi::Function::New(env, watchExit, "watchExit"));
+  exports.Set("listenUnix", Napi::Function::New(env, listenUnix, "listenUnix"));
 }
 
 }  // namespace lisod

@@ -3,8 +3,8 @@
 // backpressure both ways — for any AppTransport (a CGI process, a FastCGI backend).
 import fs from 'node:fs';
 import { STATUS_CODES } from 'node:http';
-import { StringDecoder } from 'node:string_decoder';
 import { BodyFraming, nphFraming } from './app_framing.js';
+import { forEachLine } from './app_lines.js';
 import { BodySpool, SpoolFullError, type SpoolBudget } from './app_spool.js';
 import type { AppBody, AppBodyFile, AppEnd, AppProcess, AppTransport } from './app_transport.js';
 import { buildCgiEnv, parseCgiTarget, type CgiTarget } from './cgi_env.js';
@@ -17,7 +17,7 @@ export interface AppMountOptions {
   transport: AppTransport;
   scriptFilename: string; // SCRIPT_FILENAME (SCRIPT_NAME is the prefix) unless route() says otherwise
   /** Per request SCRIPT_NAME/SCRIPT_FILENAME (e.g. FastCGI `root`); null → 404. Default: prefix + scriptFilename. */
-  route?: (target: CgiTarget) => { scriptName: string; scriptFilename: string } | null;
+  route?: (target: CgiTarget) => { scriptName: string; scriptFilename: string; pathInfo?: string } | null;
   timeoutMs: number; // application silent this long → killed (504 if nothing sent yet)
   maxProcesses: number; // exchanges running at once
   maxQueue: number; // requests waiting for a slot; beyond → 503
@@ -318,21 +318,7 @@ export class AppRunner {
   }
 
   #pipeStderr(proc: AppProcess): void {
-    let partial = '';
-    const emit = (line: string): void => {
-      if (line !== '') this.#logger.error(`${this.#tag} ${proc.label}: ${line.slice(0, kMaxStderrLine)}`);
-    };
-    const decoder = new StringDecoder('utf8');
-    proc.stderr.on('data', (chunk: Buffer) => {
-      const lines = (partial + decoder.write(chunk)).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) emit(line.replace(/\r$/, ''));
-      if (partial.length > kMaxStderrLine) {
-        emit(partial);
-        partial = '';
-      }
-    });
-    proc.stderr.on('end', () => emit(partial + decoder.end()));
+    forEachLine(proc.stderr, (line) => this.#logger.error(`${this.#tag} ${proc.label}: ${line}`), kMaxStderrLine);
   }
 
   #onStdout(ex: Exchange, run: Run, chunk: Buffer): void {

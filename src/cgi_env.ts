@@ -7,6 +7,7 @@ export interface CgiEnvOptions {
   scriptName: string; // URI prefix that selects the script ('/cgi'); SCRIPT_NAME
   serverName: string; // SERVER_NAME when the request carries no usable Host
   inherited: Readonly<Record<string, string>>; // PATH, pass_env values, [cgi.env]
+  pathInfo?: string; // when scriptName is not a prefix of the path (FastCGI root/index); default: the path after scriptName
 }
 
 export interface CgiTarget {
@@ -107,7 +108,7 @@ function hostName(host: string): string {
  * unset. Throws CgiTargetError when the target cannot be mapped.
  */
 export function buildCgiEnv(request: CgiRequest, options: CgiEnvOptions): Record<string, string> {
-  const target = parseCgiTarget(request.target, options.scriptName);
+  const target = parseCgiTarget(request.target, options.pathInfo === undefined ? options.scriptName : '');
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(options.inherited)) {
     if (!kRequestOwned.test(key)) env[key] = value;
@@ -144,7 +145,7 @@ export function buildCgiEnv(request: CgiRequest, options: CgiEnvOptions): Record
   env.REQUEST_URI = request.target;
   env.SCRIPT_NAME = options.scriptName;
   env.SCRIPT_FILENAME = options.scriptFilename;
-  env.PATH_INFO = target.pathInfo;
+  env.PATH_INFO = options.pathInfo ?? target.pathInfo;
   env.QUERY_STRING = target.query;
   // RFC 3875 §4.1.2: set when a body is attached; `Content-Length: 0` is reported as 0.
   if (request.hasBody && request.contentLength >= 0) {

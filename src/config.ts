@@ -12,6 +12,7 @@ import { readAccessTables } from './config_access.js';
 import {
   checkTlsClientFiles, finishTlsClient, kTlsClientKeys, readTlsClientKey, tlsClientSpec, tlsClientWarnings, type TlsClientConfig,
 } from './config_tls_client.js';
+import { checkFastCgiPaths, finishFastCgi, readFastCgiArray, type FastCgiMount } from './config_fastcgi.js';
 import { checkSpoolDir, finishSpool, kSpoolKeys, readSpoolKey, type SpoolConfig } from './config_spool.js';
 import {
   ConfigError, FileReader, describe, suggest, type ConfigDraft, type Draft, type DraftKey, type Origin,
@@ -55,7 +56,8 @@ export interface LisodConfig {
   sendTimeoutMs: number;
   shutdownGraceMs: number;
   workers: number; // event loops serving the same ports ("auto" resolved to the CPU count)
-  cgi: CgiConfig;
+  cgi: CgiConfig | null; // null when a [[fastcgi]] mount serves /cgi/ instead
+  fastcgi: FastCgiMount[];
   tlsClient: TlsClientConfig | null; // client certificates; null when tls_client_auth is off
   access: AccessRuleSpec[]; // [[access]]
   spool: SpoolConfig;
@@ -89,7 +91,7 @@ const kTopKeys = [
   'http_port', 'https_port', 'bind', 'www', 'cgi', 'tls_key', 'tls_cert', 'error_log', 'access_log',
   'lock_file', 'max_connections', 'max_body_bytes', 'max_header_bytes', 'max_line_bytes',
   'max_target_bytes', 'header_timeout', 'keep_alive_timeout', 'body_timeout', 'body_total_timeout', 'send_timeout',
-  'shutdown_grace', 'user', 'server_name', 'workers', 'tls_session_resumption', 'access', ...kTlsClientKeys, ...kSpoolKeys,
+  'shutdown_grace', 'user', 'server_name', 'workers', 'tls_session_resumption', 'access', 'fastcgi', ...kTlsClientKeys, ...kSpoolKeys,
 ] as const;
 
 /**
@@ -154,6 +156,7 @@ export function parseConfigText(text: string, display: string, absPath: string):
         }
         r.set('workers', kp, v as number | 'auto');
         break;
+      case 'fastcgi': readFastCgiArray(r, v); break;
       case 'spool_dir':
       case 'spool_max_bytes': readSpoolKey(r, key as (typeof kSpoolKeys)[number], v); break;
       case 'server_name': {
@@ -225,7 +228,18 @@ export function finishConfig(draft: ConfigDraft, hostname: string, cpus = os.ava
 
   if (v.httpPort === undefined && v.httpsPort === undefined) missing('http_port or https_port', 'e.g. http_port = 8080');
   if (v.www === undefined) missing('www', 'e.g. www = "www"');
-  if (v.cgiScript === undefined) missing('cgi', 'e.g. cgi = "cgi-bin/flaskr.cgi", or script = … under [cgi]');
+  // /cgi/ is served by the CGI script or by a [[fastcgi]] mount; the Liso `cgi` argument
+  // replaces such a mount, a `cgi` key in the file beside one is a conflict.
+  let fastcgiDrafts = v.fastcgi ?? [];
+  const cgiMount = fastcgiDrafts.find((m) => m.prefix === '/cgi');
+  if (cgiMount && v.cgiScript !== undefined) {
+    const origin = draft.origins.cgiScript;
+    if (origin && 'arg' in origin) fastcgiDrafts = fastcgiDrafts.filter((m) => m !== cgiMount);
+    else throw new ConfigError('two mounts for /cgi/: the cgi script and a [[fastcgi]] mount', cgiMount.origin, 'drop one of them');
+  }
+  if (v.cgiScript === undefined && !cgiMount) {
+    missing('cgi', 'e.g. cgi = "cgi-bin/flaskr.cgi", script = … under [cgi], or a [[fastcgi]] mount with path = "/cgi/"');
+  }
   if (v.httpsPort !== undefined) {
     if (v.tlsKey === undefined) missing('tls_key (https_port is set)', 'e.g. tls_key = "certs/dev-key.pem", or drop https_port');
     if (v.tlsCert === undefined) missing('tls_cert (https_port is set)', 'e.g. tls_cert = "certs/dev-cert.pem", or drop https_port');
@@ -280,8 +294,8 @@ export function finishConfig(draft: ConfigDraft, hostname: string, cpus = os.ava
     sendTimeoutMs: v.sendTimeoutMs ?? kDefaults.sendTimeout * 1000,
     shutdownGraceMs: v.shutdownGraceMs ?? kDefaults.shutdownGrace * 1000,
     workers: v.workers === 'auto' ? Math.min(Math.max(cpus, 1), kMaxWorkers) : (v.workers ?? kDefaults.workers),
-    cgi: {
-      script: v.cgiScript!,
+    cgi: v.cgiScript === undefined ? null : {
+      script: v.cgiScript,
       timeoutMs: v.cgiTimeoutMs ?? kDefaults.cgiTimeout * 1000,
       maxProcesses: v.cgiMaxProcesses ?? kDefaults.cgiMaxProcesses,
       maxQueue: v.cgiMaxQueue ?? kDefaults.cgiMaxQueue,
@@ -291,6 +305,7 @@ export function finishConfig(draft: ConfigDraft, hostname: string, cpus = os.ava
     },
     tlsClient,
     access: v.access ?? [],
+    fastcgi: finishFastCgi(fastcgiDrafts, cpus),
     spool: finishSpool(v),
   };
 }
@@ -346,6 +361,8 @@ export function checkPaths(config: LisodConfig, draft: ConfigDraft): string[] {
   const spoolProblem = checkSpoolDir(config.spool.dir);
   if (spoolProblem) throw new ConfigError(spoolProblem, at('spoolDir'), 'buffered request bodies are written there; create it or pick another');
 
+  checkFastCgiPaths(config.fastcgi);
+  if (config.cgi === null) return warnings;
   // A script that cannot run would turn every /cgi/ request into a 500: refuse to start.
   let problem: string | null = null;
   try {
@@ -406,6 +423,7 @@ export function toServerConfig(c: LisodConfig): ServerConfig {
     listeners,
     root: c.www,
     cgiPrefix: '/cgi',
+    appPrefixes: appPrefixes(c),
     maxConnections: c.maxConnections,
     maxLineBytes: c.maxLineBytes,
     maxHeaderBytes: c.maxHeaderBytes,
@@ -427,4 +445,9 @@ export function toServerConfig(c: LisodConfig): ServerConfig {
     Object.assign(server, tlsClientSpec(c.tlsClient));
   }
   return server;
+}
+
+/** The application mounts in the order the native server numbers them (CgiRequest.mount). */
+export function appPrefixes(c: LisodConfig): string[] {
+  return [...(c.cgi ? ['/cgi'] : []), ...c.fastcgi.map((m) => m.prefix)];
 }

@@ -1,6 +1,7 @@
 // Reading the config file's values: typed readers that fail with file:line, locating keys in
 // the TOML source, and the draft of settings gathered before defaults are filled in.
 import path from 'node:path';
+import type { FastCgiMountDraft } from './config_fastcgi.js';
 
 /** Where a setting came from: a line of the config file or a command-line argument. */
 export type Origin = { file: string; line?: number; column?: number } | { arg: string };
@@ -57,7 +58,8 @@ function splitKey(text: string): string[] {
 
 /**
  * 1-based line where `keyPath` (e.g. ['cgi', 'timeout']) is assigned or its table opens;
- * falls back to the nearest enclosing key or table. Undefined when nothing matches.
+ * falls back to the nearest enclosing key or table. Undefined when nothing matches. The
+ * n-th (0-based) table of an array `[[name]]` is the path [name, "n"].
  */
 export function findKeyLine(source: string, keyPath: readonly string[]): number | undefined {
   const lines = source.split(/\r?\n/);
@@ -65,6 +67,7 @@ export function findKeyLine(source: string, keyPath: readonly string[]): number 
   for (let len = keyPath.length; len > 0; len--) {
     const want = keyPath.slice(0, len);
     let table: string[] = [];
+    const arrays = new Map<string, number>(); // [[name]] headers seen so far
     for (let i = 0; i < lines.length; i++) {
       const line = lines[i]!;
       const header = /^\s*\[\s*([^[\]]+?)\s*\]\s*(#.*)?$/.exec(line);
@@ -73,8 +76,13 @@ export function findKeyLine(source: string, keyPath: readonly string[]): number 
         if (same(table, want)) return i + 1;
         continue;
       }
-      if (/^\s*\[\[/.test(line)) {
-        table = ['[['];
+      const array = /^\s*\[\[\s*([^[\]]+?)\s*\]\]\s*(#.*)?$/.exec(line);
+      if (array || /^\s*\[\[/.test(line)) {
+        const name = array ? splitKey(array[1]!) : ['[['];
+        const n = arrays.get(name.join('.')) ?? 0;
+        arrays.set(name.join('.'), n + 1);
+        table = [...name, String(n)];
+        if (same(table, want)) return i + 1;
         continue;
       }
       const assign = /^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=/.exec(line);
@@ -153,6 +161,7 @@ export interface Draft {
   cgiRequestBuffering?: boolean;
   spoolDir?: string;
   spoolMaxBytes?: number;
+  fastcgi?: FastCgiMountDraft[];
 }
 export type DraftKey = keyof Draft;
 

@@ -11,13 +11,19 @@ export function isLoopback(addr: string): boolean {
   return addr === '::1' || addr === '0:0:0:0:0:0:0:1';
 }
 
-/** True when the CGI script is Flaskr and nothing gives it a password of its own, so it
- *  accepts the Flask tutorial's well-known admin / default. */
+/** True when Flaskr serves an application mount (flaskr.cgi under [cgi], or flaskr.fcgi as a
+ *  [[fastcgi]] command) and nothing gives it a password of its own, so it accepts the Flask
+ *  tutorial's well-known admin / default. */
 export function flaskrHasDefaultLogin(config: LisodConfig, env: NodeJS.ProcessEnv): boolean {
-  if (path.basename(config.cgi.script) !== 'flaskr.cgi') return false;
-  const given = (name: string): boolean =>
-    Boolean(config.cgi.env[name]) || (config.cgi.passEnv.includes(name) && Boolean(env[name]));
-  return !given('FLASKR_PASSWORD');
+  const apps = [
+    ...(config.cgi ? [{ file: config.cgi.script, env: config.cgi.env, passEnv: config.cgi.passEnv }] : []),
+    ...config.fastcgi.filter((m) => m.command !== null).map((m) => ({ file: m.command![0]!, env: m.env, passEnv: m.passEnv })),
+  ];
+  return apps.some((app) => {
+    if (!/^flaskr\.f?cgi$/.test(path.basename(app.file))) return false;
+    const given = (name: string): boolean => Boolean(app.env[name]) || (app.passEnv.includes(name) && Boolean(env[name]));
+    return !given('FLASKR_PASSWORD');
+  });
 }
 
 /** The warnings for `config` when run with effective uid `euid` and environment `env`. */
@@ -26,7 +32,7 @@ export function exposureWarnings(config: LisodConfig, euid: number | null, env: 
   const open = config.bind.filter((a) => !isLoopback(a));
   if (open.length > 0 && flaskrHasDefaultLogin(config, env)) {
     warnings.push(`listening on ${open.join(', ')} (beyond loopback) while Flaskr still accepts the tutorial login ` +
-      'admin / default: set FLASKR_USERNAME and FLASKR_PASSWORD under [cgi.env], or bind 127.0.0.1 / ::1');
+      "admin / default: set FLASKR_USERNAME and FLASKR_PASSWORD under [cgi.env] (or a [[fastcgi]] mount's env), or bind 127.0.0.1 / ::1");
   }
   if (euid === 0 && config.user === null) {
     warnings.push('running as root: CGI scripts run as root too; set user = "…" to switch after binding');

@@ -3,13 +3,14 @@
 // signal a running lisod, launch the daemon, or serve until a signal stops it.
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { CgiRunner } from './cgi.js';
+import type { AppMounts } from './app_mounts.js';
 import { kUsage, kUsageExitCode, kUsageHint, parseCli, type ControlVerb, type RunOptions } from './cli.js';
 import { ConfigError, loadConfig, toServerConfig, type ConfigSources, type LisodConfig } from './config.js';
 import { tlsClientSpec } from './config_tls_client.js';
 import { DaemonChild, launchDaemon } from './daemon.js';
 import { createEventLoop, type EventLoop } from './event_loop.js';
 import { exposureWarnings } from './exposure.js';
+import { FastCgiBackends } from './fastcgi/backends.js';
 import { Logs, type Logger } from './log.js';
 import type { BoundAddress, NativeAddon, NativeHandlers, NativeServer } from './native.js';
 import { installSignalHandlers, type SignalHooks } from './signals.js';
@@ -190,8 +191,9 @@ export async function serve(config: LisodConfig, options: ServeOptions): Promise
   let logs: Logs | null = null;
   let lock: { release(): void } | null = null;
   let server: NativeServer | null = null;
-  let cgi: CgiRunner | null = null;
+  let cgi: AppMounts | null = null;
   let loops: WorkerLoops | null = null; // the other event loops (workers = N)
+  let backends: FastCgiBackends | null = null; // [[fastcgi]] command processes
   let notifier: import('./sd_notify.js').Notifier | null = null;
   let logTargets = { error: config.errorLog, access: config.accessLog }; // what `logs` writes to
   let stopWatchdog = (): void => {};
@@ -222,6 +224,7 @@ export async function serve(config: LisodConfig, options: ServeOptions): Promise
       cgi?.stop();
       server?.close();
       await loops?.close(); // their last access records are written first
+      await backends?.stop();
       logger.info('stopped');
       lock?.release(); // the PID leaves the lock file
       logs?.close();
@@ -247,6 +250,7 @@ export async function serve(config: LisodConfig, options: ServeOptions): Promise
     daemon?.fail(message);
     signals.dispose();
     server?.close();
+    void backends?.stop();
     lock?.release();
     logs?.close();
     return 1;
@@ -284,10 +288,13 @@ export async function serve(config: LisodConfig, options: ServeOptions): Promise
 
   // 3. Listeners, certificates, CGI runner; with workers = N, N-1 more event loops (threads)
   //    open the ports the main thread got and must all be listening before lisod is ready.
+  //    [[fastcgi]] command mounts get their sockets first: every loop connects to them.
   try {
-    ({ server, cgi } = startServer(rt.native, config, () => logs!, logger));
+    backends = new FastCgiBackends(config, logger);
+    const wired = backends.wire(config);
+    ({ server, cgi } = startServer(rt.native, wired, () => logs!, logger));
     const listeners = boundListeners(toServerConfig(config).listeners, server.addresses());
-    loops = await WorkerLoops.start(config, listeners, () => logs!, logger);
+    loops = await WorkerLoops.start(wired, listeners, () => logs!, logger);
   } catch (e) {
     return fail((e as Error).message);
   }
@@ -296,9 +303,11 @@ export async function serve(config: LisodConfig, options: ServeOptions): Promise
     return finished;
   }
 
-  // 4. As root: give up root now that the ports are bound and the key is read.
+  // 4. As root: give up root now that the ports are bound and the key is read; then start
+  //    the [[fastcgi]] command processes (as the user, like CGI scripts).
   try {
-    dropPrivileges(rt, config, logger);
+    dropPrivileges(rt, config, logger, backends.ownedPaths);
+    backends.start();
   } catch (e) {
     return fail((e as Error).message);
   }
@@ -354,6 +363,7 @@ export async function serve(config: LisodConfig, options: ServeOptions): Promise
         logTargets = { error: fresh.errorLog, access: fresh.accessLog };
       }
       hooks.graceMs = fresh.shutdownGraceMs;
+      backends?.reload(); // new code is picked up; requests in flight finish on the old processes
       const pending = restartOnlyChanges(config, fresh);
       if (pending.length > 0) logger.warn(`reload: ${pending.join(', ')} changed; restart lisod to apply`);
       logger.info(`reloaded${config.httpsPort !== null ? ` (certificate ${fresh.tlsCert})` : ''}`);
@@ -378,10 +388,10 @@ function startServer(native: NativeAddon, config: LisodConfig, logs: () => Logs,
 }
 
 /** `user = …`: switch to it when root (log files handed over first, for reopening). */
-function dropPrivileges(rt: Runtime, config: LisodConfig, logger: Logger): void {
+function dropPrivileges(rt: Runtime, config: LisodConfig, logger: Logger, alsoOwned: string[] = []): void {
   if (config.user === null) return; // running as root without it: an exposure warning
 
-  const owned = [config.errorLog, config.accessLog].filter((f): f is string => f !== null && f !== '-');
+  const owned = [config.errorLog, config.accessLog, ...alsoOwned].filter((f): f is string => f !== null && f !== '-');
   const r = rt.privileges.dropPrivileges(config.user, owned);
   if (r.dropped) logger.info(`switched to user ${config.user} (uid ${r.uid}, gid ${r.gid})`);
   else logger.warn(r.reason);
@@ -400,6 +410,7 @@ export function restartOnlyChanges(running: LisodConfig, next: LisodConfig): str
     ['body_timeout', (c) => c.bodyTimeoutMs], ['body_total_timeout', (c) => c.bodyTotalTimeoutMs], ['keep_alive_timeout', (c) => c.keepAliveTimeoutMs],
     ['send_timeout', (c) => c.sendTimeoutMs], ['workers', (c) => c.workers], ['[cgi]', (c) => c.cgi],
     ['tls_session_resumption', (c) => c.tlsResumption], ['spool_dir/spool_max_bytes', (c) => c.spool],
+    ['[[fastcgi]]', (c) => c.fastcgi.map(({ origin: _, ...m }) => m)],
   ];
   return keys.filter(([, get]) => !same(get(running), get(next))).map(([name]) => name);
 }

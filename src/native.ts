@@ -16,6 +16,7 @@ export interface ServerConfig {
   tlsCert?: string; // PEM certificate chain file (leaf first)
   tlsResumption?: boolean; // session tickets + cache (default true)
   cgiPrefix: string; // '/cgi': requests whose path is this or starts with this + '/' go to JS
+  appPrefixes?: string[]; // instead of cgiPrefix: every application mount ('/cgi', '/php'); longest match wins
   maxConnections: number; // over it: 503 and close
   maxLineBytes: number; // longest request/header line (431 beyond)
   maxHeaderBytes: number; // whole request head (431 beyond)
@@ -80,6 +81,7 @@ export interface CgiRequest {
   hasBody: boolean; // body events follow
   contentLength: number; // -1 when chunked (decoded length unknown until the end)
   tlsIdentity?: TlsIdentity; // TLS connections only
+  mount?: number; // index into ServerConfig.appPrefixes of the mount that serves it
 }
 
 // One access-log entry for formatAccessRecord (the servers format their own):
@@ -172,8 +174,12 @@ export interface NativeAddon {
   // posix_spawn (no fork of this large process): the child leads its own process group,
   // default signal dispositions, cwd set. stdin: an fd to hand over, -1 = new pipe, -2 = /dev/null.
   // Returns parent-side fds (stdin -1 unless piped). Throws Error with code ENOENT/EACCES/ENOEXEC.
-  spawnProcess(file: string, env: string[], cwd: string, stdin: number):
+  // args: argv[1…] (argv[0] is file).
+  spawnProcess(file: string, env: string[], cwd: string, stdin: number, args?: string[]):
     { pid: number; pidfd: number; stdin: number; stdout: number; stderr: number };
+  // A close-on-exec Unix stream socket bound to path and listening (a FastCGI backend's fd 0).
+  // The caller closes the fd (fs.closeSync) and removes the path. Throws with errno and path.
+  listenUnix(path: string, backlog: number): number;
   // Polls the pidfd on the event loop, reaps the child, calls back once; closes pidfd.
   watchExit(pidfd: number, callback: (code: number | null, signal: number | null) => void): void;
   // Reads a pipe's fd (taken over, made non-blocking) on the event loop: onChunk(Buffer, 0)

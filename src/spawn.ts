@@ -9,6 +9,7 @@ export interface SpawnOptions {
   cwd: string;
   env: Record<string, string>;
   stdin: number | 'pipe' | 'ignore'; // an fd to hand over (the caller still closes its copy)
+  args?: string[]; // argv[1…]
 }
 
 /**
@@ -61,7 +62,7 @@ export class ScriptProcess extends EventEmitter {
     super();
     const env = Object.entries(options.env).map(([k, v]) => `${k}=${v}`);
     const stdin = typeof options.stdin === 'number' ? options.stdin : options.stdin === 'pipe' ? -1 : -2;
-    const p = native.spawnProcess(file, env, options.cwd, stdin);
+    const p = native.spawnProcess(file, env, options.cwd, stdin, options.args);
     this.pid = p.pid;
     this.stdin = p.stdin >= 0 ? new net.Socket({ fd: p.stdin, readable: false, writable: true }) : null;
     this.stdout = new OutputPipe(p.stdout);

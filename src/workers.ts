@@ -61,8 +61,9 @@ export function splitLimit(total: number, n: number, index: number, min: number)
 }
 
 /**
- * Loop `index`'s configuration: max_connections and the [cgi] process and queue limits are
- * process-wide totals, divided among the loops (each still runs at least one script).
+ * Loop `index`'s configuration: max_connections, the [cgi] process and queue limits and each
+ * [[fastcgi]] mount's max_conns and max_queue are process-wide totals, divided among the
+ * loops (each still runs at least one request per mount).
  */
 export function loopShare(config: LisodConfig, index: number): LisodConfig {
   const n = config.workers;
@@ -70,11 +71,14 @@ export function loopShare(config: LisodConfig, index: number): LisodConfig {
   return {
     ...config,
     maxConnections: splitLimit(config.maxConnections, n, index, 1),
-    cgi: {
+    cgi: config.cgi && {
       ...config.cgi,
       maxProcesses: splitLimit(config.cgi.maxProcesses, n, index, 1),
       maxQueue: splitLimit(config.cgi.maxQueue, n, index, 0),
     },
+    fastcgi: config.fastcgi.map((m) => ({
+      ...m, maxConns: splitLimit(m.maxConns, n, index, 1), maxQueue: splitLimit(m.maxQueue, n, index, 0),
+    })),
     spool: { ...config.spool, maxBytes: splitLimit(config.spool.maxBytes, n, index, 0) },
   };
 }

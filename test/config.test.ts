@@ -74,7 +74,8 @@ test('the shipped lisod.conf parses and resolves against the repository', (t) =>
   t.is(c.httpsPort, 8443);
   t.deepEqual(c.bind, ['127.0.0.1', '::1']); // loopback: a quick start is not reachable from other hosts
   t.is(c.www, path.join(repo, 'www'));
-  t.is(c.cgi.script, path.join(repo, 'cgi-bin', 'flaskr.cgi'));
+  t.is(c.cgi, null); // Flaskr runs through FastCGI by default
+  t.like(c.fastcgi[0], { prefix: '/cgi', command: [path.join(repo, 'cgi-bin', 'flaskr.fcgi')], processes: 2, timeoutMs: 30_000, passEnv: ['LANG'] });
   t.is(c.tlsKey, path.join(repo, 'certs', 'dev-key.pem'));
   t.is(c.tlsCert, path.join(repo, 'certs', 'dev-cert.pem'));
   t.is(c.errorLog, path.join(repo, 'var', 'error.log'));
@@ -84,9 +85,8 @@ test('the shipped lisod.conf parses and resolves against the repository', (t) =>
   t.is(c.headerTimeoutMs, 10_000);
   t.is(c.shutdownGraceMs, 10_000);
   t.is(c.user, null);
-  t.is(c.cgi.timeoutMs, 30_000);
-  t.deepEqual(c.cgi.passEnv, ['LANG']);
-  t.deepEqual(c.cgi.env, {}); // Flaskr's own default database (var/flaskr.sqlite), as in the Liso form
+  t.is(c.fastcgi[0]!.env.FLASKR_DATABASE, path.join(repo, 'var', 'flaskr.sqlite'));
+  t.is(c.fastcgi[0]!.env.FLASKR_SECRET_FILE, path.join(repo, 'var', 'flaskr-secret'));
 });
 
 test('defaults fill everything not set', (t) => {
@@ -136,18 +136,18 @@ test('timeouts are seconds (decimals allowed) and become milliseconds; sizes acc
   t.is(toServerConfig(c).bodyTotalTimeoutMs, 7500);
   t.is(c.shutdownGraceMs, 0);
   t.is(c.maxBodyBytes, 1048576);
-  t.is(c.cgi.timeoutMs, 1500);
-  t.is(c.cgi.maxQueue, 0);
+  t.is(c.cgi!.timeoutMs, 1500);
+  t.is(c.cgi!.maxQueue, 0);
 });
 
 test('[cgi] table: script, limits, pass_env, env verbatim and env_paths resolved', (t) => {
   const text = `http_port = 80\nwww = "w"\n[cgi]\nscript = "bin/x.cgi"\nmax_processes = 2\npass_env = ["LANG", "TZ"]\n` +
     `[cgi.env]\nMODE = "var/not-a-path"\n[cgi.env_paths]\nDB = "var/db.sqlite"\n`;
   const c = finished(text);
-  t.is(c.cgi.script, '/srv/site/bin/x.cgi');
-  t.is(c.cgi.maxProcesses, 2);
-  t.deepEqual(c.cgi.passEnv, ['LANG', 'TZ']);
-  t.deepEqual(c.cgi.env, { MODE: 'var/not-a-path', DB: '/srv/site/var/db.sqlite' });
+  t.is(c.cgi!.script, '/srv/site/bin/x.cgi');
+  t.is(c.cgi!.maxProcesses, 2);
+  t.deepEqual(c.cgi!.passEnv, ['LANG', 'TZ']);
+  t.deepEqual(c.cgi!.env, { MODE: 'var/not-a-path', DB: '/srv/site/var/db.sqlite' });
 });
 
 test('unknown key: file:line and a did-you-mean hint', (t) => {
@@ -270,7 +270,7 @@ test('positional arguments override the config file; its other settings stay', (
   t.is(config.httpPort, 9090);
   t.is(config.httpsPort, 9443);
   t.is(config.www, path.join(dir, 'www'));
-  t.is(config.cgi.script, path.join(dir, 'app.cgi'));
+  t.is(config.cgi!.script, path.join(dir, 'app.cgi'));
   t.is(config.tlsCert, path.join(dir, 'cert.pem'));
   t.is(config.accessLog, path.join(dir, 'logs', 'lisod.log'));
   t.deepEqual(config.bind, ['127.0.0.1']);
@@ -372,11 +372,11 @@ test('applyLiso on an empty draft marks argument origins for messages', (t) => {
 
 test('request buffering: [cgi] request_buffering, spool_dir and spool_max_bytes with defaults and file:line errors', (t) => {
   const d = finished(kBase);
-  t.true(d.cgi.requestBuffering);
+  t.true(d.cgi!.requestBuffering);
   t.deepEqual(d.spool, { dir: os.tmpdir(), maxBytes: 1024 ** 3 });
   const text = `${kBase.replace('cgi = "app.cgi"\n', '')}spool_dir = "spool"\nspool_max_bytes = 5_000_000\n[cgi]\nscript = "app.cgi"\nrequest_buffering = false\n`;
   const c = finished(text);
-  t.false(c.cgi.requestBuffering);
+  t.false(c.cgi!.requestBuffering);
   t.deepEqual(c.spool, { dir: '/srv/site/spool', maxBytes: 5_000_000 });
   t.regex(parseError('www = "w"\nspool_max_bytes = -1\n').message, /^x\.conf:2: spool_max_bytes must be an integer ≥ 0 \(bytes\), got -1/);
   t.regex(parseError('spool_dir = ""\n').message, /^x\.conf:1: spool_dir must not be empty/);

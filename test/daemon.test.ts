@@ -566,6 +566,6 @@ test('restartOnlyChanges names the settings a reload cannot apply', async (t) =>
   const a = loadConfig({ ...base, liso: { httpPort: 0, httpsPort: 0, log: 'l.log', lock: 'x.lock', www: 'www', cgi: site.rel.cgi, key: 'key.pem', cert: 'cert.pem' } }).config;
   t.deepEqual(restartOnlyChanges(a, a), []);
   t.deepEqual(restartOnlyChanges(a, { ...a, tlsCert: '/elsewhere.pem', errorLog: '/x.log', shutdownGraceMs: 1 }), []);
-  t.deepEqual(restartOnlyChanges(a, { ...a, httpPort: 81, www: '/srv', cgi: { ...a.cgi, timeoutMs: 1 } }), ['http_port', 'www', '[cgi]']);
+  t.deepEqual(restartOnlyChanges(a, { ...a, httpPort: 81, www: '/srv', cgi: { ...a.cgi!, timeoutMs: 1 } }), ['http_port', 'www', '[cgi]']);
   t.deepEqual(restartOnlyChanges(a, { ...a, accessLog: null }), ['access_log on/off']);
 });

@@ -29,7 +29,7 @@ test.after.always(async () => {
 
 // Debian installs it (scripts/system-deps.sh test); elsewhere there may be none to drive.
 const hasChromium = fs.existsSync(kChromium);
-(hasChromium ? test : test.skip)(`Chromium over HTTPS: log in, add an entry, see it after a reload; other certs still rejected${hasChromium ? '' : ` (skipped: no ${kChromium}; set LISOD_CHROMIUM)`}`, async (t) => {
+(hasChromium ? test : test.skip)(`Chromium over HTTPS (Flaskr via FastCGI): log in, add an entry, see it after a reload; other certs still rejected${hasChromium ? '' : ` (skipped: no ${kChromium}; set LISOD_CHROMIUM)`}`, async (t) => {
   t.timeout(120_000);
   const pki = await getPki();
   const data = tempDir('flaskr-browser-');
@@ -39,7 +39,8 @@ const hasChromium = fs.existsSync(kChromium);
     env: { FLASKR_DATABASE: path.join(data, 'flaskr.sqlite'), FLASKR_SECRET_FILE: path.join(data, 'secret') },
   };
   const [l, other] = await Promise.all([
-    startLisod({ tls: 'rsa', config: { cgi: flaskr } }),
+    // Flaskr through FastCGI, as lisod.conf serves it (flaskr.test.ts covers CGI and FastCGI).
+    startLisod({ tls: 'rsa', omit: ['cgi'], config: { fastcgi: [{ path: '/cgi/', command: [path.join(repoRoot, 'cgi-bin', 'flaskr.fcgi')], processes: 2, env: flaskr.env }] } }),
     startLisod({ tls: 'ecdsa', config: { cgi: flaskr } }), // a certificate the browser must not accept
   ]);
   started.push(l, other);

@@ -19,7 +19,7 @@ test.after.always(async () => {
   await Promise.all(started.map((l) => l.stop()));
 });
 
-const kExposed = /^lisod: warning: listening on :: \(beyond loopback\) while Flaskr still accepts the tutorial login admin \/ default: set FLASKR_USERNAME and FLASKR_PASSWORD under \[cgi\.env\], or bind 127\.0\.0\.1 \/ ::1$/m;
+const kExposed = /^lisod: warning: listening on :: \(beyond loopback\) while Flaskr still accepts the tutorial login admin \/ default: set FLASKR_USERNAME and FLASKR_PASSWORD under \[cgi\.env\] \(or a \[\[fastcgi\]\] mount's env\), or bind 127\.0\.0\.1 \/ ::1$/m;
 const kRoot = 'lisod: warning: running as root: CGI scripts run as root too; set user = "…" to switch after binding';
 
 /** An executable stand-in named flaskr.cgi (the warning looks at the script's name). */
@@ -51,6 +51,10 @@ test('exposureWarnings: beyond loopback with the default Flaskr login; root with
   // Another application: its login is not ours to judge.
   const other = finishConfig(parseConfigText('http_port = 1\nwww = "."\ncgi = "app.cgi"\nbind = ["::"]\n', 'c', '/x/c'), 'h');
   t.deepEqual(exposureWarnings(other, 1000, {}), []);
+  // Flaskr resident behind a [[fastcgi]] command mount (the shipped lisod.conf): same rule.
+  const fcgi = (env: string) => finishConfig(parseConfigText(`http_port = 1\nwww = "."\nbind = ["::"]\n[[fastcgi]]\npath = "/cgi/"\ncommand = ["cgi-bin/flaskr.fcgi"]\n${env}`, 'c', '/x/c'), 'h');
+  t.is(exposureWarnings(fcgi(''), 1000, {}).length, 1);
+  t.deepEqual(exposureWarnings(fcgi('env = { FLASKR_PASSWORD = "s3cret" }\n'), 1000, {}), []);
 
   t.deepEqual(exposureWarnings(config('bind = ["::1"]'), 0, {}), [kRoot.replace('lisod: warning: ', '')]);
   t.deepEqual(exposureWarnings(config('bind = ["::1"]\nuser = "nobody"'), 0, {}), []);

@@ -101,8 +101,8 @@ test('the example config is valid and uses the directories the unit makes writab
   t.is(config.lockFile, '/run/lisod/lisod.lock');
   t.true(config.errorLog.startsWith('/var/log/lisod/'));
   t.true(config.accessLog?.startsWith('/var/log/lisod/'));
-  t.is(config.cgi.env.FLASKR_DATABASE, '/var/lib/lisod/flaskr.sqlite');
-  t.true(config.cgi.env.FLASKR_SECRET_FILE.startsWith('/var/lib/lisod/'));
+  t.is(config.cgi!.env.FLASKR_DATABASE, '/var/lib/lisod/flaskr.sqlite');
+  t.true(config.cgi!.env.FLASKR_SECRET_FILE.startsWith('/var/lib/lisod/'));
   t.is(config.user, null);
 });
 

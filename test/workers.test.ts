@@ -262,8 +262,8 @@ test('splitLimit / loopShare divide max_connections and the [cgi] limits among t
   const c = configWith(3, 'max_connections = 1000\n');
   const shares = [0, 1, 2].map((i) => loopShare(c, i));
   t.deepEqual(shares.map((s) => s.maxConnections), [334, 333, 333]);
-  t.deepEqual(shares.map((s) => s.cgi.maxProcesses), [6, 5, 5]);
-  t.deepEqual(shares.map((s) => s.cgi.maxQueue), [22, 21, 21]);
+  t.deepEqual(shares.map((s) => s.cgi!.maxProcesses), [6, 5, 5]);
+  t.deepEqual(shares.map((s) => s.cgi!.maxQueue), [22, 21, 21]);
   t.is(loopShare(configWith(1), 0).maxConnections, 10000);
   t.deepEqual(boundListeners([{ host: '::1', port: 0, tls: false }, { host: '::1', port: 443, tls: true }],
     [{ host: '::1', port: 40000, tls: false }, { host: '::1', port: 443, tls: true }]),

@@ -87,9 +87,12 @@ async function settle(pid) {
 /** Server-tree ticks, harness-children ticks (= wrk, reaped) and a full snapshot. */
 function cpuMark(serverPid) {
   const m = machineMark();
-  const server = treeOf(m.all, serverPid).reduce((s, p) => s + p.ticks, 0);
+  const tree = treeOf(m.all, serverPid);
+  const server = tree.reduce((s, p) => s + p.ticks, 0);
+  // FastCGI rows: the Python backend processes (flaskr.fcgi), to tell the server's own share.
+  const backend = tree.filter((p) => /^(python3|flaskr\.fcgi)/.test(p.comm)).reduce((s, p) => s + p.ticks, 0);
   const self = m.all.get(process.pid);
-  return { ...m, server, children: self ? self.childTicks : 0, at: process.hrtime.bigint() };
+  return { ...m, server, backend, children: self ? self.childTicks : 0, at: process.hrtime.bigint() };
 }
 
 /**
@@ -190,7 +193,11 @@ async function measureWrk(sup, sc, srv, url, o, sample) {
   // The run starts with nothing in flight but ends with up to `conns` requests part-done
   // (a CGI script's start-up), whose CPU is counted without the request.
   const bound = sc.conns / r.requests;
-  if (sc.cgi && bound > 0.05) sample.notes.push(`CPU/req may read high by up to ${(bound * 100).toFixed(0)}% (${sc.conns} in flight at the end of ${r.requests})`);
+  if (sc.fcgi && r.requests > 0) {
+    const own = ticksToUs(after.server - before.server - (after.backend - before.backend)) / r.requests;
+    sample.notes.push(`server's own CPU without the Python backend: ${own.toFixed(0)} µs/req`);
+  }
+  if (sc.cgi && !sc.fcgi && bound > 0.05) sample.notes.push(`CPU/req may read high by up to ${(bound * 100).toFixed(0)}% (${sc.conns} in flight at the end of ${r.requests})`);
   if (sample.otherPct > o.busyPct) sample.busy = true;
 }
 

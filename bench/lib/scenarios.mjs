@@ -5,6 +5,10 @@
 // shows what lisod's access log costs, and node (no access log of its own).
 const STATIC = ['lisod', 'lisod-nolog', 'nginx', 'lighttpd', 'node'];
 const CGI = ['lisod', 'lighttpd'];
+// FastCGI (issue 10): the same two cgi-bin/flaskr.fcgi processes behind each server — lisod's
+// [[fastcgi]] command, lighttpd's mod_fastcgi bin-path, nginx's fastcgi_pass to them started
+// on a socket beside it.
+const FCGI = ['lisod', 'lighttpd', 'nginx'];
 const IDLE = ['lisod', 'nginx', 'lighttpd', 'node'];
 // Scaling rows (-t2): lisod with one and with two event loops, nginx with 2 worker processes,
 // lighttpd (always one process) as the single-core reference.
@@ -12,7 +16,7 @@ const SCALING = ['lisod', 'lisod-w2', 'nginx', 'lighttpd'];
 
 /**
  * @typedef {{id:string, title:string, kind:'wrk'|'idle', scheme:'http'|'https', path:string, conns:number,
- *   close:boolean, cert:'rsa'|'ecdsa', resumption:boolean, cgi:'trivial'|'flaskr'|null, servers:string[],
+ *   close:boolean, cert:'rsa'|'ecdsa', resumption:boolean, cgi:'trivial'|'flaskr'|null, fcgi?:boolean, servers:string[],
  *   expectResumed?:boolean, extra?:boolean, timeout:number, minSeconds?:number, threads:number, pinned:boolean,
  *   workers:number|null}} Scenario
  * timeout: wrk's --timeout in seconds (CGI rows allow slow Python start-up on one core);
@@ -46,6 +50,8 @@ export const SCENARIOS = [
     scheme: 'https', close: true, cert: 'ecdsa', resumption: true, expectResumed: true }),
   row({ id: 'cgi-trivial', title: 'CGI: trivial Python script (wrk -t1 -c10)', path: '/cgi/', conns: 10, cgi: 'trivial', servers: CGI, timeout: 60 }),
   row({ id: 'cgi-flaskr', title: 'CGI: Flaskr index page (wrk -t1 -c10)', path: '/cgi/', conns: 10, cgi: 'flaskr', servers: CGI, timeout: 60, minSeconds: 45 }),
+  row({ id: 'fcgi-flaskr', title: 'FastCGI: Flaskr index page, 2 flaskr.fcgi processes, CPU incl. the backend (wrk -t1 -c8)', path: '/cgi/',
+    conns: 8, cgi: 'flaskr', fcgi: true, servers: FCGI, timeout: 60 }),
   // Scaling (issue 5, "All cores"): wrk -t2 -c100, nothing pinned, servers with 1 or 2 workers.
   // Server and wrk share the machine's cores: on a 2-core machine wrk's two threads take about
   // one of them, so these rows show multi-core scaling only where there are more cores.

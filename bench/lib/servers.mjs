@@ -21,7 +21,9 @@ export const isPeer = (name) => !name.startsWith('lisod');
 /**
  * What one row needs from a server.
  * @typedef {{cert:'rsa'|'ecdsa', resumption:boolean, cgiScript:string, cgiEnv:Record<string,string>,
- *   workers?:number|null, pinned?:boolean, clientCa?:{ca:string, crl:string}}} Variant
+ *   workers?:number|null, pinned?:boolean, clientCa?:{ca:string, crl:string},
+ *   fcgi?:{command:string, processes:number}|null}} Variant
+ * fcgi: /cgi/ goes to `processes` copies of a FastCGI responder instead of the CGI script.
  * workers: nginx worker_processes in the scaling rows (lisod-w2 always runs 2 loops, lisod 1);
  * pinned: false starts the server without taskset.
  * clientCa: ask for client certificates (optional) against this CA and CRL (bench/client_cert.mjs).
@@ -93,12 +95,28 @@ http {
     ssl_client_certificate ${q(v.clientCa.ca)};
     ssl_verify_client optional;
     ssl_crl ${q(v.clientCa.crl)};` : ''}
-    root ${q(ctx.docroot)};
+    root ${q(ctx.docroot)};${v.fcgi ? `
+    location /cgi {
+      include /etc/nginx/fastcgi_params;
+      fastcgi_split_path_info ^(/cgi)(.*)$;
+      fastcgi_param SCRIPT_NAME $fastcgi_script_name;
+      fastcgi_param PATH_INFO $fastcgi_path_info;
+      fastcgi_pass unix:${path.join(dir, 'fcgi.sock')};
+    }` : ''}
   }
 }
 `;
     const file = path.join(dir, 'nginx.conf');
-    return { cmd: 'nginx', args: ['-p', dir, '-e', path.join(dir, 'error.log'), '-c', file], config: { file, text }, notes: [] };
+    const nginxArgs = ['-p', dir, '-e', path.join(dir, 'error.log'), '-c', file];
+    if (v.fcgi) {
+      // The backend on a socket of its own (as spawn-fcgi would start it), then nginx in the
+      // same process (exec), so the harness measures and stops both as one tree.
+      const sock = path.join(dir, 'fcgi.sock');
+      const launcher = fcgiLauncher(v, sock, dir);
+      return { cmd: '/bin/sh', args: ['-c', `${launcher} & while [ ! -S ${q(sock)} ]; do sleep 0.05; done; exec nginx "$@"`, 'sh', ...nginxArgs],
+        config: { file, text }, notes: [] };
+    }
+    return { cmd: 'nginx', args: nginxArgs, config: { file, text }, notes: [] };
   },
 
   lighttpd(ctx, v, http, https, dir) {
@@ -126,10 +144,18 @@ $SERVER["socket"] == "127.0.0.1:${https}" {
   ssl.privkey = ${q(c.key)}
   ssl.openssl.ssl-conf-cmd = (${sslCmds.join(', ')})
 }
-# /cgi and everything under it runs the one CGI script (as lisod's /cgi/ prefix does).
+${v.fcgi ? `# /cgi and everything under it: ${v.fcgi.processes} copies of the FastCGI responder (bin-path).
+server.modules += ("mod_fastcgi")
+fastcgi.server = ("/cgi" => ((
+  "socket" => ${q(path.join(dir, 'fcgi.sock'))},
+  "bin-path" => ${q(v.fcgi.command)},
+  "max-procs" => ${v.fcgi.processes},
+  "check-local" => "disable",
+  "bin-environment" => (${env})
+)))` : `# /cgi and everything under it runs the one CGI script (as lisod's /cgi/ prefix does).
 alias.url = ("/cgi" => ${q(v.cgiScript)})
 $HTTP["url"] =~ "^/cgi(/|$)" { cgi.assign = ("" => "") }
-${env ? `setenv.add-environment = (${env})` : ''}
+${env ? `setenv.add-environment = (${env})` : ''}`}
 `;
     const file = path.join(dir, 'lighttpd.conf');
     const args = ['-D', '-f', file];
@@ -173,13 +199,39 @@ max_connections = 16000
 keep_alive_timeout = 120
 ${workers != null ? `workers = ${workers}\n` : ''}${resumptionLine}${v.clientCa
     ? `tls_client_ca = ${q(v.clientCa.ca)}\ntls_client_auth = "optional"\ntls_crl = ${q(v.clientCa.crl)}\n` : ''}
-[cgi]
+${v.fcgi ? `[[fastcgi]]
+path = "/cgi/"
+command = [${q(v.fcgi.command)}]
+processes = ${v.fcgi.processes}
+timeout = 120
+env = { ${Object.entries(v.cgiEnv).map(([k, val]) => `${k} = ${q(val)}`).join(', ')} }
+` : `[cgi]
 script = ${q(v.cgiScript)}
 max_processes = 16
 timeout = 120
-${env ? `[cgi.env]\n${env}\n` : ''}`;
+${env ? `[cgi.env]\n${env}\n` : ''}`}`;
   const file = path.join(dir, 'lisod.conf');
   return { cmd: process.execPath, args: [ctx.lisodMain, '--config', file, '--foreground'], cwd: ctx.repo, config: { file, text }, notes };
+}
+
+/**
+ * A shell command starting `v.fcgi.processes` copies of the responder on one listening socket
+ * passed as fd 0 (what spawn-fcgi does); the launcher stays as their parent.
+ * @param {Variant} v @param {string} socketPath @param {string} dir where the launcher script is written
+ */
+function fcgiLauncher(v, socketPath, dir) {
+  const env = Object.entries(v.cgiEnv).map(([k, val]) => `${k}=${q(val)}`).join(' ');
+  const script = path.join(dir, 'fcgi_launcher.py');
+  fs.writeFileSync(script, 'import os,socket,sys\n' +
+    's=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(128)\n' +
+    'os.chmod(sys.argv[1], 0o777)  # nginx workers run as nobody\n' +
+    'for _ in range(int(sys.argv[2])):\n' +
+    '    if os.fork() == 0:\n' +
+    '        os.dup2(s.fileno(), 0); os.execv(sys.argv[3], sys.argv[3:])\n' +
+    'while True:\n' +
+    '    try: os.wait()\n' +
+    '    except ChildProcessError: break\n');
+  return `env ${env} /usr/bin/python3 ${q(script)} ${q(socketPath)} ${v.fcgi.processes} ${q(v.fcgi.command)}`;
 }
 
 /** A free TCP port on 127.0.0.1 (bound, read, released). */

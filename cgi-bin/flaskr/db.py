@@ -7,6 +7,7 @@ writes take the write lock up front (BEGIN IMMEDIATE) so they cannot deadlock.
 
 import os
 import sqlite3
+import time
 from contextlib import contextmanager
 
 from flask import current_app, g
@@ -25,7 +26,6 @@ def _connect(path):
     if not has_schema:
         with current_app.open_resource("schema.sql") as f:
             schema = f.read().decode("utf-8")
-        db.execute("PRAGMA journal_mode = WAL")
         db.execute("BEGIN IMMEDIATE")
         try:
             # CREATE TABLE IF NOT EXISTS: a concurrent first request may have won the race.
@@ -36,7 +36,26 @@ def _connect(path):
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        _use_wal(db)
     return db
+
+
+def _use_wal(db):
+    """Switches the database to WAL mode (a no-op once it is).
+
+    The switch takes an exclusive lock without waiting on the busy timeout, so first
+    requests arriving together in several processes (resident FastCGI ones do) could
+    fail with "database is locked": it is retried until the busy timeout instead.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def get_db():

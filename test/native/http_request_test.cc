@@ -208,6 +208,17 @@ void runRequestTests(Suite& suite) {
     c.eq(methodStatus(Method::kOther, true), 0, "BREW app");
   }
   {
+    Case c(suite, "matchAppPrefix: segment boundary, longest prefix wins");
+    const std::vector<std::string> mounts = {"/cgi", "/php", "/php/admin", ""};
+    const std::pair<const char*, int> rows[] = {
+        {"/cgi", 0}, {"/cgi/", 0}, {"/cgi/x/y", 0}, {"/cgi?q=1", 0}, {"/cgix", -1}, {"/cg", -1},
+        {"/php/index.php", 1}, {"/php/admin", 2}, {"/php/admin/x.php", 2}, {"/php/administrator", 1},
+        {"/", -1}, {"", -1}, {"/static/cgi", -1}, {"/CGI", -1},
+    };
+    for (const auto& [path, want] : rows) c.eq(matchAppPrefix(path, mounts), want, path);
+    c.eq(matchAppPrefix("/cgi", {}), -1, "no mounts");
+  }
+  {
     Case c(suite, "equalsIgnoreCase");
     c.check(equalsIgnoreCase("Content-Length", "content-LENGTH"), "mixed case");
     c.check(!equalsIgnoreCase("close", "closed"), "length differs");

@@ -1,0 +1,80 @@
+// The application mounts of one event loop: the Liso CGI script behind /cgi/ (unless a
+// [[fastcgi]] mount serves it) and one runner per [[fastcgi]] mount, each request handed to
+// the runner whose prefix the native server matched (CgiRequest.mount).
+import { AppRunner, inheritedEnv } from './app_runner.js';
+import { SpoolBudget } from './app_spool.js';
+import { CgiRunner } from './cgi.js';
+import { appPrefixes, type LisodConfig } from './config.js';
+import type { FastCgiMount } from './config_fastcgi.js';
+import { FastCgiTransport } from './fastcgi/backend.js';
+import { routeUnderRoot } from './fastcgi/route.js';
+import type { Logger } from './log.js';
+import type { NativeHandlers, NativeServer } from './native.js';
+
+interface Shared {
+  serverName: string;
+  spoolDir: string;
+  spoolBudget: SpoolBudget;
+}
+
+/** The runner of one [[fastcgi]] mount; `m.socket` is set (for command mounts: the supervisor's). */
+export function fastCgiRunner(m: FastCgiMount, shared: Shared, logger: Logger): AppRunner {
+  if (m.socket === null) throw new Error(`[[fastcgi]] ${m.prefix}/: no backend address (is its supervisor running?)`);
+  const transport = new FastCgiTransport({
+    address: m.socket, mount: `${m.prefix}/`, connectTimeoutMs: m.connectTimeoutMs, maxConns: m.maxConns,
+  });
+  const root = m.root;
+  return new AppRunner({
+    prefix: m.prefix,
+    transport,
+    scriptFilename: m.command?.[0] ?? '',
+    route: root === null ? undefined : (target) => routeUnderRoot(target, m.prefix, root, m.index),
+    timeoutMs: m.timeoutMs,
+    maxProcesses: m.maxConns,
+    maxQueue: m.maxQueue,
+    requestBuffering: m.requestBuffering,
+    // With command, env/pass_env are the processes' own environment, not per-request PARAMS.
+    // REDIRECT_STATUS: php-cgi (cgi.force_redirect) serves only requests that carry it, as
+    // lighttpd and nginx's fastcgi_params send it.
+    inherited: { REDIRECT_STATUS: '200', ...(m.command !== null ? {} : inheritedEnv(m.passEnv, m.env)) },
+    ...shared,
+  }, logger);
+}
+
+export class AppMounts {
+  readonly runners: AppRunner[];
+  readonly handlers: Pick<NativeHandlers, 'request' | 'body' | 'close' | 'drain'>;
+
+  constructor(config: LisodConfig, logger: Logger) {
+    const shared: Shared = {
+      serverName: config.serverName, spoolDir: config.spool.dir, spoolBudget: new SpoolBudget(config.spool.maxBytes),
+    };
+    this.runners = [
+      ...(config.cgi ? [new CgiRunner({ ...config.cgi, ...shared }, logger)] : []),
+      ...config.fastcgi.map((m) => fastCgiRunner(m, shared, logger)),
+    ];
+    const order = appPrefixes(config);
+    if (order.join() !== this.runners.map((r) => r.prefix).join()) throw new Error('app mounts out of order');
+    // Body, close and drain events carry only the request id: every runner gets them and
+    // ignores ids that are not its own (a map lookup each; there are few mounts).
+    const runners = this.runners;
+    this.handlers = runners.length === 1 ? runners[0]!.handlers : {
+      request: (req) => {
+        const runner = runners[req.mount ?? 0];
+        if (!runner) throw new Error(`request for unknown mount ${req.mount}`);
+        runner.handlers.request(req);
+      },
+      body: (id, chunk) => { for (const r of runners) r.handlers.body(id, chunk); },
+      close: (id) => { for (const r of runners) r.handlers.close(id); },
+      drain: (id) => { for (const r of runners) r.handlers.drain(id); },
+    };
+  }
+
+  attach(server: NativeServer): void {
+    for (const r of this.runners) r.attach(server);
+  }
+
+  stop(): void {
+    for (const r of this.runners) r.stop();
+  }
+}
