@@ -19,6 +19,8 @@
         "native/response.cc",
         "native/connection_static.cc",
         "native/response_plan.cc",
+        "native/connection_h2.cc",
+        "native/h2_session.cc",
         "native/connection_app.cc",
         "native/file_cache.cc",
         "native/spawn.cc",

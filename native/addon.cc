@@ -96,6 +96,8 @@ ServerConfig parseConfig(const Napi::Object& o) {
   c.tls.key_file = getString(o, "tlsKey");
   c.tls.cert_file = getString(o, "tlsCert");
   c.tls.resumption = getBool(o, "tlsResumption", true);
+  c.tls.http2 = getBool(o, "http2", false);
+  c.h2_max_streams = static_cast<uint32_t>(getNumber(o, "http2MaxStreams", 128));
   parseTlsClient(o, &c.tls);
   c.access = parseAccess(o.Env(), o.Get("access"));
   c.cgi_prefix = getString(o, "cgiPrefix", "/cgi");

@@ -23,7 +23,7 @@ const objDir = join(buildDir, 'obj');
 
 const native = (...names) => names.map((n) => join(nativeDir, `${n}.cc`));
 const pure = ['http_parser', 'http_request', 'chunked', 'static_file', 'http_date', 'mime'];
-const connection = [...pure, 'connection', 'connection_app', 'connection_static', 'response_plan', 'server', 'transport',
+const connection = [...pure, 'connection', 'connection_app', 'connection_static', 'connection_h2', 'h2_session', 'response_plan', 'server', 'transport',
   'tls_context', 'response', 'file_cache'];
 const targets = {
   parser: { sources: [join(testDir, 'fuzz_parser.cc'), ...native(...pure)], maxLen: 4096, dict: 'fuzz_http.dict' },
