@@ -168,19 +168,23 @@ H2Session::~H2Session() {
 
 bool H2Session::receive(const char* data, size_t len) {
   ssize_t rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data), len);
-  if (rv < 0) {
-    failed_ = true;
-    return false;
-  }
-  return true;
+  if (rv >= 0) return true;
+  // Fatal for the connection. nghttp2 queues its own GOAWAY for most protocol errors; for
+  // the floods it only stops, so say why (RFC 9113 §5.4.1) before closing.
+  uint32_t code = rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS || rv == NGHTTP2_ERR_FLOODED
+                      ? NGHTTP2_ENHANCE_YOUR_CALM
+                      : NGHTTP2_PROTOCOL_ERROR;
+  if (rv != NGHTTP2_ERR_BAD_CLIENT_MAGIC) nghttp2_session_terminate_session(session_, code);
+  failed_ = true;
+  return false;
 }
 
 bool H2Session::produce(std::string& out, size_t max) {
   size_t before = out.size();
-  while (out.size() < max && !failed_) {
+  while (out.size() < max && !send_failed_) {
     const uint8_t* p = nullptr;
     ssize_t n = nghttp2_session_mem_send(session_, &p);
-    if (n < 0) failed_ = true;
+    if (n < 0) send_failed_ = true;
     if (n <= 0) break;
     out.append(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
   }
@@ -188,7 +192,7 @@ bool H2Session::produce(std::string& out, size_t max) {
 }
 
 bool H2Session::finished() const {
-  if (failed_) return true;
+  if (send_failed_ || (failed_ && !nghttp2_session_want_write(session_))) return true;
   if (stopping_ && streams_.empty() && !nghttp2_session_want_write(session_)) return true;
   return !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
 }

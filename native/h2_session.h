@@ -68,7 +68,8 @@ class H2Session {
   std::string remote_;
   const ClientIdentity* identity_;
   nghttp2_session* session_ = nullptr;
-  bool failed_ = false;    // a connection error: GOAWAY (if any) queued, then close
+  bool failed_ = false;       // a connection error: the GOAWAY goes out, then close
+  bool send_failed_ = false;  // nghttp2 cannot produce more (out of memory): close now
   bool stopping_ = false;  // our GOAWAY is queued
   std::unordered_map<int32_t, std::unique_ptr<H2Stream>> streams_;
 };

@@ -42,14 +42,20 @@ def scenario(name, s, enc):
         f = HeadersFrame(1, request_block(enc, '/hello.txt'))
         f.flags.add('END_HEADERS'); f.flags.add('END_STREAM')
         send(f.serialize())
-    elif name == 'rapid_reset':
-        # CVE-2023-44487: open and cancel streams as fast as possible.
+    elif name in ('rapid_reset', 'some_resets'):
+        # CVE-2023-44487: open and cancel streams as fast as possible (some_resets: 50,
+        # then one request that must be answered).
         out = []
-        for i in range(3000):
+        count = 3000 if name == 'rapid_reset' else 50
+        for i in range(count):
             sid = 1 + 2 * i
             h = HeadersFrame(sid, request_block(enc, '/hello.txt'))
             h.flags.add('END_HEADERS'); h.flags.add('END_STREAM')
             out.append(h.serialize() + RstStreamFrame(sid, error_code=8).serialize())
+        if name == 'some_resets':
+            h = HeadersFrame(1 + 2 * count, request_block(enc, '/hello.txt'))
+            h.flags.add('END_HEADERS'); h.flags.add('END_STREAM')
+            out.append(h.serialize())
         try:
             send(b''.join(out))
         except OSError:
@@ -81,7 +87,7 @@ def scenario(name, s, enc):
         send(g.serialize())
     elif name == 'bad_frame':
         # DATA on stream 0 is a connection error (RFC 9113 §6.1): GOAWAY PROTOCOL_ERROR.
-        send(DataFrame(0, b'x').serialize())
+        send(b'\x00\x00\x01\x00\x00\x00\x00\x00\x00x')  # hyperframe refuses to build it
     elif name == 'window_overflow':
         # A WINDOW_UPDATE taking the connection window past 2^31-1 (RFC 9113 §6.9.1).
         send(WindowUpdateFrame(0, window_increment=2 ** 31 - 1).serialize())
