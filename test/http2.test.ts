@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import http2 from 'node:http2';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { repoRoot } from './helpers/lisod.js';
+import { nodeHasSafeNghttp2 } from '../src/config_http2.js';
+import { repoRoot, runLisodExpectFailure, startLisod } from './helpers/lisod.js';
 import { getPki, type Pki } from './helpers/pki.js';
 import { useLisod } from './helpers/use_lisod.js';
 
@@ -209,4 +210,37 @@ test('a client that keeps its flow-control window shut is dropped after send_tim
   t.is(r.status['1'], 200);
   t.is(r.data['1'] ?? 0, 0);
   t.true(r.closed, JSON.stringify(r));
+});
+
+test('graceful stop (SIGTERM) sends GOAWAY NO_ERROR to an h2 client', async (t) => {
+  const l = await startLisod({ config: { http2: true } });
+  const s = connect(l.httpsPort);
+  try {
+    t.is((await request(s, { ':path': '/index.html' })).status, 200);
+    const goaway = new Promise<number>((resolve) => s.once('goaway', (code: number) => resolve(code)));
+    process.kill(l.pid, 'SIGTERM');
+    t.is(await goaway, 0);
+    t.is((await l.exited).code, 0);
+  } finally {
+    s.destroy();
+    await l.stop();
+  }
+});
+
+test('lisod -t checks the http2 keys (file:line messages)', async (t) => {
+  const noTls = await runLisodExpectFailure({ config: { http2: true }, omit: ['https_port', 'tls_key', 'tls_cert'], args: ['-t'] });
+  t.not(noTls.code, 0);
+  t.regex(noTls.stderr, /http2 = true needs https_port/);
+  const notBool = await runLisodExpectFailure({ config: { http2: 'yes' }, args: ['-t'] });
+  t.regex(notBool.stderr, /:\d+.*http2/);
+  const zero = await runLisodExpectFailure({ config: { http2_max_concurrent_streams: 0 }, args: ['-t'] });
+  t.regex(zero.stderr, /:\d+.*http2_max_concurrent_streams must be an integer ≥ 1/);
+});
+
+test('nodeHasSafeNghttp2: h2 is refused below Node 20.12.1', (t) => {
+  t.false(nodeHasSafeNghttp2('20.12.0'));
+  t.false(nodeHasSafeNghttp2('18.20.4'));
+  t.true(nodeHasSafeNghttp2('20.12.1'));
+  t.true(nodeHasSafeNghttp2('20.20.2'));
+  t.true(nodeHasSafeNghttp2('22.0.0'));
 });
