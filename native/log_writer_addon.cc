@@ -4,6 +4,8 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <algorithm>
+
 #include "access_log.h"
 #include "log_writer.h"
 #include "static_file.h"
@@ -132,14 +134,18 @@ Napi::Value formatAccessRecord(const Napi::CallbackInfo& info) {
     Napi::Value v = r.Get(i);
     return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
   };
-  const auto num = [&](uint32_t i) { return r.Get(i).ToNumber().DoubleValue(); };
+  // A finite number clamped to [lo, hi] (NaN → 0): casting anything else is undefined.
+  const auto num = [&](uint32_t i, double lo, double hi) {
+    const double d = r.Get(i).ToNumber().DoubleValue();
+    return d != d ? 0.0 : d < lo ? lo : d > hi ? hi : d;
+  };
   std::string remote = str(0), method = str(2), target = str(3), version = str(4), referer = str(7),
               agent = str(8), user = str(9);
-  const double ms = num(1);
+  const double ms = num(1, -1e15, 1e15);
   const auto seconds = static_cast<int64_t>(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
   int offset = 0;
   if (info[1].IsNumber()) {
-    offset = info[1].As<Napi::Number>().Int32Value();
+    offset = std::clamp(info[1].As<Napi::Number>().Int32Value(), -24 * 60, 24 * 60);
   } else {
     const time_t t = static_cast<time_t>(seconds);
     struct tm local;
@@ -147,8 +153,8 @@ Napi::Value formatAccessRecord(const Napi::CallbackInfo& info) {
   }
   char when[32];
   const size_t n = formatClfTime(seconds, offset, when);
-  AccessEntry e{remote, user, method, target, version, referer, agent, static_cast<int>(num(5)),
-                static_cast<uint64_t>(num(6) > 0 ? num(6) : 0)};
+  AccessEntry e{remote, user, method, target, version, referer, agent, static_cast<int>(num(5, 0, 999)),
+                static_cast<uint64_t>(num(6, 0, 9e15))};
   std::string line;
   appendAccessLine(line, e, std::string_view(when, n));
   return Napi::String::New(env, line);
