@@ -200,7 +200,11 @@ Connection* Server::adopt(int fd, std::unique_ptr<Transport> transport, PeerInfo
   head_ = c;
   ++connections_;
   if (!c->start()) {
-    c->abort();
+    // libuv refused the fd (epoll_ctl: ENOSPC at fs.epoll.max_user_watches, ENOMEM). No
+    // poll handle exists, so abort()'s uv_close path would touch an uninitialised handle:
+    // unlink and free the connection here (its destructor closes the fd).
+    connectionClosed(c);
+    delete c;
     return nullptr;
   }
   return c;

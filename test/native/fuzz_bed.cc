@@ -1,5 +1,7 @@
 #include "fuzz_bed.h"
 
+#include "../../native/transport.h"
+
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -64,6 +66,20 @@ ServerConfig configFor(const Bed& b, bool small, bool access_log) {
   return c;
 }
 
+// Regression: a descriptor libuv cannot poll (a regular file: epoll refuses it) is
+// refused by Server::adopt, which closes it and frees the connection; nothing touches the
+// poll handle that was never initialised.
+void checkUnpollableFd(Bed& b) {
+  Server* server = b.servers[0][0].get();
+  int fd = ::open((b.root + "/index.html").c_str(), O_RDONLY | O_CLOEXEC);
+  FUZZ_CHECK(fd >= 0);
+  PeerInfo info{"192.0.2.1", "198.51.100.2", 40000, 8080};
+  FUZZ_CHECK(server->adopt(fd, makePlainTransport(fd), info, false) == nullptr);
+  FUZZ_CHECK(server->connectionCount() == 0);
+  uv_run(&b.loop, UV_RUN_NOWAIT);
+  FUZZ_CHECK(::fcntl(fd, F_GETFD) == -1);  // closed
+}
+
 }  // namespace
 
 Bed& bed() {
@@ -82,6 +98,7 @@ Bed& bed() {
         }
       }
     }
+    checkUnpollableFd(*b);
     return b;
   }();
   return *b;
