@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { buildAddon } from './build-addon.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const at = (...parts) => path.join(root, ...parts);
@@ -24,16 +25,10 @@ function run(cmd, args, options = {}) {
 }
 
 // 1. The native addon: a prebuild for this platform or a local build.
-function ensureAddon() {
+async function ensureAddon() {
   const prebuilt = fs.existsSync(at('prebuilds', `${process.platform}-${process.arch}`));
   if (prebuilt || fs.existsSync(at('build', 'Release', 'lisod.node'))) return;
-  say('building the native addon (npx node-gyp rebuild)');
-  const env = { ...process.env };
-  // Build offline against the installed Node headers instead of downloading them.
-  if (!env.npm_config_nodedir && fs.existsSync('/usr/include/node/node.h')) env.npm_config_nodedir = '/usr';
-  if (run('npx', ['node-gyp', 'rebuild'], { env }) !== 0) {
-    die('building the addon failed; on Debian install build-essential and python3, then retry');
-  }
+  if (await buildAddon() !== 0) die('building the addon failed');
 }
 
 // 2. dist/: compile TypeScript when a source is newer than its output (or has none).
@@ -49,6 +44,7 @@ function ensureDist() {
   if (run(process.execPath, [at('node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']) !== 0) {
     die('tsc failed');
   }
+  fs.chmodSync(at('dist', 'main.js'), 0o755); // the `lisod` command
 }
 
 // 3. A development CA and a server certificate for localhost, 127.0.0.1 and ::1, made by the
@@ -94,27 +90,18 @@ async function ensureCertificate() {
   const leaf = await issueLeaf(signer, { kind: 'server', subject: [['CN', 'localhost']], sans, days: 397 });
   write(key, leaf.key, 0o600);
   write(cert, leaf.cert, 0o644);
-  say(`to trust https://localhost:8443/ in a browser, import ${ca} as a certificate authority`);
+  say(`to trust https://localhost:8443/ in a browser, import ${ca} as a certificate authority (README.md: Development certificate)`);
 }
 
-// 4. Flask for the Flaskr CGI app (Debian's python3-flask, used by /usr/bin/python3).
+// 4. Flask for the Flaskr CGI app (Debian's python3-flask, used by /usr/bin/python3);
+//    scripts/system-deps.sh installs it before this runs, unless told not to.
 function ensureFlask() {
-  const hasFlask = () => spawnSync('/usr/bin/python3', ['-c', 'import flask'], { stdio: 'ignore' }).status === 0;
-  if (hasFlask()) return;
-  const canApt = spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status === 0;
-  if (process.getuid?.() === 0 && canApt) {
-    say('Flask is missing; installing python3-flask with apt-get');
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    const install = () => run('apt-get', ['install', '-y', 'python3-flask'], { env }) === 0;
-    if (install() || (run('apt-get', ['update'], { env }) === 0 && install())) return;
-    say('could not install python3-flask; static pages work, /cgi/ will show an error page');
-    return;
-  }
+  if (spawnSync('/usr/bin/python3', ['-c', 'import flask'], { stdio: 'ignore' }).status === 0) return;
   say('Flask is missing, so Flaskr at /cgi/ will show an error page. To install it, run:');
-  say('  sudo apt-get install python3-flask');
+  say('  sh scripts/system-deps.sh run   (Debian: sudo apt-get install python3-flask)');
 }
 
-ensureAddon();
+await ensureAddon();
 ensureDist();
 fs.mkdirSync(at('var'), { recursive: true });
 await ensureCertificate();

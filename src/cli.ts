@@ -19,6 +19,13 @@ export interface RunOptions {
   liso: LisoArgs | null; // positional values; they override the config file's
   bind: string[] | null; // --bind addresses; override the config file's `bind`
   foreground: boolean; // -f: do not daemonize
+  ports?: PortOverrides; // --http-port / --https-port; the Liso positional ports override them
+}
+
+/** --http-port N / --https-port N: replace the config file's http_port / https_port. */
+export interface PortOverrides {
+  http?: number;
+  https?: number;
 }
 
 /** `lisod … stop|reload|status`: signal or query the daemon found through the lock file. */
@@ -57,6 +64,9 @@ Options:
                         the matching settings of the file.
   -b, --bind ADDR       listen on ADDR instead of the configured addresses (repeatable),
                         e.g. --bind 127.0.0.1 --bind ::1
+      --http-port N     serve plain HTTP on port N instead of the configured http_port
+      --https-port N    serve HTTPS on port N instead of the configured https_port
+                        (the Liso positional ports override both; 0 = any free port)
   -f, --foreground      stay attached to the terminal (do not daemonize)
   -t, --check-config    validate the configuration, key and certificate, then exit
                         (0 valid, 1 invalid)
@@ -72,6 +82,8 @@ const kLisoNames = ['http_port', 'https_port', 'log', 'lock', 'www', 'cgi', 'key
 const kOptions = {
   config: { type: 'string', short: 'c' },
   bind: { type: 'string', short: 'b', multiple: true },
+  'http-port': { type: 'string' },
+  'https-port': { type: 'string' },
   foreground: { type: 'boolean', short: 'f' },
   'check-config': { type: 'boolean', short: 't' },
   help: { type: 'boolean', short: 'h' },
@@ -159,6 +171,13 @@ export function parseCli(argv: readonly string[]): CliResult {
   if (bind?.includes('')) return { action: 'usage-error', message: "option '--bind' needs an address" };
 
   const options: RunOptions = { configFile, liso, bind, foreground: values.foreground ?? false };
+  for (const [flag, key] of [['http-port', 'http'], ['https-port', 'https']] as const) {
+    const text = values[flag];
+    if (text === undefined) continue;
+    const port = parsePort(text);
+    if (port === null) return { action: 'usage-error', message: `--${flag} '${text}' is not a port number (0–65535)` };
+    options.ports = { ...options.ports, [key]: port };
+  }
   if (verb !== null) {
     if (values['check-config']) return { action: 'usage-error', message: `-t cannot be combined with '${verb}'` };
     return { action: 'control', verb, options };

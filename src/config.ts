@@ -5,7 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
-import type { LisoArgs } from './cli.js';
+import type { LisoArgs, PortOverrides } from './cli.js';
 import type { AccessRuleSpec, ListenerSpec, ServerConfig } from './native.js';
 import { readCgiTable } from './config_cgi.js';
 import { readAccessTables } from './config_access.js';
@@ -201,6 +201,15 @@ export function applyBind(draft: ConfigDraft, bind: string[]): ConfigDraft {
   return { ...draft, values: { ...draft.values, bind }, origins: { ...draft.origins, bind: { arg: '--bind' } } };
 }
 
+/** Applies --http-port / --https-port over a draft (before the Liso ports, which win). */
+export function applyPorts(draft: ConfigDraft, ports: PortOverrides): ConfigDraft {
+  const values: Draft = { ...draft.values };
+  const origins = { ...draft.origins };
+  if (ports.http !== undefined) [values.httpPort, origins.httpPort] = [ports.http, { arg: '--http-port' }];
+  if (ports.https !== undefined) [values.httpsPort, origins.httpsPort] = [ports.https, { arg: '--https-port' }];
+  return { ...draft, values, origins };
+}
+
 export const kEmptyDraft: ConfigDraft = { values: {}, origins: {}, configFile: null, display: null };
 
 /**
@@ -302,8 +311,8 @@ function errnoText(e: unknown): string {
 
 /**
  * Checks the configured paths on disk: www is a readable directory, key and certificate are
- * readable files, log and lock directories exist. Throws ConfigError for what prevents
- * start-up; returns warnings (e.g. a CGI script that is not executable) for the rest.
+ * readable files, log and lock directories exist, the CGI script is an executable file.
+ * Throws ConfigError for what prevents start-up; returns warnings for the rest (none today).
  */
 export function checkPaths(config: LisodConfig, draft: ConfigDraft): string[] {
   const at = (key: DraftKey): Origin | null => draft.origins[key] ?? (draft.display !== null ? { file: draft.display } : null);
@@ -340,11 +349,17 @@ export function checkPaths(config: LisodConfig, draft: ConfigDraft): string[] {
   const spoolProblem = checkSpoolDir(config.spool.dir);
   if (spoolProblem) throw new ConfigError(spoolProblem, at('spoolDir'), 'buffered request bodies are written there; create it or pick another');
 
+  // A script that cannot run would turn every /cgi/ request into a 500: refuse to start.
+  let problem: string | null = null;
   try {
-    fs.accessSync(config.cgi.script, fs.constants.X_OK);
-    if (!fs.statSync(config.cgi.script).isFile()) warnings.push(`cgi script '${config.cgi.script}' is not a regular file; /cgi/ requests will fail`);
+    if (!fs.statSync(config.cgi.script).isFile()) problem = 'not a regular file';
+    else fs.accessSync(config.cgi.script, fs.constants.X_OK);
   } catch (e) {
-    warnings.push(`cgi script '${config.cgi.script}': ${errnoText(e) === 'permission denied' ? 'not executable' : errnoText(e)}; /cgi/ requests will fail`);
+    problem = errnoText(e) === 'permission denied' ? 'not executable' : errnoText(e);
+  }
+  if (problem !== null) {
+    throw new ConfigError(`cgi script '${config.cgi.script}': ${problem}`, at('cgiScript'),
+      problem === 'not executable' ? `chmod +x ${config.cgi.script}` : undefined);
   }
   warnings.push(...tlsClientWarnings(draft), ...checkTlsClientFiles(config.tlsClient, at));
   return warnings;
@@ -354,6 +369,7 @@ export interface ConfigSources {
   configFile: string | null; // as typed on the command line
   liso: LisoArgs | null;
   bind: string[] | null;
+  ports?: PortOverrides;
   cwd: string;
   hostname?: string; // default os.hostname()
 }
@@ -371,6 +387,7 @@ export function loadConfig(src: ConfigSources): { config: LisodConfig; warnings:
     }
     draft = parseConfigText(text, src.configFile, abs);
   }
+  if (src.ports) draft = applyPorts(draft, src.ports);
   if (src.liso) draft = applyLiso(draft, src.liso, src.cwd);
   if (src.bind) draft = applyBind(draft, src.bind);
   const config = finishConfig(draft, src.hostname ?? os.hostname());

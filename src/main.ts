@@ -9,6 +9,7 @@ import { ConfigError, loadConfig, toServerConfig, type ConfigSources, type Lisod
 import { tlsClientSpec } from './config_tls_client.js';
 import { DaemonChild, launchDaemon } from './daemon.js';
 import { createEventLoop, type EventLoop } from './event_loop.js';
+import { exposureWarnings } from './exposure.js';
 import { Logs, type Logger } from './log.js';
 import type { BoundAddress, NativeAddon, NativeHandlers, NativeServer } from './native.js';
 import { installSignalHandlers, type SignalHooks } from './signals.js';
@@ -47,7 +48,8 @@ export async function main(argv: string[]): Promise<number> {
     complain(`lisod: ${e.message}\n`);
     return 1;
   }
-  const { config, warnings } = loaded;
+  const { config } = loaded;
+  const warnings = [...loaded.warnings, ...exposureWarnings(config, process.geteuid?.() ?? null, process.env)];
   if (daemon === null) for (const w of warnings) complain(`lisod: warning: ${w}\n`);
 
   if (cli.action === 'check') return checkConfiguration(config, cli.options);
@@ -377,11 +379,8 @@ function startServer(native: NativeAddon, config: LisodConfig, logs: () => Logs,
 
 /** `user = …`: switch to it when root (log files handed over first, for reopening). */
 function dropPrivileges(rt: Runtime, config: LisodConfig, logger: Logger): void {
-  const asRoot = typeof process.geteuid === 'function' && process.geteuid() === 0;
-  if (config.user === null) {
-    if (asRoot) logger.warn('running as root: CGI scripts run as root too; set user = "…" to switch after binding');
-    return;
-  }
+  if (config.user === null) return; // running as root without it: an exposure warning
+
   const owned = [config.errorLog, config.accessLog].filter((f): f is string => f !== null && f !== '-');
   const r = rt.privileges.dropPrivileges(config.user, owned);
   if (r.dropped) logger.info(`switched to user ${config.user} (uid ${r.uid}, gid ${r.gid})`);

@@ -102,3 +102,14 @@ test('usage text documents every flag; the hint is one line', (t) => {
   }
   t.false(kUsageHint.includes('\n'));
 });
+
+test('--http-port / --https-port: parsed ports, only when given; bad values are usage errors', (t) => {
+  const r = parseCli(['--config', 'lisod.conf', '--http-port', '9080', '--https-port=0']);
+  t.deepEqual(r, { action: 'run', options: { configFile: 'lisod.conf', liso: null, bind: null, foreground: false, ports: { http: 9080, https: 0 } } });
+  const one = parseCli(['-c', 'x.conf', '--https-port', '9443', '-t']);
+  t.deepEqual(one.action === 'check' ? one.options.ports : null, { https: 9443 });
+  t.is(usageError(parseCli(['-c', 'x', '--http-port', '65536'])), "--http-port '65536' is not a port number (0–65535)");
+  t.is(usageError(parseCli(['-c', 'x', '--https-port', 'web'])), "--https-port 'web' is not a port number (0–65535)");
+  t.is(usageError(parseCli(['-c', 'x', '--http-port'])), "option '--http-port' needs a value");
+  t.regex(kUsage, /--http-port N .*\n.*--https-port N/);
+});

@@ -72,7 +72,7 @@ test('the shipped lisod.conf parses and resolves against the repository', (t) =>
   const c = finishConfig(parseConfigText(fs.readFileSync(file, 'utf8'), 'lisod.conf', file), 'h');
   t.is(c.httpPort, 8080);
   t.is(c.httpsPort, 8443);
-  t.deepEqual(c.bind, ['::']);
+  t.deepEqual(c.bind, ['127.0.0.1', '::1']); // loopback: a quick start is not reachable from other hosts
   t.is(c.www, path.join(repo, 'www'));
   t.is(c.cgi.script, path.join(repo, 'cgi-bin', 'flaskr.cgi'));
   t.is(c.tlsKey, path.join(repo, 'certs', 'dev-key.pem'));
@@ -86,8 +86,7 @@ test('the shipped lisod.conf parses and resolves against the repository', (t) =>
   t.is(c.user, null);
   t.is(c.cgi.timeoutMs, 30_000);
   t.deepEqual(c.cgi.passEnv, ['LANG']);
-  t.is(c.cgi.env.FLASKR_DATABASE, path.join(repo, 'var', 'flaskr.sqlite'));
-  t.is(c.cgi.env.FLASKR_SECRET_FILE, path.join(repo, 'var', 'flaskr-secret'));
+  t.deepEqual(c.cgi.env, {}); // Flaskr's own default database (var/flaskr.sqlite), as in the Liso form
 });
 
 test('defaults fill everything not set', (t) => {
@@ -311,17 +310,20 @@ test('file system checks: www, key and certificate, log directories', (t) => {
   t.deepEqual(load().warnings, []);
 });
 
-test('a CGI script that is missing or not executable is a warning, not an error', (t) => {
+test('a CGI script that is missing, not executable or not a file stops the start: one line naming it', (t) => {
   const dir = fixture();
   fs.writeFileSync(path.join(dir, 'plain.cgi'), 'x', { mode: 0o644 });
+  fs.mkdirSync(path.join(dir, 'adir.cgi'));
+  const load = (): ConfigError => t.throws(() => loadConfig({ configFile: 'lisod.conf', liso: null, bind: null, cwd: dir }), { instanceOf: ConfigError })!;
+  const line = kBase.split('\n').findIndex((l) => l.includes('app.cgi')) + 1;
+
   writeConf(dir, kBase.replace('app.cgi', 'gone.cgi'));
-  const missing = loadConfig({ configFile: 'lisod.conf', liso: null, bind: null, cwd: dir }).warnings;
-  t.is(missing.length, 1);
-  t.regex(missing[0]!, /^cgi script '.*gone\.cgi': no such file or directory; \/cgi\/ requests will fail$/);
-  if (process.getuid?.() !== 0) {
-    writeConf(dir, kBase.replace('app.cgi', 'plain.cgi'));
-    t.regex(loadConfig({ configFile: 'lisod.conf', liso: null, bind: null, cwd: dir }).warnings[0]!, /plain\.cgi': not executable/);
-  }
+  t.is(load().message, `lisod.conf:${line}: cgi script '${path.join(dir, 'gone.cgi')}': no such file or directory`);
+  // Root may execute only what has an x bit, so this holds for root too.
+  writeConf(dir, kBase.replace('app.cgi', 'plain.cgi'));
+  t.is(load().message, `lisod.conf:${line}: cgi script '${path.join(dir, 'plain.cgi')}': not executable (hint: chmod +x ${path.join(dir, 'plain.cgi')})`);
+  writeConf(dir, kBase.replace('app.cgi', 'adir.cgi'));
+  t.is(load().message, `lisod.conf:${line}: cgi script '${path.join(dir, 'adir.cgi')}': not a regular file`);
 });
 
 test('an unreadable config file is one clear line', (t) => {
@@ -387,4 +389,21 @@ test('spool_dir must be a writable directory at start-up', (t) => {
   const file = writeConf(dir, `${kBase}error_log = "logs/e.log"\nspool_dir = "missing"\n`);
   const e = t.throws(() => loadConfig({ configFile: file, liso: null, bind: null, cwd: dir }), { instanceOf: ConfigError });
   t.regex(e!.message, /lisod\.conf:8: spool_dir '.*missing': no such directory \(hint: /);
+});
+
+test('--http-port / --https-port replace the file\'s ports; the Liso positional ports replace both', (t) => {
+  const dir = fixture();
+  writeConf(dir, kBase);
+  const load = (extra: object) => loadConfig({ configFile: 'lisod.conf', liso: null, bind: null, cwd: dir, ...extra }).config;
+  const c = load({ ports: { http: 9080, https: 9443 } });
+  t.deepEqual([c.httpPort, c.httpsPort], [9080, 9443]);
+  t.deepEqual([load({ ports: { http: 0 } }).httpPort, load({ ports: { http: 0 } }).httpsPort], [0, 8443]);
+  const both = load({ ports: { http: 1, https: 2 }, liso: lisoArgs });
+  t.deepEqual([both.httpPort, both.httpsPort], [9090, 9443]);
+  // A clash the flags made is named after the flag, not the file.
+  const e = t.throws(() => load({ ports: { https: 8080 } }), { instanceOf: ConfigError });
+  t.is(e!.message, '--https-port: http_port and https_port are both 8080 (hint: give HTTPS its own port, e.g. 8443)');
+  // --https-port without TLS material in the file says what is missing.
+  writeConf(dir, 'http_port = 8080\nwww = "www"\ncgi = "app.cgi"\n');
+  t.regex(t.throws(() => load({ ports: { https: 8443 } }))!.message, /missing required setting tls_key \(https_port is set\)/);
 });

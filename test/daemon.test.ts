@@ -10,6 +10,7 @@ import { parseCli } from '../src/cli.js';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { controlSettings } from '../src/control.js';
 import { restartOnlyChanges } from '../src/main.js';
+import { withoutRootWarning } from './helpers/assert.js';
 import { Conn, exchange1, get, sha256, type HttpResponse } from './helpers/client.js';
 import {
   isLisod, lisoArgs, lockPid, makeSite, notifyListener, processesWithArg, portsFrom, readText, runLisod, sleep,
@@ -70,7 +71,7 @@ serial('Liso form with relative paths: launcher exits 0 within 2 s; the detached
   const site = await makeSite();
   const d = await launched(t, site);
   t.true(d.launch.ms < 2000, `launcher took ${d.launch.ms} ms`);
-  t.is(d.launch.stderr, '');
+  t.is(withoutRootWarning(d.launch.stderr), '');
   t.regex(d.launch.stdout, new RegExp(`^lisod: running in the background \\(pid ${d.pid}\\)$`, 'm'));
 
   // Lock file: 0640, the daemon's PID on the first line.
@@ -118,7 +119,7 @@ serial('a second start with the same lock file is refused and the first keeps se
   const second = await runLisod(site.dir, [...lisoArgs(site, String(d.http), String(d.https)), '--bind', '127.0.0.1']);
   t.is(second.code, 1);
   t.is(second.stdout, '');
-  t.regex(second.stderr, new RegExp(`^lisod: lock file ${site.abs.lock.replace(/[.]/g, '\\.')} is held by another process \\(pid ${d.pid}\\): is lisod already running\\?\n$`));
+  t.regex(withoutRootWarning(second.stderr), new RegExp(`^lisod: lock file ${site.abs.lock.replace(/[.]/g, '\\.')} is held by another process \\(pid ${d.pid}\\): is lisod already running\\?\n$`));
   t.deepEqual(processesWithArg(lockName), [d.pid], 'no second daemon left behind');
   t.is(lockPid(site.abs.lock), d.pid);
   const res = await fetch(d.http, '/');
@@ -134,7 +135,7 @@ serial('a start that cannot bind its port fails with one line naming the address
   const port = (blocker.address() as net.AddressInfo).port;
   const r = await runLisod(site.dir, [...lisoArgs(site, String(port)), '--bind', '127.0.0.1']);
   t.is(r.code, 1);
-  t.regex(r.stderr, new RegExp(`^lisod: cannot listen on 127\\.0\\.0\\.1:${port}: Address already in use[^\n]*\n$`));
+  t.regex(withoutRootWarning(r.stderr), new RegExp(`^lisod: cannot listen on 127\\.0\\.0\\.1:${port}: Address already in use[^\n]*\n$`));
   t.deepEqual(processesWithArg(path.basename(site.rel.lock)), []);
   t.is(lockPid(site.abs.lock), null, 'the lock file holds no PID');
   const status = await runLisod(site.dir, [...lisoArgs(site), 'status']);
@@ -152,14 +153,14 @@ serial('a bad certificate makes the launcher exit non-zero with a message; -t ca
     const site = await makeSite({ tls: pair });
     const r = await runLisod(site.dir, [...lisoArgs(site), '--bind', '127.0.0.1']);
     t.is(r.code, 1, name);
-    t.regex(r.stderr, re, name);
+    t.regex(withoutRootWarning(r.stderr), re, name);
     t.true(r.ms < 5000, `${name}: failed within ${r.ms} ms`);
     t.deepEqual(processesWithArg(path.basename(site.rel.lock)), [], `${name}: no daemon left`);
     t.is(lockPid(site.abs.lock), null, `${name}: lock released`);
 
     const check = await runLisod(site.dir, ['-t', ...lisoArgs(site)]);
     t.is(check.code, 1, `${name}: -t`);
-    t.regex(check.stderr, re, `${name}: -t`);
+    t.regex(withoutRootWarning(check.stderr), re, `${name}: -t`);
   }
   const good = await makeSite();
   const check = await runLisod(good.dir, ['-t', ...lisoArgs(good)]);

@@ -7,16 +7,19 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { control, kLsb } from '../src/control.js';
 import { DaemonChild, kDaemonMarker } from '../src/daemon.js';
 import { dropPrivileges } from '../src/privileges.js';
 import { acquireLock, isLockHeld, readLockPid } from '../src/lockfile.js';
 import { installSignalHandlers, type SignalControl, type SignalHooks } from '../src/signals.js';
+import { forNobody, nobodyIds as maybeNobodyIds, nobodyRoot, nobodySkipReason } from './helpers/nobody.js';
 import { tempDir } from './helpers/tmp.js';
 
 // Absolute, so that processes started in a temp directory find the loader.
 const kTsx = `--import=${import.meta.resolve('tsx')}`;
+// Not from helpers/lisod.ts: it exits on SIGINT/SIGTERM, which the signal tests here send.
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const src = (name: string): string => JSON.stringify(fileURLToPath(new URL(`../src/${name}`, import.meta.url)));
 
 // argv: mode lock state [port-file]. Modes: ok (serve until stopped), fail (report an error
@@ -402,9 +405,11 @@ test.serial('an error while closing exits 1', async (t) => {
   t.deepEqual(tr.exits, [1]);
 });
 
-const isRoot = process.geteuid?.() === 0;
+// Root with a user nobody to become; the reason goes into the skipped tests' titles.
+const skipWhy = nobodySkipReason();
+const isRoot = skipWhy === null;
 
-(isRoot ? test : test.skip)(`root drops to nobody: files handed over, groups replaced, no way back${isRoot ? '' : ' (skipped: needs root)'}`, async (t) => {
+(isRoot ? test : test.skip)(`root drops to nobody: files handed over, groups replaced, no way back${isRoot ? '' : ` (skipped: ${skipWhy})`}`, async (t) => {
   const dir = tempDir('lisod-daemon-');
   const log = path.join(dir, 'error.log');
   fs.writeFileSync(log, '');
@@ -428,15 +433,20 @@ const isRoot = process.geteuid?.() === 0;
   t.deepEqual([st.uid, st.gid], [nobody.uid, nobody.gid]);
 });
 
-/** uid and gid of `nobody` as `id` reports them. */
+/** uid and gid of `nobody` (this file runs its root-only parts only where the user exists). */
 function nobodyIds(): { uid: number; gid: number } {
-  const id = (flag: string): number => Number(spawnSync('id', [flag, 'nobody'], { encoding: 'utf8' }).stdout.trim());
-  return { uid: id('-u'), gid: id('-g') };
+  const ids = maybeNobodyIds();
+  if (ids === null) throw new Error('no user nobody');
+  return ids;
 }
 
-/** Runs an ES module body in a fresh Node (with tsx); resolves with its exit status and output. */
+/** Runs an ES module body in a fresh Node (with tsx); resolves with its exit status and output.
+ *  As another user (uid), the checkout's files are used from a copy that user can read. */
 async function runModule(code: string, opts: { cwd?: string; uid?: number; gid?: number } = {}): Promise<{ status: number | null; out: string; err: string }> {
-  const child = spawn(process.execPath, [kTsx, '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  const other = opts.uid !== undefined && opts.uid !== process.getuid?.();
+  const tsx = other ? `--import=${pathToFileURL(forNobody(fileURLToPath(import.meta.resolve('tsx'))))}` : kTsx;
+  const body = other ? code.split(`"${repoRoot}/`).join(`"${nobodyRoot()}/`) : code;
+  const child = spawn(process.execPath, [tsx, '--input-type=module', '-e', body], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
   let out = '';
   let err = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -462,7 +472,7 @@ test('not root: the user setting is reported as ignored and nothing changes', as
   t.deepEqual(facts.e, { code: 'EPERM', message: 'cannot switch to user daemon: lisod is not running as root' });
 });
 
-(isRoot ? test.serial : test.serial.skip)(`control as another user: unreadable lock file → 4, PID it may not signal → 4${isRoot ? '' : ' (skipped: needs root)'}`, async (t) => {
+(isRoot ? test.serial : test.serial.skip)(`control as another user: unreadable lock file → 4, PID it may not signal → 4${isRoot ? '' : ` (skipped: ${skipWhy})`}`, async (t) => {
   const dir = tempDir('lisod-daemon-');
   fs.chmodSync(dir, 0o755);
   const lockPath = path.join(dir, 'held.lock');

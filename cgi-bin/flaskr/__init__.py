@@ -1,7 +1,8 @@
 """Flaskr: the Flask tutorial micro-blog (show entries, log in, add entry, log out).
 
 Configuration comes from the environment, so lisod's [cgi.env] can set it:
-FLASKR_DATABASE (SQLite file), FLASKR_USERNAME / FLASKR_PASSWORD (admin/default),
+FLASKR_DATABASE (SQLite file; default var/flaskr.sqlite in the lisod checkout, however lisod
+was started), FLASKR_USERNAME / FLASKR_PASSWORD (admin/default),
 FLASKR_SECRET_KEY, or FLASKR_SECRET_FILE (generated on first use when missing),
 FLASKR_CERT_USERS (comma-separated client certificate CNs that are logged in without a
 password: decided per request from SSL_CLIENT_VERIFY / SSL_CLIENT_S_DN_CN, which only the
@@ -52,6 +53,12 @@ def _load_secret(path):
         return f.read().strip()
 
 
+# <checkout>/var: where `npm start` keeps its state too, so the Liso form and lisod.conf
+# share one database (this file is <checkout>/cgi-bin/flaskr/__init__.py).
+DEFAULT_DATABASE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))), "var", "flaskr.sqlite")
+
+
 def certificate_user(environ, allowed):
     """The verified client certificate's CN when it is on the allow-list, else None.
 
@@ -70,7 +77,7 @@ def certificate_user(environ, allowed):
 def create_app(test_config=None):
     app = Flask(__name__)
     env = os.environ
-    database_path = env.get("FLASKR_DATABASE") or os.path.join(app.instance_path, "flaskr.sqlite")
+    database_path = env.get("FLASKR_DATABASE") or DEFAULT_DATABASE
     app.config.update(
         DATABASE=os.path.abspath(database_path),
         USERNAME=env.get("FLASKR_USERNAME", "admin"),

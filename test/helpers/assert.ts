@@ -85,3 +85,9 @@ export async function assertConnectionHonest(
     t.is(sha256(next.body), probe.sha256);
   }
 }
+
+/** stderr without the warning lisod prints on the terminal when it runs as root without
+ *  `user` (the tests run as root on CI): what remains is what a test asserts about. */
+export function withoutRootWarning(stderr: string): string {
+  return stderr.replace(/^lisod: warning: running as root: .*\n/gm, '');
+}

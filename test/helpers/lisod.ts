@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'smol-toml';
+import { forNobody } from './nobody.js';
 import { getPki, type KeyPair } from './pki.js';
 import { tempDir } from './tmp.js';
 
@@ -163,10 +164,13 @@ async function prepare(opts: LisodOptions): Promise<{ dirs: LisodDirs; argv: str
 }
 
 function spawnLisod(argv: string[], opts: LisodOptions): ChildProcess {
-  const ids = opts.unprivileged && runningAsRoot ? kNobody : {};
+  const asNobody = opts.unprivileged === true && runningAsRoot;
+  const ids = asNobody ? kNobody : {};
+  // nobody may not be able to read the checkout (a 0700 directory above it): a staged copy.
+  const main = asNobody && process.env.LISOD_MAIN === undefined ? forNobody(mainJs) : mainJs;
   const [cmd, ...pre] = [...(opts.wrapper ?? []), process.execPath];
-  const proc = spawn(cmd!, [...pre, mainJs, ...argv], {
-    cwd: repoRoot,
+  const proc = spawn(cmd!, [...pre, main, ...argv], {
+    cwd: asNobody ? path.dirname(path.dirname(main)) : repoRoot,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
     ...ids,
