@@ -192,7 +192,7 @@ test('CONTINUATION flood (CVE-2024-28182) gets GOAWAY', async (t) => {
 test('a header list over max_header_bytes resets that stream only', async (t) => {
   const r = await frames(site.h2.httpsPort, 'big_headers');
   t.true('1' in r.rst, JSON.stringify(r));
-  t.is(r.status['1'], undefined);
+  t.false('1' in r.status);
   t.is(r.status['3'], 200);
   t.is(r.goaway, null);
 });
