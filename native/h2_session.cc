@@ -163,7 +163,7 @@ H2Session::H2Session(Server* server, std::string_view remote, const ClientIdenti
     : server_(server), remote_(remote), identity_(identity) {}
 
 H2Session::~H2Session() {
-  if (session_ != nullptr) nghttp2_session_del(session_);  // runs onStreamClose for open streams
+  if (session_ != nullptr) nghttp2_session_del(session_);  // no callbacks: streams_ just goes
 }
 
 bool H2Session::receive(const char* data, size_t len) {
@@ -288,6 +288,13 @@ void H2Session::respond(H2Stream& s, ResponsePlan&& plan) {
   provider.source.ptr = &s;
   provider.read_callback = H2Callbacks::readBody;
   nghttp2_submit_response(session_, s.id, nv.data(), nv.size(), body ? &provider : nullptr);
+}
+
+void H2Session::logUnfinished() {
+  for (auto& [id, s] : streams_) {
+    if (s->status != 0) logStream(*s);
+    s->status = 0;
+  }
 }
 
 void H2Session::logStream(const H2Stream& s) {

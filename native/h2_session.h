@@ -56,6 +56,9 @@ class H2Session {
   // Resets streams whose request (headers or body) has not finished within limit_ms of
   // opening: a slow-stream client cannot hold its slots. Returns how many were reset.
   size_t resetSlowStreams(uint64_t now_ms, uint64_t limit_ms);
+  // The connection is going away: access lines for the answered streams still open (the
+  // bytes field counts what reached nghttp2), as HTTP/1.1 logs a response cut short.
+  void logUnfinished();
 
  private:
   H2Session(Server* server, std::string_view remote, const ClientIdentity* identity);

@@ -19,11 +19,10 @@ run_why="openssl: the development certificate; python3-flask: Flaskr, the CGI ap
 build_pkgs="g++ make python3 libnghttp2-dev"
 build_why="g++, make, python3: node-gyp builds the native addon; libnghttp2-dev: its HTTP/2 headers (the library is Node's)"
 # Needed by the test suite, beyond the above.
-test_pkgs="chromium libnss3-tools python3-cryptography curl systemd logrotate util-linux php-fpm php-cgi python3-h2 nghttp2-client libnghttp2-dev clang libclang-rt-14-dev libssl-dev libuv1-dev"
+test_pkgs="chromium libnss3-tools python3-cryptography curl systemd logrotate util-linux php-fpm php-cgi python3-h2 nghttp2-client libnghttp2-dev"
 test_why="chromium: Flaskr in a real browser; libnss3-tools: the README's dev-CA commands (certutil); python3-cryptography: test CAs, chains, CRLs; \
 curl, systemd (systemd-analyze), logrotate, util-linux (prlimit, setsid): service tests; \
-php-fpm, php-cgi: FastCGI peers; python3-h2, nghttp2-client, libnghttp2-dev: HTTP/2 client and headers; \
-clang, libclang-rt-14-dev, libssl-dev, libuv1-dev: the libFuzzer targets npm test runs"
+php-fpm, php-cgi: FastCGI peers; python3-h2, nghttp2-client, libnghttp2-dev: HTTP/2 client and headers"
 # Needed by `npm run bench` and `npm run fuzz`.
 bench_pkgs="wrk nginx lighttpd lighttpd-mod-openssl clang libclang-rt-14-dev"
 bench_why="wrk, nginx, lighttpd, lighttpd-mod-openssl: benchmark peers; clang, libclang-rt-14-dev: libFuzzer targets"
