@@ -57,6 +57,8 @@ ServerConfig parseConfig(const Napi::Object& o) {
   c.tls.key_file = getString(o, "tlsKey");
   c.tls.cert_file = getString(o, "tlsCert");
   c.tls.resumption = getBool(o, "tlsResumption", true);
+  c.tls.http2 = getBool(o, "http2", false);
+  c.h2_max_streams = static_cast<uint32_t>(getNumber(o, "http2MaxStreams", 128));
   readTlsClientOptions(o, &c.tls);
   c.access = readAccessRules(o.Env(), o.Get("access"));
   Napi::Value prefixes = o.Get("appPrefixes");

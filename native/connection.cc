@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "h2_session.h"
 #include "http_parser.h"
 #include "http_request.h"
 #include "response.h"
@@ -121,6 +122,7 @@ void Connection::step() {
         IoResult r = transport_->handshake();
         if (r.kind == IoResult::kOk) {
           state_ = State::kReadHead;
+          if (!reject_ && transport_->negotiatedH2() && !startH2()) return;
           if (reject_) {
             respondError(503, false, "The server is at its connection limit; try again shortly.");
           }
@@ -198,6 +200,9 @@ void Connection::step() {
         finishResponse();
         continue;
       }
+      case State::kH2:
+        if (stepH2()) continue;
+        return;
       case State::kLinger: {
         // Discard what the client still sends so our close does not reset the
         // connection before it has read the response (RFC 9112 §9.6).
@@ -540,6 +545,7 @@ void Connection::logAccess() {
 void Connection::die() {
   if (dead_) return;
   if (req_.active && req_.status != 0) logAccess();
+  if (h2_) h2_->logUnfinished();
   dead_ = true;
   if (idle) server_->markBusy(this);
   if (app_ended_) {
@@ -575,6 +581,9 @@ void Connection::sweep(uint64_t now) {
   if (dead_) return;
   bool expired = now >= deadline_ms_;
   switch (state_) {
+    case State::kH2:
+      sweepH2(now);
+      return;
     case State::kHandshake:
     case State::kLinger:
       if (expired) abort();

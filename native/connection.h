@@ -11,10 +11,13 @@
 
 #include "chunked.h"
 #include "file_cache.h"
+#include "response_plan.h"
 #include "server.h"
 #include "transport.h"
 
 namespace lisod {
+
+class H2Session;
 
 struct PeerInfo {
   std::string remote_address, local_address;
@@ -53,7 +56,7 @@ class Connection {
   bool idle = false;
 
  private:
-  enum class State { kHandshake, kReadHead, kReadBody, kAwaitApp, kWrite, kLinger };
+  enum class State { kHandshake, kReadHead, kReadBody, kAwaitApp, kWrite, kLinger, kH2 };
   enum class Flush { kDone, kBlocked, kDead };
   enum class Framing { kNone, kLength, kChunked, kRaw, kUntilClose };
 
@@ -83,7 +86,12 @@ class Connection {
   void startApp(const struct RequestHead& head, int64_t content_length, int mount);
   void serveStatic();
   void respondError(int status, bool keep_alive, std::string_view detail = {});
-  void respondRedirect(const std::string& location);
+  // HTTP/2 (connection_h2.cc): the session replaces the HTTP/1.1 states after ALPN "h2".
+  bool startH2();
+  bool stepH2();  // true: step again
+  void sweepH2(uint64_t now_ms);
+  // Puts a planned answer (response_plan.h) on the wire as HTTP/1.1.
+  void sendPlan(ResponsePlan&& plan, bool keep_alive);
   Flush flushOutput();
   void finishResponse();
   void beginLinger();
@@ -116,6 +124,7 @@ class Connection {
   uint64_t file_left_ = 0;
   bool corked_ = false;
 
+  std::unique_ptr<H2Session> h2_;
   Request req_;
   std::optional<ChunkedDecoder> chunked_;
   bool keep_alive_ = true;

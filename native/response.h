@@ -7,6 +7,9 @@
 
 namespace lisod {
 
+// The Server field of every response.
+inline constexpr std::string_view kServerSoftware = "Liso/1.0";
+
 // Reason phrase for a status code (RFC 9110 §15); "Unknown" for codes we never send.
 std::string_view reasonPhrase(int status);
 

@@ -45,6 +45,7 @@ struct ServerConfig {
   uint64_t send_timeout_ms = 60000;
   bool access_log = false;  // keep the fields the access log needs
   uint32_t access_log_writer = 0;  // LogWriter::find id the lines go to; 0 = none yet
+  uint32_t h2_max_streams = 128;  // SETTINGS_MAX_CONCURRENT_STREAMS (tls.http2 turns h2 on)
   bool reuse_port = false;  // SO_REUSEPORT: several event loops (workers) accept on one port
   std::shared_ptr<const AccessRules> access = std::make_shared<AccessRules>();  // [[access]]
 };

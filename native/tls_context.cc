@@ -40,13 +40,15 @@ bool checkReadable(const std::string& path, const char* what, std::string* error
   return true;
 }
 
-// ALPN (RFC 7301): we speak only HTTP/1.1; a client offering only h2 gets no ALPN.
+// ALPN (RFC 7301): "h2" first when arg is non-null (http2 on), then HTTP/1.1; a client
+// offering neither gets no ALPN and speaks HTTP/1.1.
 int selectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
-               unsigned int inlen, void*) {
-  static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+               unsigned int inlen, void* arg) {
+  static const unsigned char kH2Http11[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  const unsigned char* ours = arg != nullptr ? kH2Http11 : kH2Http11 + 3;
+  unsigned int ours_len = arg != nullptr ? sizeof kH2Http11 : sizeof kH2Http11 - 3;
   unsigned char* selected = nullptr;
-  if (SSL_select_next_proto(&selected, outlen, kHttp11, sizeof kHttp11, in, inlen) ==
-      OPENSSL_NPN_NEGOTIATED) {
+  if (SSL_select_next_proto(&selected, outlen, ours, ours_len, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
     *out = selected;
     return SSL_TLSEXT_ERR_OK;
   }
@@ -82,7 +84,7 @@ std::unique_ptr<TlsContext> TlsContext::create(const TlsOptions& options, std::s
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx, 0);
   }
-  SSL_CTX_set_alpn_select_cb(ctx, selectAlpn, nullptr);
+  SSL_CTX_set_alpn_select_cb(ctx, selectAlpn, options.http2 ? ctx : nullptr);  // arg: a non-null flag
 
   if (SSL_CTX_use_certificate_chain_file(ctx, options.cert_file.c_str()) != 1) {
     *error = "certificate file '" + options.cert_file + "' holds no usable PEM certificate (" +

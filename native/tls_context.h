@@ -12,6 +12,7 @@ struct TlsOptions {
   std::string key_file;   // PEM private key (RSA or EC)
   std::string cert_file;  // PEM chain: leaf first, then intermediates
   bool resumption = true; // session tickets + server session cache
+  bool http2 = false;     // offer ALPN "h2" before "http/1.1"
   // Client certificates (see tls_client_verify.cc). kOff: none requested.
   enum class ClientAuth { kOff, kOptional, kRequire };
   ClientAuth client_auth = ClientAuth::kOff;

@@ -110,11 +110,17 @@ class TlsTransport final : public Transport {
   }
   std::string lastError() const override { return last_error_; }
   bool isTls() const override { return true; }
+  bool plainHttpOnTls() const override { return plain_; }
+  bool negotiatedH2() const override {
+    const unsigned char* p = nullptr;
+    unsigned int n = 0;
+    SSL_get0_alpn_selected(ssl_, &p, &n);
+    return n == 2 && p[0] == 'h' && p[1] == '2';
+  }
   const ClientIdentity* identity() override {
     if (!identity_) identity_ = std::make_unique<ClientIdentity>(readClientIdentity(ssl_));
     return identity_.get();
   }
-  bool plainHttpOnTls() const override { return plain_; }
 
  private:
   // SSL_get_error(3): WANT_* can come from either direction (renegotiation-free TLS

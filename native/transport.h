@@ -52,6 +52,8 @@ class Transport {
   // HTTP, not a TLS record. From then on read/write/shutdown move plain bytes, so the
   // caller can answer 400 in clear text (as nginx does) before closing.
   virtual bool plainHttpOnTls() const { return false; }
+  // TLS only, after the handshake: ALPN chose "h2" (RFC 9113 §3.2).
+  virtual bool negotiatedH2() const { return false; }
 };
 
 std::unique_ptr<Transport> makePlainTransport(int fd);

@@ -9,6 +9,7 @@ import type { LisoArgs, PortOverrides } from './cli.js';
 import type { AccessRuleSpec, ListenerSpec, ServerConfig } from './native.js';
 import { readCgiTable } from './config_cgi.js';
 import { readAccessTables } from './config_access.js';
+import { finishHttp2, kHttp2Keys, readHttp2Key, type Http2Config } from './config_http2.js';
 import {
   checkTlsClientFiles, finishTlsClient, kTlsClientKeys, readTlsClientKey, tlsClientSpec, tlsClientWarnings, type TlsClientConfig,
 } from './config_tls_client.js';
@@ -39,6 +40,7 @@ export interface LisodConfig {
   tlsKey: string | null; // set whenever httpsPort is
   tlsCert: string | null;
   tlsResumption: boolean; // TLS session tickets + session cache
+  http2: Http2Config; // ALPN h2 on the TLS port
   errorLog: string; // absolute path, or '-' for stderr
   accessLog: string | null; // absolute path, '-' for stdout, null when off
   lockFile: string | null;
@@ -91,7 +93,7 @@ const kTopKeys = [
   'http_port', 'https_port', 'bind', 'www', 'cgi', 'tls_key', 'tls_cert', 'error_log', 'access_log',
   'lock_file', 'max_connections', 'max_body_bytes', 'max_header_bytes', 'max_line_bytes',
   'max_target_bytes', 'header_timeout', 'keep_alive_timeout', 'body_timeout', 'body_total_timeout', 'send_timeout',
-  'shutdown_grace', 'user', 'server_name', 'workers', 'tls_session_resumption', 'access', 'fastcgi', ...kTlsClientKeys, ...kSpoolKeys,
+  'shutdown_grace', 'user', 'server_name', 'workers', 'tls_session_resumption', 'access', 'fastcgi', ...kTlsClientKeys, ...kHttp2Keys, ...kSpoolKeys,
 ] as const;
 
 /**
@@ -167,7 +169,7 @@ export function parseConfigText(text: string, display: string, absPath: string):
       }
       case 'access': readAccessTables(r, v, text); break;
       default:
-        if (!readTlsClientKey(r, key, v)) r.fail(kp, `unknown key '${key}'`, suggest(key, kTopKeys));
+        if (!readTlsClientKey(r, key, v) && !readHttp2Key(r, key, v)) r.fail(kp, `unknown key '${key}'`, suggest(key, kTopKeys));
     }
   }
   return r.draft;
@@ -277,6 +279,7 @@ export function finishConfig(draft: ConfigDraft, hostname: string, cpus = os.ava
     tlsKey: v.httpsPort !== undefined ? v.tlsKey! : null,
     tlsCert: v.httpsPort !== undefined ? v.tlsCert! : null,
     tlsResumption: v.tlsResumption ?? true,
+    http2: finishHttp2(draft, at),
     errorLog: v.errorLog ?? kDefaults.errorLog,
     accessLog: v.accessLog ?? null,
     lockFile: v.lockFile ?? null,
@@ -442,6 +445,8 @@ export function toServerConfig(c: LisodConfig): ServerConfig {
     server.tlsKey = c.tlsKey!;
     server.tlsCert = c.tlsCert!;
     server.tlsResumption = c.tlsResumption;
+    server.http2 = c.http2.enabled;
+    server.http2MaxStreams = c.http2.maxStreams;
     Object.assign(server, tlsClientSpec(c.tlsClient));
   }
   return server;

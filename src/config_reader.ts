@@ -131,6 +131,8 @@ export interface Draft {
   tlsKey?: string;
   tlsCert?: string;
   tlsResumption?: boolean;
+  http2?: boolean;
+  http2MaxStreams?: number;
   errorLog?: string;
   accessLog?: string | null;
   lockFile?: string | null;

@@ -15,6 +15,8 @@ export interface ServerConfig {
   tlsKey?: string; // PEM private key file (required when a TLS listener exists)
   tlsCert?: string; // PEM certificate chain file (leaf first)
   tlsResumption?: boolean; // session tickets + cache (default true)
+  http2?: boolean; // offer ALPN "h2" before "http/1.1" (default false)
+  http2MaxStreams?: number; // SETTINGS_MAX_CONCURRENT_STREAMS (default 128)
   cgiPrefix: string; // '/cgi': requests whose path is this or starts with this + '/' go to JS
   appPrefixes?: string[]; // instead of cgiPrefix: every application mount ('/cgi', '/php'); longest match wins
   maxConnections: number; // over it: 503 and close

@@ -1,0 +1,310 @@
+// H2Session: nghttp2 callbacks → requests answered by response_plan.cc, one stream each.
+#include "h2_session.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <cctype>
+#include <vector>
+
+#include "access_log.h"
+#include "http_request.h"
+#include "response.h"
+#include "response_plan.h"
+#include "server.h"
+
+namespace lisod {
+
+// One request/response exchange. Owned by H2Session::streams_; nghttp2 holds a raw
+// pointer as stream user data and as the data source of the response body.
+struct H2Stream {
+  int32_t id = 0;
+  uint64_t opened_ms = 0, progress_ms = 0;  // progress: the last response DATA produced
+  std::string method, path, ims, range, referer, user_agent;
+  size_t header_bytes = 0;  // decoded header list size as RFC 9113 §6.5.2 counts it
+  uint64_t body_bytes = 0;
+  bool request_done = false, responded = false, head_only = false;
+  ResponsePlan plan;
+  uint64_t sent = 0;  // body bytes handed to nghttp2
+  int status = 0;
+};
+
+namespace {
+
+constexpr uint64_t kResetBurst = 1000;   // nghttp2's token bucket for stream resets:
+constexpr uint64_t kResetRate = 33;      // a burst, then this many per second
+constexpr size_t kMaxContinuations = 8;  // CONTINUATION frames per header block
+
+std::string_view view(const uint8_t* p, size_t n) { return {reinterpret_cast<const char*>(p), n}; }
+
+}  // namespace
+
+// nghttp2's C callbacks, forwarding to the session (user_data) and its streams.
+struct H2Callbacks {
+  static H2Stream* stream(nghttp2_session* ng, int32_t id) {
+    return static_cast<H2Stream*>(nghttp2_session_get_stream_user_data(ng, id));
+  }
+
+  static int onBeginHeaders(nghttp2_session* ng, const nghttp2_frame* frame, void* user) {
+    auto* self = static_cast<H2Session*>(user);
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    auto s = std::make_unique<H2Stream>();
+    s->id = frame->hd.stream_id;
+    s->opened_ms = self->server_->nowMs();
+    nghttp2_session_set_stream_user_data(ng, s->id, s.get());
+    self->streams_[s->id] = std::move(s);
+    return 0;
+  }
+
+  static int onHeader(nghttp2_session* ng, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+                      const uint8_t* value, size_t valuelen, uint8_t, void* user) {
+    auto* self = static_cast<H2Session*>(user);
+    H2Stream* s = stream(ng, frame->hd.stream_id);
+    if (s == nullptr) return 0;
+    s->header_bytes += namelen + valuelen + 32;
+    // Over SETTINGS_MAX_HEADER_LIST_SIZE: reset the stream (and stop decoding into it),
+    // which is also where an HPACK bomb stops.
+    if (s->header_bytes > self->server_->config().max_head) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;  // trailers are ignored
+    std::string_view n = view(name, namelen), v = view(value, valuelen);
+    if (n == ":method") s->method.assign(v);
+    else if (n == ":path") s->path.assign(v);
+    else if (n == "if-modified-since") s->ims.assign(v);
+    else if (n == "range") s->range.assign(v);
+    else if (n == "referer") s->referer.assign(v);
+    else if (n == "user-agent") s->user_agent.assign(v);
+    return 0;
+  }
+
+  static int onDataChunk(nghttp2_session* ng, uint8_t, int32_t id, const uint8_t*, size_t len, void* user) {
+    auto* self = static_cast<H2Session*>(user);
+    H2Stream* s = stream(ng, id);
+    if (s == nullptr) return 0;
+    s->body_bytes += len;
+    if (s->body_bytes > self->server_->config().max_body && !s->responded) {
+      self->respond(*s, planError(413, "The request body is too large."));
+    }
+    return 0;
+  }
+
+  static int onFrameRecv(nghttp2_session* ng, const nghttp2_frame* frame, void* user) {
+    auto* self = static_cast<H2Session*>(user);
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
+    if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
+    H2Stream* s = stream(ng, frame->hd.stream_id);
+    if (s == nullptr) return 0;
+    s->request_done = true;
+    if (!s->responded) self->dispatch(*s);
+    return 0;
+  }
+
+  static int onStreamClose(nghttp2_session*, int32_t id, uint32_t, void* user) {
+    auto* self = static_cast<H2Session*>(user);
+    auto it = self->streams_.find(id);
+    if (it == self->streams_.end()) return 0;
+    if (it->second->status != 0) self->logStream(*it->second);
+    self->streams_.erase(it);
+    return 0;
+  }
+
+  static ssize_t readBody(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
+                          nghttp2_data_source* source, void* user) {
+    auto* self = static_cast<H2Session*>(user);
+    auto* s = static_cast<H2Stream*>(source->ptr);
+    long n = s->plan.readBody(s->sent, reinterpret_cast<char*>(buf), length);
+    if (n < 0) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // the file shrank: reset the stream
+    s->sent += static_cast<uint64_t>(n);
+    s->progress_ms = self->server_->nowMs();
+    if (s->sent >= s->plan.bodySize()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return n;
+  }
+};
+
+std::unique_ptr<H2Session> H2Session::create(Server* server, std::string_view remote,
+                                             const ClientIdentity* identity) {
+  std::unique_ptr<H2Session> self(new H2Session(server, remote, identity));
+  nghttp2_session_callbacks* cbs = nullptr;
+  if (nghttp2_session_callbacks_new(&cbs) != 0) return nullptr;
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, H2Callbacks::onBeginHeaders);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, H2Callbacks::onHeader);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, H2Callbacks::onDataChunk);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, H2Callbacks::onFrameRecv);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, H2Callbacks::onStreamClose);
+  nghttp2_option* opt = nullptr;
+  if (nghttp2_option_new(&opt) != 0) {
+    nghttp2_session_callbacks_del(cbs);
+    return nullptr;
+  }
+  nghttp2_option_set_no_http_messaging(opt, 0);  // pseudo-header and content-length checks on
+  nghttp2_option_set_stream_reset_rate_limit(opt, kResetBurst, kResetRate);
+  nghttp2_option_set_max_continuations(opt, kMaxContinuations);
+  nghttp2_option_set_max_settings(opt, 32);
+  nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+  int rv = nghttp2_session_server_new2(&self->session_, cbs, self.get(), opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cbs);
+  if (rv != 0) return nullptr;
+  const ServerConfig& cfg = server->config();
+  nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg.h2_max_streams},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(std::min<size_t>(cfg.max_head, UINT32_MAX))},
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+  };
+  if (nghttp2_submit_settings(self->session_, NGHTTP2_FLAG_NONE, settings, 3) != 0) return nullptr;
+  return self;
+}
+
+H2Session::H2Session(Server* server, std::string_view remote, const ClientIdentity* identity)
+    : server_(server), remote_(remote), identity_(identity) {}
+
+H2Session::~H2Session() {
+  if (session_ != nullptr) nghttp2_session_del(session_);  // no callbacks: streams_ just goes
+}
+
+bool H2Session::receive(const char* data, size_t len) {
+  ssize_t rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data), len);
+  if (rv >= 0) return true;
+  // Fatal for the connection. nghttp2 queues its own GOAWAY for most protocol errors; for
+  // the floods it only stops, so say why (RFC 9113 §5.4.1) before closing.
+  uint32_t code = rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS || rv == NGHTTP2_ERR_FLOODED
+                      ? NGHTTP2_ENHANCE_YOUR_CALM
+                      : NGHTTP2_PROTOCOL_ERROR;
+  if (rv != NGHTTP2_ERR_BAD_CLIENT_MAGIC) nghttp2_session_terminate_session(session_, code);
+  failed_ = true;
+  return false;
+}
+
+bool H2Session::produce(std::string& out, size_t max) {
+  size_t before = out.size();
+  while (out.size() < max && !send_failed_) {
+    const uint8_t* p = nullptr;
+    ssize_t n = nghttp2_session_mem_send(session_, &p);
+    if (n < 0) send_failed_ = true;
+    if (n <= 0) break;
+    out.append(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
+  }
+  return out.size() > before;
+}
+
+bool H2Session::finished() const {
+  if (send_failed_ || (failed_ && !nghttp2_session_want_write(session_))) return true;
+  if (stopping_ && streams_.empty() && !nghttp2_session_want_write(session_)) return true;
+  return !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
+}
+
+void H2Session::shutdown() {
+  if (stopping_) return;
+  stopping_ = true;
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
+                        NGHTTP2_NO_ERROR, nullptr, 0);
+}
+
+bool H2Session::responseStalled(uint64_t now_ms, uint64_t limit_ms) const {
+  for (const auto& [id, s] : streams_) {
+    if (s->responded && s->sent < s->plan.bodySize() && now_ms - s->progress_ms >= limit_ms) return true;
+  }
+  return false;
+}
+
+size_t H2Session::resetSlowStreams(uint64_t now_ms, uint64_t limit_ms) {
+  std::vector<H2Stream*> slow;
+  for (const auto& [id, s] : streams_) {
+    if (!s->request_done && !s->responded && now_ms - s->opened_ms >= limit_ms) slow.push_back(s.get());
+  }
+  for (H2Stream* s : slow) respond(*s, planError(408, "The request did not arrive in time."));
+  return slow.size();
+}
+
+void H2Session::dispatch(H2Stream& s) {
+  const ServerConfig& cfg = server_->config();
+  std::string_view path = s.path;
+  if (s.method.empty() || path.empty() || path[0] != '/') {
+    respond(s, planError(400, "The request could not be parsed."));
+    return;
+  }
+  std::string_view clean = path.substr(0, path.find_first_of("?#"));
+  if (int denied = server_->accessRules().check(clean, identity_)) {  // before any file or script
+    respond(s, planError(denied));
+    return;
+  }
+  if (matchAppPrefix(path, cfg.app_prefixes) >= 0) {
+    // Applications are served over HTTP/1.1 only: HTTP_1_1_REQUIRED (RFC 9113 §7) makes
+    // browsers and curl retry this request over HTTP/1.1.
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_HTTP_1_1_REQUIRED);
+    s.responded = true;
+    return;
+  }
+  Method m = methodOf(s.method);
+  s.head_only = m == Method::kHead;
+  if (int status = methodStatus(m, false)) {
+    respond(s, planError(status, status == 405 ? "This resource accepts GET, HEAD and POST."
+                                               : "This method is not implemented."));
+    return;
+  }
+  StaticQuery q;
+  q.target = path;
+  q.if_modified_since = s.ims;
+  q.range = s.range;
+  q.identity = identity_;
+  respond(s, planStatic(*server_, q));
+}
+
+void H2Session::respond(H2Stream& s, ResponsePlan&& plan) {
+  s.responded = true;
+  s.plan = std::move(plan);
+  s.status = s.plan.status;
+  std::string status = std::to_string(s.status);
+  std::string length = std::to_string(s.plan.bodySize());
+  std::vector<std::string> names;  // lower-cased (RFC 9113 §8.2.1)
+  names.reserve(s.plan.headers.size());
+  std::vector<nghttp2_nv> nv;
+  nv.reserve(s.plan.headers.size() + 4);
+  auto add = [&nv](std::string_view n, std::string_view v) {
+    nv.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
+                  reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+  };
+  add(":status", status);
+  add("server", kServerSoftware);
+  add("date", server_->httpDate());
+  for (const auto& [name, value] : s.plan.headers) {
+    if (checkHeaderField(name, value) != nullptr) continue;
+    std::string& lower = names.emplace_back(name);
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  }
+  size_t i = 0;
+  for (const auto& [name, value] : s.plan.headers) {
+    if (checkHeaderField(name, value) != nullptr) continue;
+    add(names[i++], value);
+  }
+  if (s.plan.send_length) add("content-length", length);
+  bool body = !s.head_only && s.plan.bodySize() > 0;
+  s.progress_ms = server_->nowMs();
+  nghttp2_data_provider provider{};
+  provider.source.ptr = &s;
+  provider.read_callback = H2Callbacks::readBody;
+  nghttp2_submit_response(session_, s.id, nv.data(), nv.size(), body ? &provider : nullptr);
+}
+
+void H2Session::logUnfinished() {
+  for (auto& [id, s] : streams_) {
+    if (s->status != 0) logStream(*s);
+    s->status = 0;
+  }
+}
+
+void H2Session::logStream(const H2Stream& s) {
+  if (!server_->config().access_log) return;
+  AccessEntry e;
+  e.remote = remote_;
+  e.user = identity_ != nullptr ? identity_->user() : std::string_view();
+  e.method = s.method.empty() ? std::string_view("-") : std::string_view(s.method);
+  e.target = s.path;
+  e.version = "HTTP/2.0";
+  e.referer = s.referer;
+  e.user_agent = s.user_agent;
+  e.status = s.status;
+  e.bytes = s.sent;
+  server_->logAccess(e);
+}
+
+}  // namespace lisod

@@ -1,0 +1,80 @@
+// One HTTP/2 server session (RFC 9113) over a TLS connection that negotiated ALPN "h2",
+// on the nghttp2 that Node's binary exports (no second copy is linked). Bytes in, frames
+// out: the Connection keeps the transport, the timeouts and the TLS identity, and feeds
+// this the bytes it reads and writes what produce() returns. Requests are answered by the
+// code HTTP/1.1 uses (response_plan.h, access rules, the access log), never a copy.
+//
+// Served over h2: static files (HEAD, 304, 206, 416), redirects and every error status.
+// Not (yet): the application prefix answers 501 over h2 (clients use HTTP/1.1 for it).
+// No server push, no h2c; priorities and request trailers are ignored.
+//
+// Limits (abuse is refused on this connection only): SETTINGS_MAX_CONCURRENT_STREAMS;
+// SETTINGS_MAX_HEADER_LIST_SIZE = max_head (a larger decoded header list resets the
+// stream, which also bounds HPACK bombs); request bodies above max_body get 413; more
+// than 8 CONTINUATION frames per header block and stream resets beyond a token bucket
+// (rapid reset, CVE-2023-44487) end the session with GOAWAY (nghttp2 ≥ 1.61 enforces both).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "tls_identity.h"
+
+typedef struct nghttp2_session nghttp2_session;
+
+namespace lisod {
+
+class Server;
+struct H2Stream;
+
+class H2Session {
+ public:
+  // remote: the peer address for the access log; identity: the TLS client identity (may
+  // be null), both outliving the session. Returns nullptr when nghttp2 cannot allocate.
+  static std::unique_ptr<H2Session> create(Server* server, std::string_view remote, const ClientIdentity* identity);
+  ~H2Session();
+  H2Session(const H2Session&) = delete;
+  H2Session& operator=(const H2Session&) = delete;
+
+  // Feeds bytes read from the client. false: the session is over (a connection error; a
+  // GOAWAY is queued for produce()).
+  bool receive(const char* data, size_t len);
+  // Appends frames to out until it holds about max bytes or nothing is ready. Returns
+  // whether anything was appended. false + finished(): close the connection.
+  bool produce(std::string& out, size_t max);
+  // Neither side has anything more to say (GOAWAY exchanged or sent and streams done).
+  bool finished() const;
+  // Graceful stop: GOAWAY with the last stream id seen; streams in flight complete.
+  void shutdown();
+  // Streams open now; responses whose data waits for the client's flow-control window.
+  size_t openStreams() const { return streams_.size(); }
+  // A response body has made no progress (the client's flow-control window stays shut,
+  // or it does not read) for limit_ms.
+  bool responseStalled(uint64_t now_ms, uint64_t limit_ms) const;
+  // Resets streams whose request (headers or body) has not finished within limit_ms of
+  // opening: a slow-stream client cannot hold its slots. Returns how many were reset.
+  size_t resetSlowStreams(uint64_t now_ms, uint64_t limit_ms);
+  // The connection is going away: access lines for the answered streams still open (the
+  // bytes field counts what reached nghttp2), as HTTP/1.1 logs a response cut short.
+  void logUnfinished();
+
+ private:
+  H2Session(Server* server, std::string_view remote, const ClientIdentity* identity);
+  friend struct H2Callbacks;
+  void dispatch(H2Stream& s);
+  void respond(H2Stream& s, struct ResponsePlan&& plan);
+  void logStream(const H2Stream& s);
+
+  Server* server_;
+  std::string remote_;
+  const ClientIdentity* identity_;
+  nghttp2_session* session_ = nullptr;
+  bool failed_ = false;       // a connection error: the GOAWAY goes out, then close
+  bool send_failed_ = false;  // nghttp2 cannot produce more (out of memory): close now
+  bool stopping_ = false;  // our GOAWAY is queued
+  std::unordered_map<int32_t, std::unique_ptr<H2Stream>> streams_;
+};
+
+}  // namespace lisod
