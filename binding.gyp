@@ -20,7 +20,9 @@
         "native/connection_static.cc",
         "native/connection_app.cc",
         "native/file_cache.cc",
-        "native/spawn.cc"
+        "native/spawn.cc",
+        "native/cgi_output.cc",
+        "native/cgi_output_addon.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

@@ -6,9 +6,11 @@
 
 #include <memory>
 
+#include "cgi_output_addon.h"
 #include "connection.h"
 #include "server.h"
 #include "pipe_reader.h"
+#include "response.h"
 #include "spawn.h"
 #include "sys.h"
 
@@ -62,6 +64,7 @@ ServerConfig parseConfig(const Napi::Object& o) {
   c.max_body = static_cast<uint64_t>(getNumber(o, "maxBodyBytes", 100.0 * 1024 * 1024));
   c.header_timeout_ms = static_cast<uint64_t>(getNumber(o, "headerTimeoutMs", 10000));
   c.body_timeout_ms = static_cast<uint64_t>(getNumber(o, "bodyTimeoutMs", 30000));
+  c.body_total_timeout_ms = static_cast<uint64_t>(getNumber(o, "bodyTotalTimeoutMs", 60000));
   c.keep_alive_timeout_ms = static_cast<uint64_t>(getNumber(o, "keepAliveTimeoutMs", 15000));
   c.send_timeout_ms = static_cast<uint64_t>(getNumber(o, "sendTimeoutMs", 60000));
   c.access_log = getBool(o, "accessLog", false);
@@ -211,6 +214,23 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
     }
     return arr;
   }
+  // The caller's head is checked here, before any byte is queued, so a bad field is a
+  // TypeError in JavaScript rather than a split response (RFC 9110 §5.5).
+  static void checkResponseHead(Napi::Env env, int status, const std::string& reason,
+                                const std::vector<std::string>& headers) {
+    if (status < 100 || status > 999) {
+      throw Napi::RangeError::New(env, "beginResponse: status must be a 3-digit number, got " + std::to_string(status));
+    }
+    if (const char* why = checkReason(reason)) throw Napi::TypeError::New(env, std::string("beginResponse: ") + why);
+    if (headers.size() % 2 != 0) throw Napi::TypeError::New(env, "beginResponse: headers must be name, value pairs");
+    for (size_t i = 0; i + 1 < headers.size(); i += 2) {
+      if (const char* why = checkHeaderField(headers[i], headers[i + 1])) {
+        std::string name = headers[i].substr(0, 64);
+        for (char& ch : name) if (ch == '\r' || ch == '\n' || ch == '\0') ch = '?';
+        throw Napi::TypeError::New(env, "beginResponse: header '" + name + "': " + why);
+      }
+    }
+  }
   static uint32_t idArg(const Napi::CallbackInfo& info) { return info[0].As<Napi::Number>().Uint32Value(); }
 
   Napi::Value beginResponse(const Napi::CallbackInfo& info) {
@@ -219,10 +239,10 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
       Napi::Array a = info[3].As<Napi::Array>();
       for (uint32_t i = 0; i < a.Length(); ++i) headers.push_back(a.Get(i).ToString().Utf8Value());
     }
-    if (Connection* c = server_->app(idArg(info))) {
-      c->appBegin(info[1].As<Napi::Number>().Int32Value(),
-                  info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "", headers);
-    }
+    std::string reason = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
+    int status = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
+    checkResponseHead(info.Env(), status, reason, headers);  // throws: nothing is sent
+    if (Connection* c = server_->app(idArg(info))) c->appBegin(status, reason, headers);
     return info.Env().Undefined();
   }
   Napi::Value beginRaw(const Napi::CallbackInfo& info) {
@@ -294,6 +314,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   lisod::initSys(env, exports);
   lisod::initSpawn(env, exports);
   lisod::initPipeReader(env, exports);
+  lisod::initCgiOutput(env, exports);
   return exports;
 }
 

@@ -128,7 +128,11 @@ void Connection::step() {
         }
         if (r.kind == IoResult::kWantRead) interest_ |= UV_READABLE;
         else if (r.kind == IoResult::kWantWrite) interest_ |= UV_WRITABLE;
-        else {
+        else if (transport_->plainHttpOnTls()) {
+          state_ = State::kReadHead;
+          respondError(400, false, "The plain HTTP request was sent to HTTPS port.");
+          continue;
+        } else {
           if (r.kind == IoResult::kError) {
             server_->logHandshakeFailure(peer_.remote_address, transport_->lastError());
           }
@@ -163,18 +167,6 @@ void Connection::step() {
           die();
           return;
         }
-        if (!readInput()) return;
-        continue;
-      }
-      case State::kSkipHead: {
-        long end = findHeadEnd(inPtr(), inLen());
-        if (end >= 0) {
-          in_begin_ += static_cast<size_t>(end);
-          state_ = State::kReadHead;
-          head_started_ = false;
-          continue;
-        }
-        if (inLen() > 3) in_begin_ = in_end_ - 3;  // "\r\n\r" may straddle reads
         if (!readInput()) return;
         continue;
       }
@@ -239,6 +231,7 @@ bool Connection::readInput() {
   IoResult r = transport_->read(dst, room);
   switch (r.kind) {
     case IoResult::kOk:
+      if (idle) server_->markBusy(this);
       if (borrowed) {
         growInput(std::max(kReadChunk, r.n));
         std::memcpy(in_.get(), dst, r.n);
@@ -257,12 +250,11 @@ bool Connection::readInput() {
 
 void Connection::handleParseError(int error) {
   switch (error) {
+    // Every parse error closes after the answer: the rest of the stream has no trusted
+    // framing, and reading it as a new request is request smuggling behind a proxy with
+    // other limits. (Liso answered 431, skipped that head and went on; README: Departures.)
     case kHeadTooLarge:
-      // Liso: answer, skip to the end of this head and go on with the next request.
-      respondError(431, true, "A header line or the header block is too large.");
-      state_ = State::kWrite;
-      req_.body_done = true;
-      skip_after_write_ = true;
+      respondError(431, false, "A header line or the header block is too large.");
       return;
     case kUriTooLong: respondError(414, false, "The request target is too long."); return;
     case kBadVersion: respondError(505, false, "Only HTTP/1.0 and HTTP/1.1 are supported."); return;
@@ -287,6 +279,7 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
       if (equalsIgnoreCase(head.headers[i].name, "user-agent")) req_.user_agent.assign(head.headers[i].value);
     }
   }
+  body_deadline_ms_ = server_->nowMs() + cfg.body_total_timeout_ms;
   req_.body_chunked = info.chunked;
   req_.body_left = info.chunked ? 0 : info.content_length;
   req_.body_done = !info.chunked && info.content_length == 0;
@@ -294,9 +287,7 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
 
   if (info.status != 0) {
     in_begin_ += consumed;
-    // A body we will not read leaves the stream unframed: close after answering.
-    bool keep = keep_alive_ && req_.body_done;
-    respondError(info.status, keep);
+    respondError(info.status, false);  // framing or limits broken: close after answering
     return;
   }
   if (info.expect_continue && !req_.body_done && head.minor_version == 1) {
@@ -306,6 +297,14 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
   std::string_view prefix = cfg.cgi_prefix;
   bool is_app = !prefix.empty() && startsWith(path, prefix) &&
                 (path.size() == prefix.size() || path[prefix.size()] == '/' || path[prefix.size()] == '?');
+  if (int status = methodStatus(info.method, is_app); status != 0) {
+    in_begin_ += consumed;
+    // Kept alive only when the request ended with its head; a body we would have to
+    // skip leaves the stream unframed for us.
+    respondError(status, keep_alive_ && req_.body_done,
+                 status == 405 ? "This resource accepts GET, HEAD and POST." : "This method is not implemented.");
+    return;
+  }
   if (is_app) {
     startApp(head, info.chunked ? -1 : static_cast<int64_t>(info.content_length));
     if (dead_) return;
@@ -335,10 +334,20 @@ void Connection::startApp(const RequestHead& head, int64_t content_length) {
   r.method.assign(head.method);
   r.target.assign(head.target);
   r.version = head.minor_version == 0 ? "HTTP/1.0" : "HTTP/1.1";
-  r.headers.reserve(head.num_headers * 2);
+  // RFC 9112 §3.2.2: with an absolute-form target the application sees the target's
+  // authority as Host (HTTP_HOST, SERVER_NAME), whatever the Host field said.
+  std::string_view authority = targetAuthority(head.target);
+  bool host_seen = false;
+  r.headers.reserve(head.num_headers * 2 + 2);
   for (size_t i = 0; i < head.num_headers; ++i) {
+    bool is_host = !authority.empty() && equalsIgnoreCase(head.headers[i].name, "host");
+    host_seen = host_seen || is_host;
     r.headers.emplace_back(head.headers[i].name);
-    r.headers.emplace_back(head.headers[i].value);
+    r.headers.emplace_back(is_host ? authority : head.headers[i].value);
+  }
+  if (!authority.empty() && !host_seen) {
+    r.headers.emplace_back("Host");
+    r.headers.emplace_back(authority);
   }
   r.remote_address = peer_.remote_address;
   r.remote_port = peer_.remote_port;
@@ -472,14 +481,10 @@ void Connection::finishResponse() {
     beginLinger();
     return;
   }
-  if (skip_after_write_) {
-    skip_after_write_ = false;
-    state_ = State::kSkipHead;
-    return;
-  }
   state_ = State::kReadHead;
   head_started_ = false;
   deadline_ms_ = server_->nowMs() + server_->config().keep_alive_timeout_ms;
+  if (inLen() == 0) server_->markIdle(this);  // pipelined bytes waiting: not idle
   maybeReleaseBuffers();
 }
 
@@ -530,6 +535,7 @@ void Connection::die() {
   if (dead_) return;
   if (req_.active && req_.status != 0) logAccess();
   dead_ = true;
+  if (idle) server_->markBusy(this);
   if (app_ended_) {
     server_->unregisterApp(app_id_);
     app_id_ = 0;
@@ -568,26 +574,30 @@ void Connection::sweep(uint64_t now) {
       if (expired) abort();
       return;
     case State::kReadHead:
-    case State::kSkipHead:
       if (!expired) return;
-      if (head_started_ || state_ == State::kSkipHead) {
+      if (head_started_) {
         respondError(408, false, "The request head did not arrive in time.");
         kick();
       } else {
         abort();  // idle keep-alive connection: close silently
       }
       return;
-    case State::kReadBody:
-      if (!expired || body_paused_) return;
+    case State::kReadBody: {
+      // Each byte re-arms body_timeout; body_total_timeout bounds the whole body, so a
+      // client sending a byte a second cannot hold a connection (or a script) for long.
+      bool total = now >= body_deadline_ms_;
+      if ((!expired && !total) || body_paused_) return;
       if (req_.is_app && app_begun_) {
         abort();
         return;
       }
       detachApp();
       req_.body_done = true;
-      respondError(408, false, "The request body did not arrive in time.");
+      respondError(408, false, total ? "The request body took longer than body_total_timeout."
+                                     : "The request body did not arrive in time.");
       kick();
       return;
+    }
     case State::kAwaitApp:
     case State::kWrite:
       if (out_off_ < out_.size() || file_left_ > 0) {

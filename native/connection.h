@@ -44,9 +44,13 @@ class Connection {
 
   Connection* prev = nullptr;
   Connection* next = nullptr;
+  // Server's list of idle keep-alive connections, oldest first (see Server::reclaimIdle).
+  Connection* idle_prev = nullptr;
+  Connection* idle_next = nullptr;
+  bool idle = false;
 
  private:
-  enum class State { kHandshake, kReadHead, kSkipHead, kReadBody, kAwaitApp, kWrite, kLinger };
+  enum class State { kHandshake, kReadHead, kReadBody, kAwaitApp, kWrite, kLinger };
   enum class Flush { kDone, kBlocked, kDead };
   enum class Framing { kNone, kLength, kChunked, kRaw, kUntilClose };
 
@@ -117,11 +121,12 @@ class Connection {
   bool app_begun_ = false, app_ended_ = false, app_wants_drain_ = false, body_paused_ = false;
 
   uint64_t deadline_ms_ = 0;     // meaning depends on state_
+  uint64_t body_deadline_ms_ = 0;  // kReadBody: the whole body by then (body_total_timeout)
+  uint64_t paused_at_ms_ = 0;      // when the application paused the body (not the client's time)
   uint64_t last_write_ms_ = 0;
   bool head_started_ = false;
   size_t head_scanned_ = 0;  // bytes of the current head already scanned
   bool stop_when_idle_ = false;
-  bool skip_after_write_ = false;  // after a 431: discard the rest of that head
   int interest_ = 0;
   int polled_ = -1;
   bool in_drive_ = false, redrive_ = false, dead_ = false, closed_handle_ = false;

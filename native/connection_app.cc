@@ -44,12 +44,13 @@ void Connection::appBegin(int status, const std::string& reason, const std::vect
   else if (req_.version != "HTTP/1.0") framing_ = Framing::kChunked;
   else framing_ = Framing::kUntilClose;
   if (framing_ == Framing::kUntilClose || !req_.body_done) keep_alive_ = false;
-  appendResponseStart(out_, status, reason.empty() ? reasonPhrase(status) : std::string_view(reason),
+  bool own_reason = !reason.empty() && checkReason(reason) == nullptr;
+  appendResponseStart(out_, status, own_reason ? std::string_view(reason) : reasonPhrase(status),
                       server_->httpDate(), keep_alive_);
   for (size_t i = 0; i + 1 < headers.size(); i += 2) {
     if (isServerOwnedHeader(headers[i])) continue;
     if (equalsIgnoreCase(headers[i], "content-length") && !has_length) continue;
-    appendHeader(out_, headers[i], headers[i + 1]);
+    appendHeader(out_, headers[i], headers[i + 1]);  // drops a field it refuses (the addon throws first)
   }
   if (framing_ == Framing::kChunked) out_.append("Transfer-Encoding: chunked\r\n");
   out_.append("\r\n");
@@ -139,7 +140,13 @@ void Connection::appAbort() {
 void Connection::appPauseBody(bool paused) {
   if (dead_ || body_paused_ == paused) return;
   body_paused_ = paused;
-  if (!paused) deadline_ms_ = server_->nowMs() + server_->config().body_timeout_ms;
+  uint64_t now = server_->nowMs();
+  if (paused) {
+    paused_at_ms_ = now;
+  } else {
+    deadline_ms_ = now + server_->config().body_timeout_ms;
+    body_deadline_ms_ += now - paused_at_ms_;  // the application's pause is not the client's time
+  }
   kick();
 }
 

@@ -84,6 +84,7 @@ void Connection::respondError(int status, bool keep_alive, std::string_view deta
   appendResponseStart(out_, status, reasonPhrase(status), server_->httpDate(), keep_alive);
   appendHeader(out_, "Content-Type", "text/html; charset=utf-8");
   appendHeader(out_, "Content-Length", body.size());
+  if (status == 405) appendHeader(out_, "Allow", "GET, HEAD, POST");  // only static paths answer 405
   out_.append("\r\n");
   if (!req_.head_only) {
     out_.append(body);

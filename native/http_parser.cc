@@ -230,4 +230,12 @@ long findHeadEnd(const char* buf, size_t len) {
   return -1;
 }
 
+bool isToken(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!kTokenChar[u8(c)]) return false;
+  }
+  return true;
+}
+
 }  // namespace lisod

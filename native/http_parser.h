@@ -55,8 +55,11 @@ int parseRequest(const char* buf, size_t len, RequestHead* req, const ParseLimit
                  size_t last_len);
 
 // Finds the end of a request head ("\r\n\r\n") in buf[0, len). Returns the offset just
-// past it, or -1. Used to skip the rest of a rejected head (431) and resume parsing the
-// next pipelined request.
+// past it, or -1. (The server no longer skips a rejected head to go on with the next
+// request: it closes the connection instead. Kept for tools and tests.)
 long findHeadEnd(const char* buf, size_t len);
+
+// token (RFC 9110 §5.6.2): one or more tchar.
+bool isToken(std::string_view s);
 
 }  // namespace lisod

@@ -110,6 +110,9 @@ RequestInfo classifyRequest(const RequestHead& head, uint64_t max_body) {
   if (head.method == "GET") info.method = Method::kGet;
   else if (head.method == "HEAD") info.method = Method::kHead;
   else if (head.method == "POST") info.method = Method::kPost;
+  else if (head.method == "PUT" || head.method == "DELETE" || head.method == "PATCH" ||
+           head.method == "OPTIONS" || head.method == "CONNECT" || head.method == "TRACE")
+    info.method = Method::kStandard;
 
   int host_count = 0;
   bool bad_host = false;
@@ -128,7 +131,7 @@ RequestInfo classifyRequest(const RequestHead& head, uint64_t max_body) {
     switch (fieldOf(h.name)) {
       case Field::kHost:
         if (++host_count == 1) info.host = h.value;
-        if (!validHost(h.value)) bad_host = true;
+        if (h.value.empty() || !validHost(h.value)) bad_host = true;
         break;
       case Field::kContentLength: {
         // Several lines or a list are acceptable only if every value is the same
@@ -204,15 +207,46 @@ RequestInfo classifyRequest(const RequestHead& head, uint64_t max_body) {
       return reject(400);
     if (te_other) return reject(501);
   }
-  if (info.method == Method::kOther) return reject(501);
-  // Known methods take origin-form or absolute-form targets only (RFC 9112 §3.2).
-  if (head.target.empty() ||
-      (head.target[0] != '/' && !startsWithIgnoreCase(head.target, "http://") &&
-       !startsWithIgnoreCase(head.target, "https://")))
-    return reject(400);
+  // RFC 9112 §3.2: origin-form or absolute-form; asterisk-form for OPTIONS and
+  // authority-form (no '/') for CONNECT only.
+  const std::string_view target = head.target;
+  const bool origin_or_absolute =
+      !target.empty() && (target[0] == '/' || startsWithIgnoreCase(target, "http://") ||
+                          startsWithIgnoreCase(target, "https://"));
+  const bool asterisk = target == "*" && head.method == "OPTIONS";
+  const bool authority = head.method == "CONNECT" && !target.empty() &&
+                         target.find('/') == std::string_view::npos && validHost(target);
+  if (!origin_or_absolute && !asterisk && !authority) return reject(400);
+  if (target[0] != '/') {
+    const std::string_view from_target = targetAuthority(target);
+    if (origin_or_absolute && (from_target.empty() || !validHost(from_target))) return reject(400);
+    if (!from_target.empty()) info.host = from_target;  // RFC 9112 §3.2.2: the Host field is ignored
+  }
   if (info.has_length && info.content_length > max_body) return reject(413);
   if (info.method == Method::kPost && !info.has_length && !info.chunked) return reject(411);
   return info;
+}
+
+std::string_view targetAuthority(std::string_view target) {
+  for (std::string_view scheme : {std::string_view("http://"), std::string_view("https://")}) {
+    if (startsWithIgnoreCase(target, scheme)) {
+      target.remove_prefix(scheme.size());
+      return target.substr(0, target.find_first_of("/?#"));
+    }
+  }
+  return {};
+}
+
+int methodStatus(Method method, bool is_app) {
+  if (is_app) return 0;
+  switch (method) {
+    case Method::kGet:
+    case Method::kHead:
+    case Method::kPost: return 0;
+    case Method::kStandard: return 405;
+    case Method::kOther: return 501;
+  }
+  return 501;
 }
 
 }  // namespace lisod

@@ -52,11 +52,40 @@ void appendResponseStart(std::string& out, int status, std::string_view reason, 
   out.append(keep_alive ? "\r\nConnection: keep-alive\r\n" : "\r\nConnection: close\r\n");
 }
 
-void appendHeader(std::string& out, std::string_view name, std::string_view value) {
+namespace {
+
+bool isTokenChar(char c) {
+  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
+  for (char t : std::string_view("!#$%&'*+-.^_`|~")) {
+    if (c == t) return true;
+  }
+  return false;
+}
+
+bool hasLineBreakOrNul(std::string_view s) { return s.find_first_of(std::string_view("\r\n\0", 3)) != s.npos; }
+
+}  // namespace
+
+const char* checkHeaderField(std::string_view name, std::string_view value) {
+  if (name.empty()) return "empty header name";
+  for (char c : name) {
+    if (!isTokenChar(c)) return "header name is not a token";
+  }
+  if (hasLineBreakOrNul(value)) return "header value contains CR, LF or NUL";
+  return nullptr;
+}
+
+const char* checkReason(std::string_view reason) {
+  return hasLineBreakOrNul(reason) ? "reason phrase contains CR, LF or NUL" : nullptr;
+}
+
+bool appendHeader(std::string& out, std::string_view name, std::string_view value) {
+  if (checkHeaderField(name, value) != nullptr) return false;
   out.append(name);
   out.append(": ");
   out.append(value);
   out.append("\r\n");
+  return true;
 }
 
 void appendHeader(std::string& out, std::string_view name, uint64_t value) {

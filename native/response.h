@@ -15,7 +15,15 @@ std::string_view reasonPhrase(int status);
 void appendResponseStart(std::string& out, int status, std::string_view reason, const char* date,
                          bool keep_alive);
 
-void appendHeader(std::string& out, std::string_view name, std::string_view value);
+// Why a field cannot go on the wire as given, or nullptr when it can: the name must be a
+// token (RFC 9110 §5.1) and the value free of CR, LF and NUL (§5.5), or a caller could
+// split the response. A reason phrase (checkReason) may not hold CR, LF or NUL either.
+const char* checkHeaderField(std::string_view name, std::string_view value);
+const char* checkReason(std::string_view reason);
+
+// Appends "name: value\r\n". Returns false and appends nothing when checkHeaderField
+// refuses the field: the contract is enforced here, not trusted to the caller.
+bool appendHeader(std::string& out, std::string_view name, std::string_view value);
 void appendHeader(std::string& out, std::string_view name, uint64_t value);
 
 // A small HTML page for an error status; detail is HTML-escaped.

@@ -178,8 +178,9 @@ void Server::onAcceptable(Listener* l) {
       return;
     }
     bool reject = connections_ >= config_.max_connections;
+    if (reject && reclaimIdle()) reject = false;
     if (reject && connections_ >= config_.max_connections + kRejectSlots) {
-      ::close(fd);
+      refuse(fd, l->tls);
       continue;
     }
     int one = 1;
@@ -193,15 +194,21 @@ void Server::onAcceptable(Listener* l) {
       ::close(fd);
       continue;
     }
-    auto* c = new Connection(this, fd, std::move(t), std::move(peer), reject);
-    c->next = head_;
-    if (head_) head_->prev = c;
-    head_ = c;
-    ++connections_;
-    if (!c->start()) {
-      c->abort();
-    }
+    adopt(fd, std::move(t), std::move(peer), reject);
   }
+}
+
+Connection* Server::adopt(int fd, std::unique_ptr<Transport> transport, PeerInfo peer, bool reject) {
+  auto* c = new Connection(this, fd, std::move(transport), std::move(peer), reject);
+  c->next = head_;
+  if (head_) head_->prev = c;
+  head_ = c;
+  ++connections_;
+  if (!c->start()) {
+    c->abort();
+    return nullptr;
+  }
+  return c;
 }
 
 void Server::connectionClosed(Connection* c) {
@@ -210,6 +217,50 @@ void Server::connectionClosed(Connection* c) {
   if (c->next) c->next->prev = c->prev;
   c->prev = c->next = nullptr;
   --connections_;
+}
+
+void Server::markIdle(Connection* c) {
+  if (c->idle) return;
+  c->idle = true;
+  c->idle_prev = idle_tail_;
+  c->idle_next = nullptr;
+  if (idle_tail_) idle_tail_->idle_next = c;
+  else idle_head_ = c;
+  idle_tail_ = c;
+}
+
+void Server::markBusy(Connection* c) {
+  if (!c->idle) return;
+  c->idle = false;
+  if (c->idle_prev) c->idle_prev->idle_next = c->idle_next;
+  else idle_head_ = c->idle_next;
+  if (c->idle_next) c->idle_next->idle_prev = c->idle_prev;
+  else idle_tail_ = c->idle_prev;
+  c->idle_prev = c->idle_next = nullptr;
+}
+
+bool Server::reclaimIdle() {
+  Connection* oldest = idle_head_;
+  if (oldest == nullptr) return false;
+  oldest->abort();  // unlinks it from both lists and lowers connections_
+  return true;
+}
+
+void Server::refuse(int fd, bool tls) {
+  if (!tls) {
+    static constexpr char kBody[] = "The server is at its connection limit; try again shortly.\n";
+    std::string r = std::string("HTTP/1.1 503 Service Unavailable\r\nServer: Liso/1.0\r\nDate: ") + httpDate() +
+                    "\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
+                    std::to_string(sizeof kBody - 1) + "\r\n\r\n" + kBody;
+    (void)::send(fd, r.data(), r.size(), MSG_DONTWAIT | MSG_NOSIGNAL);  // fits an empty socket buffer
+    // Read what the client already sent, so the close is a FIN, not a reset that could
+    // destroy the answer before the client reads it.
+    char sink[4096];
+    for (int i = 0; i < 4 && ::recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
+    }
+    ::shutdown(fd, SHUT_WR);
+  }
+  ::close(fd);
 }
 
 void Server::sweep() {

@@ -16,6 +16,8 @@
 namespace lisod {
 
 class Connection;
+class Transport;
+struct PeerInfo;
 
 struct ListenerConfig {
   std::string host;
@@ -34,7 +36,8 @@ struct ServerConfig {
   size_t max_target = 8000;
   uint64_t max_body = 100u << 20;
   uint64_t header_timeout_ms = 10000;
-  uint64_t body_timeout_ms = 30000;
+  uint64_t body_timeout_ms = 30000;        // between body bytes
+  uint64_t body_total_timeout_ms = 60000;  // for a whole request body (paused time excluded)
   uint64_t keep_alive_timeout_ms = 15000;
   uint64_t send_timeout_ms = 60000;
   bool access_log = false;
@@ -96,6 +99,11 @@ class Server {
   void closeAll();  // listeners and connections; safe to call more than once
   size_t connectionCount() const { return connections_; }
 
+  // Registers and starts a connection over fd (owned from here on; peer is the client's
+  // address). The accept path calls it; the fuzzers bring their own transport. The
+  // result (nullptr if libuv refused the fd) lives until connectionCount() drops.
+  Connection* adopt(int fd, std::unique_ptr<Transport> transport, PeerInfo peer, bool reject);
+
   // The connection waiting on application response AppRequest::id, or nullptr when
   // it is gone (harmless for the caller: the client left).
   Connection* app(uint32_t id) const;
@@ -113,6 +121,11 @@ class Server {
   uint32_t registerApp(Connection* c);
   void unregisterApp(uint32_t id);
   void connectionClosed(Connection* c);
+  // Idle keep-alive connections (a response done, no byte of the next request yet), in
+  // the order they became idle. At max_connections the oldest is closed to admit a new
+  // client (nginx reuses keep-alive connections the same way).
+  void markIdle(Connection* c);
+  void markBusy(Connection* c);
   void addAccessRecord(AccessRecord&& r);
   void logHandshakeFailure(const std::string& peer, const std::string& why);
   void log(LogLevel level, const std::string& message) { events_->onLog(level, message); }
@@ -125,6 +138,10 @@ class Server {
   void startPolling(Listener* l);
   void sweep();
   void flushAccessLog();
+  bool reclaimIdle();  // closes the oldest idle keep-alive connection; false if none
+  // Over max_connections and every pending-503 slot taken: a canned 503 straight on the
+  // socket (plain listeners; TLS cannot answer before a handshake), then close.
+  void refuse(int fd, bool tls);
 
   uv_loop_t* loop_;
   ServerConfig config_;
@@ -134,6 +151,8 @@ class Server {
   std::unique_ptr<char[]> scratch_{new char[kScratchBytes]};
   std::vector<std::unique_ptr<Listener>> listeners_;
   Connection* head_ = nullptr;  // intrusive list of live connections
+  Connection* idle_head_ = nullptr;  // oldest idle keep-alive connection …
+  Connection* idle_tail_ = nullptr;  // … and the newest
   size_t connections_ = 0;
   std::unordered_map<uint32_t, Connection*> apps_;
   uint32_t next_app_id_ = 1;

@@ -61,12 +61,27 @@ class TlsTransport final : public Transport {
   ~TlsTransport() override { SSL_free(ssl_); }
 
   IoResult handshake() override {
+    if (!first_byte_seen_) {
+      // A TLS connection opens with a handshake record (0x16); an upper-case letter is
+      // the method of a plain HTTP request sent to this port.
+      char first;
+      ssize_t n = ::recv(SSL_get_fd(ssl_), &first, 1, MSG_PEEK);
+      if (n < 0) return fromErrno(n);
+      if (n == 0) return {IoResult::kClosed};
+      first_byte_seen_ = true;
+      if (first >= 'A' && first <= 'Z') {
+        plain_ = true;
+        last_error_ = "plain HTTP request was sent to HTTPS port";
+        return {IoResult::kError};
+      }
+    }
     ERR_clear_error();
     int r = SSL_do_handshake(ssl_);
     if (r == 1) return {IoResult::kOk};
     return classify(r);
   }
   IoResult read(char* buf, size_t len) override {
+    if (plain_) return fromErrno(::recv(SSL_get_fd(ssl_), buf, len, 0));
     ERR_clear_error();
     size_t n = 0;
     int r = SSL_read_ex(ssl_, buf, len, &n);
@@ -74,6 +89,7 @@ class TlsTransport final : public Transport {
     return classify(r);
   }
   IoResult write(const char* buf, size_t len) override {
+    if (plain_) return writeResult(::send(SSL_get_fd(ssl_), buf, len, MSG_NOSIGNAL));
     ERR_clear_error();
     size_t n = 0;
     int r = SSL_write_ex(ssl_, buf, len, &n);
@@ -87,12 +103,14 @@ class TlsTransport final : public Transport {
   // per ~64 KiB instead of per record.
   void setCork(bool on) override { setTcpCork(SSL_get_fd(ssl_), on); }
   void shutdown() override {
+    if (plain_) return;
     ERR_clear_error();
     if (SSL_is_init_finished(ssl_)) SSL_shutdown(ssl_);
     ERR_clear_error();
   }
   std::string lastError() const override { return last_error_; }
   bool isTls() const override { return true; }
+  bool plainHttpOnTls() const override { return plain_; }
 
  private:
   // SSL_get_error(3): WANT_* can come from either direction (renegotiation-free TLS
@@ -124,6 +142,8 @@ class TlsTransport final : public Transport {
 
   SSL* ssl_;
   std::string last_error_;
+  bool first_byte_seen_ = false;
+  bool plain_ = false;  // the client spoke plain HTTP: see plainHttpOnTls()
 };
 
 }  // namespace

@@ -43,6 +43,10 @@ class Transport {
   // A short description of the last error for the error log ("" if none).
   virtual std::string lastError() const { return {}; }
   virtual bool isTls() const = 0;
+  // TLS only: handshake() returned kError because the client's first bytes were plain
+  // HTTP, not a TLS record. From then on read/write/shutdown move plain bytes, so the
+  // caller can answer 400 in clear text (as nginx does) before closing.
+  virtual bool plainHttpOnTls() const { return false; }
 };
 
 std::unique_ptr<Transport> makePlainTransport(int fd);

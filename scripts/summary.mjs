@@ -1,5 +1,5 @@
 // Reads an `npm test` log and prints the single closing line CI looks for:
-// "N passed, N failed" (native unit tests + ava), then exits with the test status.
+// "N passed, N failed" (native unit tests, fuzz targets, ava), then exits with the test status.
 import { readFileSync } from 'node:fs';
 
 const [logFile, statusArg] = process.argv.slice(2);
@@ -8,7 +8,7 @@ const status = Number(statusArg ?? 1);
 
 let passed = 0;
 let failed = 0;
-for (const m of text.matchAll(/^native: (\d+) passed, (\d+) failed/gm)) {
+for (const m of text.matchAll(/^(?:native|fuzz): (\d+) passed, (\d+) failed/gm)) {
   passed += Number(m[1]);
   failed += Number(m[2]);
 }

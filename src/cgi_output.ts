@@ -1,6 +1,9 @@
 // Incremental parser for a CGI script's output head (RFC 3875 §6): parsed headers with the
 // Status/Location/Content-Type rules, or NPH output that starts with a status line (§6.2.2).
+// The byte-level work is native/cgi_output.cc (pure, fuzzed); this decodes and words it.
 import { STATUS_CODES } from 'node:http';
+
+import { native } from './native.js';
 
 export type CgiHead =
   // NPH: `head` is the status line and header section up to and including the blank line,
@@ -23,83 +26,59 @@ export type ParseStep = { done: false } | { done: true; head: CgiHead; rest: Buf
 
 export const kDefaultMaxHeadBytes = 64 * 1024;
 
-const kToken = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-// Field values may hold HTAB and visible/obs-text octets only (RFC 9110 §5.5).
-const kBadValueChar = /[\x00-\x08\x0a-\x1f\x7f]/;
-const kStatus = /^([1-9][0-9]{2})(?:[ \t]+(.*))?$/;
-const kNphStatusLine = /^HTTP\/1\.[0-9] ([1-9][0-9]{2})(?: .*)?$/;
-// Owned by the server: it writes Server, Date, Connection and the framing itself.
-const kServerOwned = new Set([
-  'server',
-  'date',
-  'connection',
-  'keep-alive',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-  'proxy-connection',
-]);
+const kFixed = 13; // layout slots before the fields (native/cgi_output_addon.h)
+const kKinds = ['response', 'local-redirect', 'nph', 'invalid'] as const; // CgiKind, in order
+
+/** Builds the CgiHead from the native layout; text is decoded from buf as UTF-8. */
+function fromLayout(buf: Buffer, r: Int32Array, maxHeadBytes: number): CgiHead {
+  const at = (i: number) => r[i] ?? -1;
+  const text = (slot: number) => buf.toString('utf8', Math.max(at(slot), 0), Math.max(at(slot + 1), 0));
+  const quoted = (slot: number) => JSON.stringify(text(slot).slice(0, 80));
+  const status = at(5);
+  switch (kKinds[at(1)]) {
+    case 'local-redirect':
+      return { kind: 'local-redirect', location: text(10) };
+    case 'nph':
+      return { kind: 'nph', status, head: buf.subarray(0, at(0)) };
+    case 'response': {
+      const headers: string[] = [];
+      for (let i = kFixed; i < kFixed + 4 * at(12); i += 4) headers.push(text(i), text(i + 2));
+      const reason = at(6) ? text(7) || STATUS_CODES[status] || 'Unknown' : at(9) ? 'Found' : 'OK';
+      // Absolute URIs, abs-paths with a Status, and relative references (RFC 9110 §10.2.2)
+      // are all relayed as written.
+      if (at(9)) headers.push('Location', text(10));
+      return { kind: 'response', status, reason, headers, noBody: status === 204 || status === 304 };
+    }
+  }
+  // CgiError in native/cgi_output.h, in declaration order; the text is slots 3–4.
+  const reasons = [
+    () => 'invalid output',
+    () => `header section longer than ${maxHeadBytes} bytes`,
+    () => 'no header fields before the blank line',
+    () => `malformed header line ${quoted(3)}`,
+    () => `bad header name ${quoted(3)}`,
+    () => `control character in ${text(3)}`,
+    () => 'more than one Status field',
+    () => 'more than one Location field',
+    () => `bad Content-Length ${JSON.stringify(text(3))}`,
+    () => 'conflicting Content-Length fields',
+    () => `bad Status ${quoted(3)}`,
+    () => `Status ${status} is not a final status`,
+    () => 'empty Location',
+    () => `bad NPH status line ${quoted(3)}`,
+    () => 'too many header fields',
+  ];
+  return { kind: 'invalid', reason: (reasons[at(2)] ?? reasons[0]!)() };
+}
 
 /** Interprets the header lines of a parsed-header response (RFC 3875 §6.2, §6.3). */
 export function interpretHeaders(lines: string[]): CgiHead {
-  if (lines.length === 0) return { kind: 'invalid', reason: 'no header fields before the blank line' };
-  let status: string | undefined;
-  let location: string | undefined;
-  let contentLength: string | undefined;
-  const headers: string[] = [];
-  for (const line of lines) {
-    const colon = line.indexOf(':');
-    if (colon <= 0) return { kind: 'invalid', reason: `malformed header line ${JSON.stringify(line.slice(0, 80))}` };
-    const name = line.slice(0, colon);
-    const value = line.slice(colon + 1).trim();
-    if (!kToken.test(name)) return { kind: 'invalid', reason: `bad header name ${JSON.stringify(name.slice(0, 80))}` };
-    if (kBadValueChar.test(value)) return { kind: 'invalid', reason: `control character in ${name}` };
-    const lower = name.toLowerCase();
-    if (lower === 'status') {
-      if (status !== undefined) return { kind: 'invalid', reason: 'more than one Status field' };
-      status = value;
-    } else if (lower === 'location') {
-      if (location !== undefined) return { kind: 'invalid', reason: 'more than one Location field' };
-      location = value;
-    } else if (lower === 'content-length') {
-      if (!/^[0-9]{1,15}$/.test(value)) return { kind: 'invalid', reason: `bad Content-Length ${JSON.stringify(value)}` };
-      if (contentLength !== undefined && Number(contentLength) !== Number(value)) {
-        return { kind: 'invalid', reason: 'conflicting Content-Length fields' };
-      }
-      if (contentLength === undefined) headers.push(name, String(Number(value)));
-      contentLength = value;
-    } else if (!kServerOwned.has(lower)) {
-      headers.push(name, value);
-    }
-  }
-
-  let code = 200;
-  let reason = 'OK';
-  if (status !== undefined) {
-    const m = kStatus.exec(status);
-    if (!m) return { kind: 'invalid', reason: `bad Status ${JSON.stringify(status.slice(0, 80))}` };
-    code = Number(m[1]);
-    // A script answers with a final response; interim 1xx responses are not CGI output.
-    if (code < 200 || code > 599) return { kind: 'invalid', reason: `Status ${code} is not a final status` };
-    reason = m[2]?.trim() || STATUS_CODES[code] || 'Unknown';
-  }
-  if (location !== undefined) {
-    if (location === '') return { kind: 'invalid', reason: 'empty Location' };
-    // §6.2.2: a local path with no Status is a local redirect, served by the server itself.
-    if (status === undefined && location.startsWith('/') && !location.startsWith('//')) {
-      return { kind: 'local-redirect', location };
-    }
-    // §6.2.3 client redirect: 302 unless the script chose a status.
-    if (status === undefined) {
-      code = 302;
-      reason = 'Found';
-    }
-    // Absolute URIs, abs-paths with a Status, and relative references (RFC 9110 §10.2.2)
-    // are all relayed as written.
-    headers.push('Location', location);
-  }
-  return { kind: 'response', status: code, reason, headers, noBody: code === 204 || code === 304 };
+  const parts = lines.map((line) => Buffer.from(line, 'utf8'));
+  const ends = new Uint32Array(parts.length);
+  let end = 0;
+  parts.forEach((part, i) => (ends[i] = end += part.length));
+  const buf = Buffer.concat(parts);
+  return fromLayout(buf, native.interpretCgiLines(buf, ends), kDefaultMaxHeadBytes);
 }
 
 /**
@@ -111,8 +90,7 @@ export function interpretHeaders(lines: string[]): CgiHead {
 export class CgiOutputParser {
   readonly #maxHeadBytes: number;
   #buffer: Buffer = Buffer.alloc(0);
-  #scanned = 0; // bytes of #buffer already split into complete lines
-  #lines: string[] = [];
+  #scanned = 0; // bytes of #buffer already searched for the blank line
   #finished = false;
 
   constructor(maxHeadBytes = kDefaultMaxHeadBytes) {
@@ -122,20 +100,14 @@ export class CgiOutputParser {
   push(chunk: Buffer): ParseStep {
     if (this.#finished) throw new Error('CgiOutputParser: push after the head was complete');
     this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
-    while (this.#scanned < this.#buffer.length) {
-      const nl = this.#buffer.indexOf(0x0a, this.#scanned);
-      if (nl < 0) break;
-      let end = nl;
-      if (end > this.#scanned && this.#buffer[end - 1] === 0x0d) end--;
-      const line = this.#buffer.toString('utf8', this.#scanned, end);
-      this.#scanned = nl + 1;
-      if (line === '') return this.#complete(this.#scanned);
-      this.#lines.push(line);
+    const r = native.parseCgiHead(this.#buffer, this.#maxHeadBytes, this.#scanned);
+    if (r === null) {
+      this.#scanned = this.#buffer.length;
+      return { done: false };
     }
-    if (this.#buffer.length > this.#maxHeadBytes) {
-      return this.#fail(`header section longer than ${this.#maxHeadBytes} bytes`);
-    }
-    return { done: false };
+    this.#finished = true;
+    const head = fromLayout(this.#buffer, r, this.#maxHeadBytes);
+    return { done: true, head, rest: r[0]! < 0 ? Buffer.alloc(0) : this.#buffer.subarray(r[0]) };
   }
 
   /** EOF before a complete head: the output cannot be relayed. */
@@ -143,22 +115,5 @@ export class CgiOutputParser {
     this.#finished = true;
     if (this.#buffer.length === 0) return { kind: 'invalid', reason: 'no output' };
     return { kind: 'invalid', reason: 'output ended before the blank line that closes the header section' };
-  }
-
-  #complete(headEnd: number): ParseStep {
-    this.#finished = true;
-    const rest = this.#buffer.subarray(headEnd);
-    const first = this.#lines[0] ?? '';
-    if (first.startsWith('HTTP/')) {
-      const m = kNphStatusLine.exec(first);
-      if (!m) return { done: true, head: { kind: 'invalid', reason: `bad NPH status line ${JSON.stringify(first.slice(0, 80))}` }, rest };
-      return { done: true, head: { kind: 'nph', status: Number(m[1]), head: this.#buffer.subarray(0, headEnd) }, rest };
-    }
-    return { done: true, head: interpretHeaders(this.#lines), rest };
-  }
-
-  #fail(reason: string): ParseStep {
-    this.#finished = true;
-    return { done: true, head: { kind: 'invalid', reason }, rest: Buffer.alloc(0) };
   }
 }

@@ -46,6 +46,7 @@ export interface LisodConfig {
   maxTargetBytes: number;
   headerTimeoutMs: number;
   bodyTimeoutMs: number;
+  bodyTotalTimeoutMs: number;
   keepAliveTimeoutMs: number;
   sendTimeoutMs: number;
   shutdownGraceMs: number;
@@ -64,6 +65,7 @@ export const kDefaults = {
   maxTargetBytes: 8000,
   headerTimeout: 10,
   bodyTimeout: 30,
+  bodyTotalTimeout: 60,
   keepAliveTimeout: 15,
   sendTimeout: 60,
   shutdownGrace: 10,
@@ -80,7 +82,7 @@ export const kMaxWorkers = 256;
 const kTopKeys = [
   'http_port', 'https_port', 'bind', 'www', 'cgi', 'tls_key', 'tls_cert', 'error_log', 'access_log',
   'lock_file', 'max_connections', 'max_body_bytes', 'max_header_bytes', 'max_line_bytes',
-  'max_target_bytes', 'header_timeout', 'keep_alive_timeout', 'body_timeout', 'send_timeout',
+  'max_target_bytes', 'header_timeout', 'keep_alive_timeout', 'body_timeout', 'body_total_timeout', 'send_timeout',
   'shutdown_grace', 'user', 'server_name', 'workers', 'tls_session_resumption', ...kSpoolKeys,
 ] as const;
 
@@ -131,6 +133,7 @@ export function parseConfigText(text: string, display: string, absPath: string):
       case 'header_timeout': r.set('headerTimeoutMs', kp, r.seconds(v, kp, false)); break;
       case 'keep_alive_timeout': r.set('keepAliveTimeoutMs', kp, r.seconds(v, kp, false)); break;
       case 'body_timeout': r.set('bodyTimeoutMs', kp, r.seconds(v, kp, false)); break;
+      case 'body_total_timeout': r.set('bodyTotalTimeoutMs', kp, r.seconds(v, kp, false)); break;
       case 'send_timeout': r.set('sendTimeoutMs', kp, r.seconds(v, kp, false)); break;
       case 'shutdown_grace': r.set('shutdownGraceMs', kp, r.seconds(v, kp, true)); break;
       case 'user': {
@@ -255,6 +258,7 @@ export function finishConfig(draft: ConfigDraft, hostname: string, cpus = os.ava
     maxTargetBytes: v.maxTargetBytes ?? kDefaults.maxTargetBytes,
     headerTimeoutMs: v.headerTimeoutMs ?? kDefaults.headerTimeout * 1000,
     bodyTimeoutMs: v.bodyTimeoutMs ?? kDefaults.bodyTimeout * 1000,
+    bodyTotalTimeoutMs: v.bodyTotalTimeoutMs ?? kDefaults.bodyTotalTimeout * 1000,
     keepAliveTimeoutMs: v.keepAliveTimeoutMs ?? kDefaults.keepAliveTimeout * 1000,
     sendTimeoutMs: v.sendTimeoutMs ?? kDefaults.sendTimeout * 1000,
     shutdownGraceMs: v.shutdownGraceMs ?? kDefaults.shutdownGrace * 1000,
@@ -381,6 +385,7 @@ export function toServerConfig(c: LisodConfig): ServerConfig {
     maxBodyBytes: c.maxBodyBytes,
     headerTimeoutMs: c.headerTimeoutMs,
     bodyTimeoutMs: c.bodyTimeoutMs,
+    bodyTotalTimeoutMs: c.bodyTotalTimeoutMs,
     keepAliveTimeoutMs: c.keepAliveTimeoutMs,
     sendTimeoutMs: c.sendTimeoutMs,
     accessLog: c.accessLog !== null,

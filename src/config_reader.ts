@@ -135,6 +135,7 @@ export interface Draft {
   maxTargetBytes?: number;
   headerTimeoutMs?: number;
   bodyTimeoutMs?: number;
+  bodyTotalTimeoutMs?: number;
   keepAliveTimeoutMs?: number;
   sendTimeoutMs?: number;
   shutdownGraceMs?: number;

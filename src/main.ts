@@ -389,7 +389,7 @@ export function restartOnlyChanges(running: LisodConfig, next: LisodConfig): str
     ['max_connections', (c) => c.maxConnections], ['max_body_bytes', (c) => c.maxBodyBytes],
     ['max_header_bytes', (c) => c.maxHeaderBytes], ['max_line_bytes', (c) => c.maxLineBytes],
     ['max_target_bytes', (c) => c.maxTargetBytes], ['header_timeout', (c) => c.headerTimeoutMs],
-    ['body_timeout', (c) => c.bodyTimeoutMs], ['keep_alive_timeout', (c) => c.keepAliveTimeoutMs],
+    ['body_timeout', (c) => c.bodyTimeoutMs], ['body_total_timeout', (c) => c.bodyTotalTimeoutMs], ['keep_alive_timeout', (c) => c.keepAliveTimeoutMs],
     ['send_timeout', (c) => c.sendTimeoutMs], ['workers', (c) => c.workers], ['[cgi]', (c) => c.cgi],
     ['tls_session_resumption', (c) => c.tlsResumption], ['spool_dir/spool_max_bytes', (c) => c.spool],
   ];

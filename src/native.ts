@@ -23,6 +23,7 @@ export interface ServerConfig {
   maxBodyBytes: number; // request body (413 beyond)
   headerTimeoutMs: number; // to receive a complete head (408)
   bodyTimeoutMs: number; // between body bytes (408)
+  bodyTotalTimeoutMs?: number; // whole request body, application pauses excluded (408; default 60 s)
   keepAliveTimeoutMs: number; // idle between requests (silent close)
   sendTimeoutMs: number; // client not reading our response (close)
   accessLog: boolean; // batch access records to handlers.log
@@ -110,6 +111,10 @@ export interface NativeAddon {
   // per read of up to 64 KiB, then once onChunk(null, errno) — errno 0 at end of file —
   // with the fd already closed. pause()/resume() stop and restart reading.
   PipeReader: new (fd: number, onChunk: (chunk: Buffer | null, errno: number) => void) => NativePipeReader;
+  // The CGI output head parser (native/cgi_output.h; layout in native/cgi_output_addon.h),
+  // used by src/cgi_output.ts: null while the head is incomplete.
+  parseCgiHead(buf: Buffer, maxHead: number, scanned: number): Int32Array | null;
+  interpretCgiLines(buf: Buffer, lineEnds: Uint32Array): Int32Array;
 }
 
 export interface NativePipeReader {

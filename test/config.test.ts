@@ -103,6 +103,7 @@ test('defaults fill everything not set', (t) => {
   t.is(c.maxTargetBytes, 8000);
   t.is(c.keepAliveTimeoutMs, 15_000);
   t.is(c.bodyTimeoutMs, 30_000);
+  t.is(c.bodyTotalTimeoutMs, 60_000);
   t.is(c.sendTimeoutMs, 60_000);
   t.deepEqual(c.cgi, { script: '/srv/site/app.cgi', timeoutMs: 30_000, maxProcesses: 16, maxQueue: 64, passEnv: [], env: {}, requestBuffering: true });
 });
@@ -129,9 +130,11 @@ test('"-" means a standard stream, "" turns the access log and lock file off', (
 
 test('timeouts are seconds (decimals allowed) and become milliseconds; sizes accept underscores', (t) => {
   const text = kBase.replace('cgi = "app.cgi"\n', '');
-  const c = finished(`${text}header_timeout = 0.25\nsend_timeout = 2\nshutdown_grace = 0\nmax_body_bytes = 1_048_576\n[cgi]\nscript = "app.cgi"\ntimeout = 1.5\nmax_queue = 0\n`);
+  const c = finished(`${text}header_timeout = 0.25\nsend_timeout = 2\nbody_total_timeout = 7.5\nshutdown_grace = 0\nmax_body_bytes = 1_048_576\n[cgi]\nscript = "app.cgi"\ntimeout = 1.5\nmax_queue = 0\n`);
   t.is(c.headerTimeoutMs, 250);
   t.is(c.sendTimeoutMs, 2000);
+  t.is(c.bodyTotalTimeoutMs, 7500);
+  t.is(toServerConfig(c).bodyTotalTimeoutMs, 7500);
   t.is(c.shutdownGraceMs, 0);
   t.is(c.maxBodyBytes, 1048576);
   t.is(c.cgi.timeoutMs, 1500);
@@ -166,6 +169,8 @@ test('bad values: file:line, what was expected, what was given', (t) => {
   t.regex(parseError('https_port = "8443"\n').message, /^x\.conf:1: https_port must be a port number \(0–65535\), got "8443"/);
   t.regex(parseError('max_connections = 0\n').message, /^x\.conf:1: max_connections must be an integer ≥ 1 \(connections\), got 0/);
   t.regex(parseError('\n\nheader_timeout = "10s"\n').message, /^x\.conf:3: header_timeout must be a number of seconds > 0, got "10s"/);
+  t.regex(parseError('\nbody_total_timeout = 0\n').message, /^x\.conf:2: body_total_timeout must be a number of seconds > 0, got 0/);
+  t.regex(parseError('body_total_timout = 5\n').message, /did you mean 'body_total_timeout'/);
   t.regex(parseError('keep_alive_timeout = -1\n').message, /^x\.conf:1: keep_alive_timeout must be a number of seconds > 0, got -1/);
   t.regex(parseError('max_body_bytes = 1.5\n').message, /^x\.conf:1: max_body_bytes must be an integer/);
   t.regex(parseError('www = 3\n').message, /^x\.conf:1: www must be a string, got 3/);

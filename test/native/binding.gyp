@@ -12,12 +12,14 @@
         "../../native/static_file.cc",
         "../../native/http_date.cc",
         "../../native/mime.cc",
+        "../../native/cgi_output.cc",
         "test_main.cc",
         "http_parser_test.cc",
         "http_request_test.cc",
         "chunked_test.cc",
         "static_file_test.cc",
-        "date_mime_range_test.cc"
+        "date_mime_range_test.cc",
+        "cgi_output_test.cc"
       ],
       "cflags!": ["-fno-exceptions", "-O3", "-O2"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-O3", "-O2"],

@@ -19,19 +19,11 @@
 #include "../../native/http_parser.h"
 #include "../../native/http_request.h"
 #include "../../native/static_file.h"
+#include "fuzz_check.h"
 
 using namespace lisod;
 
 namespace {
-
-#define FUZZ_CHECK(cond)                                                        \
-  do {                                                                          \
-    if (!(cond)) {                                                              \
-      std::fprintf(stderr, "fuzz property failed: %s (%s:%d)\n", #cond, __FILE__, \
-                   __LINE__);                                                   \
-      std::abort();                                                             \
-    }                                                                           \
-  } while (0)
 
 bool isTchar(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -152,7 +144,12 @@ void checkHead(const char* data, size_t size, uint8_t mode) {
   const int s = info.status;
   FUZZ_CHECK(s == 0 || s == 400 || s == 411 || s == 413 || s == 501);
   if (s == 0) {
-    FUZZ_CHECK(info.method != Method::kOther);
+    // Every valid token passes classify; only a static path refuses a method.
+    FUZZ_CHECK(methodStatus(info.method, true) == 0);
+    const int ms = methodStatus(info.method, false);
+    FUZZ_CHECK(ms == 0 || ms == 405 || ms == 501);
+    FUZZ_CHECK((ms == 0) == (info.method == Method::kGet || info.method == Method::kHead ||
+                             info.method == Method::kPost));
     FUZZ_CHECK(!(info.chunked && info.has_length));
     FUZZ_CHECK(!info.has_length || info.content_length <= max_body);
     FUZZ_CHECK(info.method != Method::kPost || info.has_length || info.chunked);

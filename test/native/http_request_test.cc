@@ -32,17 +32,26 @@ std::vector<Row> rows() {
       {"GET", get, 0, 1, 0, kNoLength},
       {"HEAD", "HEAD / HTTP/1.1\r\nHost: a\r\n", 0},
       {"POST with length", post + "Content-Length: 5\r\n", 0, 1, 0, 5},
-      {"unknown method → 501", "PUT / HTTP/1.1\r\nHost: a\r\n", 501},
-      {"DELETE → 501", "DELETE / HTTP/1.1\r\nHost: a\r\n", 501},
-      {"methods are case-sensitive → 501", "get / HTTP/1.1\r\nHost: a\r\n", 501},
-      {"OPTIONS * → 501", "OPTIONS * HTTP/1.1\r\nHost: a\r\n", 501},
+      // every valid token passes classify; methodStatus decides per path
+      {"PUT passes", "PUT / HTTP/1.1\r\nHost: a\r\n", 0},
+      {"PUT with a body", "PUT /cgi/x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n", 0, 1, 0, 3},
+      {"PATCH chunked", "PATCH /cgi/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n", 0, 1, 1},
+      {"DELETE without length has no body (no 411)", "DELETE / HTTP/1.1\r\nHost: a\r\n", 0, 1, 0,
+       kNoLength},
+      {"lower-case token passes", "get / HTTP/1.1\r\nHost: a\r\n", 0},
+      {"OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: a\r\n", 0},
+      {"CONNECT authority-form", "CONNECT a:443 HTTP/1.1\r\nHost: a\r\n", 0},
+      {"CONNECT with a path → 400", "CONNECT a/b HTTP/1.1\r\nHost: a\r\n", 400},
+      {"PUT * → 400", "PUT * HTTP/1.1\r\nHost: a\r\n", 400},
       // Host (RFC 9112 §3.2)
       {"1.1 without Host → 400", "GET / HTTP/1.1\r\n", 400, 0},
       {"1.1 with two Host → 400", get + "Host: b\r\n", 400, 0},
       {"1.0 without Host is fine", "GET / HTTP/1.0\r\n", 0, 0},
       {"1.0 with two Host → 400", "GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n", 400},
       {"Host name is case-insensitive", "GET / HTTP/1.1\r\nhOsT: a\r\n", 0},
-      {"empty Host is allowed", "GET / HTTP/1.1\r\nHost:\r\n", 0},
+      {"empty Host → 400", "GET / HTTP/1.1\r\nHost:\r\n", 400, 0},
+      {"blank Host → 400", "GET / HTTP/1.1\r\nHost:   \r\n", 400, 0},
+      {"empty Host on 1.0 → 400", "GET / HTTP/1.0\r\nHost:\r\n", 400, 0},
       {"Host with port and IPv6", "GET / HTTP/1.1\r\nHost: [::1]:8443\r\n", 0},
       {"Host with space → 400", "GET / HTTP/1.1\r\nHost: a b\r\n", 400},
       {"Host with slash → 400", "GET / HTTP/1.1\r\nHost: a/b\r\n", 400},
@@ -50,6 +59,9 @@ std::vector<Row> rows() {
       // request-target form
       {"absolute-form target", "GET http://a/b HTTP/1.1\r\nHost: a\r\n", 0},
       {"HTTPS absolute-form target", "GET HTTPS://a/ HTTP/1.1\r\nHost: a\r\n", 0},
+      {"absolute-form without authority → 400", "GET http:///b HTTP/1.1\r\nHost: a\r\n", 400},
+      {"absolute-form with userinfo → 400", "GET http://u@a/b HTTP/1.1\r\nHost: a\r\n", 400},
+      {"absolute-form 1.0 without Host", "GET http://a:8080?q HTTP/1.0\r\n", 0},
       {"asterisk target with GET → 400", "GET * HTTP/1.1\r\nHost: a\r\n", 400},
       {"authority-form with GET → 400", "GET a:80 HTTP/1.1\r\nHost: a\r\n", 400},
       // Content-Length (RFC 9112 §6.3)
@@ -108,8 +120,8 @@ std::vector<Row> rows() {
        0, 0, 0, 5, 0},
       {"other expectation ignored", post + "Content-Length: 5\r\nExpect: foo\r\n", 0, 1, 0, 5, 0},
       // precedence
-      {"bad framing before 501", "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n", 400},
-      {"501 before 413", "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n", 501},
+      {"bad framing on PUT", "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n", 400},
+      {"413 on PUT", "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n", 413},
       {"missing Host before 411", "POST / HTTP/1.1\r\n", 400},
   };
 }
@@ -160,9 +172,10 @@ void runRequestTests(Suite& suite) {
   }
   {
     Case c(suite, "classify: method enum");
-    const char* names[] = {"GET", "HEAD", "POST", "PATCH"};
-    const Method want[] = {Method::kGet, Method::kHead, Method::kPost, Method::kOther};
-    for (int i = 0; i < 4; ++i) {
+    const char* names[] = {"GET", "HEAD", "POST", "PATCH", "OPTIONS", "BREW", "get"};
+    const Method want[] = {Method::kGet,      Method::kHead,  Method::kPost, Method::kStandard,
+                           Method::kStandard, Method::kOther, Method::kOther};
+    for (int i = 0; i < 7; ++i) {
       const std::string in = std::string(names[i]) + " / HTTP/1.0\r\nContent-Length: 0\r\n\r\n";
       Header headers[2];
       RequestHead head;
@@ -171,6 +184,28 @@ void runRequestTests(Suite& suite) {
       parseRequest(in.data(), in.size(), &head, ParseLimits{});
       c.check(classifyRequest(head, 10).method == want[i], std::string("method ") + names[i]);
     }
+  }
+  {
+    Case c(suite, "classify: absolute-form authority is the host (RFC 9112 §3.2.2)");
+    const std::string in = "GET http://Target.example:81/x?y HTTP/1.1\r\nHost: header.example\r\n\r\n";
+    Header headers[4];
+    RequestHead head;
+    head.headers = headers;
+    head.num_headers = 4;
+    c.eq(parseRequest(in.data(), in.size(), &head, ParseLimits{}), static_cast<int>(in.size()), "parsed");
+    c.eq(classifyRequest(head, 0).host, std::string_view("Target.example:81"), "host");
+    c.eq(targetAuthority("https://h?q"), std::string_view("h"), "authority before ?");
+    c.eq(targetAuthority("/p"), std::string_view(""), "origin-form has none");
+  }
+  {
+    Case c(suite, "methodStatus: static 405/501, applications take every token");
+    c.eq(methodStatus(Method::kGet, false), 0, "GET static");
+    c.eq(methodStatus(Method::kHead, false), 0, "HEAD static");
+    c.eq(methodStatus(Method::kPost, false), 0, "POST static");
+    c.eq(methodStatus(Method::kStandard, false), 405, "PUT static");
+    c.eq(methodStatus(Method::kOther, false), 501, "BREW static");
+    c.eq(methodStatus(Method::kStandard, true), 0, "PUT app");
+    c.eq(methodStatus(Method::kOther, true), 0, "BREW app");
   }
   {
     Case c(suite, "equalsIgnoreCase");

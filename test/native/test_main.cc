@@ -15,6 +15,7 @@ int main() {
       {"chunked", runChunkedTests},
       {"static_file", runStaticFileTests},
       {"date/mime/range", runDateMimeRangeTests},
+      {"cgi_output", runCgiOutputTests},
   };
   int passed = 0;
   int failed = 0;

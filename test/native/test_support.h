@@ -99,5 +99,6 @@ void runRequestTests(Suite& suite);
 void runChunkedTests(Suite& suite);
 void runStaticFileTests(Suite& suite);
 void runDateMimeRangeTests(Suite& suite);
+void runCgiOutputTests(Suite& suite);
 
 }  // namespace lisod::test
