@@ -22,7 +22,13 @@
         "native/file_cache.cc",
         "native/spawn.cc",
         "native/cgi_output.cc",
-        "native/cgi_output_addon.cc"
+        "native/cgi_output_addon.cc",
+        "native/tls_identity.cc",
+        "native/tls_client_verify.cc",
+        "native/access_rules.cc",
+        "native/access_log.cc",
+        "native/log_writer.cc",
+        "native/log_writer_addon.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

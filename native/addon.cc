@@ -39,6 +39,46 @@ bool getBool(const Napi::Object& o, const char* key, bool fallback) {
   return v.ToBoolean().Value();
 }
 
+// Client-certificate keys of a config object (see TlsClientSpec in src/native.ts).
+void parseTlsClient(const Napi::Object& o, TlsOptions* t) {
+  std::string auth = getString(o, "tlsClientAuth", "off");
+  t->client_auth = auth == "require"  ? TlsOptions::ClientAuth::kRequire
+                   : auth == "optional" ? TlsOptions::ClientAuth::kOptional
+                                        : TlsOptions::ClientAuth::kOff;
+  t->client_ca = getString(o, "tlsClientCa");
+  t->crl = getString(o, "tlsCrl");
+  t->verify_depth = static_cast<int>(getNumber(o, "tlsVerifyDepth", 4));
+}
+
+// [{ path, any, allow: [[[attr, value], …], …] }] → rules (see AccessRuleSpec in src/native.ts).
+std::shared_ptr<const AccessRules> parseAccess(Napi::Env env, Napi::Value v) {
+  std::vector<AccessRule> rules;
+  if (v.IsUndefined() || v.IsNull()) return std::make_shared<AccessRules>();
+  if (!v.IsArray()) throw Napi::TypeError::New(env, "access rules must be an array");
+  Napi::Array arr = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Napi::Object r = arr.Get(i).As<Napi::Object>();
+    AccessRule rule;
+    rule.prefix = getString(r, "path", "/");
+    rule.any_verified = getBool(r, "any", false);
+    Napi::Value allow = r.Get("allow");
+    if (allow.IsArray()) {
+      Napi::Array entries = allow.As<Napi::Array>();
+      for (uint32_t e = 0; e < entries.Length(); ++e) {
+        Napi::Array pairs = entries.Get(e).As<Napi::Array>();
+        std::vector<std::pair<std::string, std::string>> entry;
+        for (uint32_t p = 0; p < pairs.Length(); ++p) {
+          Napi::Array pair = pairs.Get(p).As<Napi::Array>();
+          entry.emplace_back(pair.Get(0u).ToString().Utf8Value(), pair.Get(1u).ToString().Utf8Value());
+        }
+        rule.allow.push_back(std::move(entry));
+      }
+    }
+    rules.push_back(std::move(rule));
+  }
+  return std::make_shared<AccessRules>(std::move(rules));
+}
+
 ServerConfig parseConfig(const Napi::Object& o) {
   ServerConfig c;
   Napi::Value ls = o.Get("listeners");
@@ -56,6 +96,8 @@ ServerConfig parseConfig(const Napi::Object& o) {
   c.tls.key_file = getString(o, "tlsKey");
   c.tls.cert_file = getString(o, "tlsCert");
   c.tls.resumption = getBool(o, "tlsResumption", true);
+  parseTlsClient(o, &c.tls);
+  c.access = parseAccess(o.Env(), o.Get("access"));
   c.cgi_prefix = getString(o, "cgiPrefix", "/cgi");
   c.max_connections = static_cast<size_t>(getNumber(o, "maxConnections", 10000));
   c.max_line = static_cast<size_t>(getNumber(o, "maxLineBytes", 8192));
@@ -68,6 +110,7 @@ ServerConfig parseConfig(const Napi::Object& o) {
   c.keep_alive_timeout_ms = static_cast<uint64_t>(getNumber(o, "keepAliveTimeoutMs", 15000));
   c.send_timeout_ms = static_cast<uint64_t>(getNumber(o, "sendTimeoutMs", 60000));
   c.access_log = getBool(o, "accessLog", false);
+  c.access_log_writer = static_cast<uint32_t>(getNumber(o, "accessLogWriter", 0));
   c.reuse_port = getBool(o, "reusePort", false);
   char resolved[PATH_MAX];
   if (c.root.empty() || realpath(c.root.c_str(), resolved) == nullptr) {
@@ -90,9 +133,12 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
                         InstanceMethod("pauseBody", &ServerWrap::pauseBody),
                         InstanceMethod("resumeBody", &ServerWrap::resumeBody),
                         InstanceMethod("reloadTls", &ServerWrap::reloadTls),
+                        InstanceMethod("setAccess", &ServerWrap::setAccess),
+                        InstanceMethod("accessStatus", &ServerWrap::accessStatus),
                         InstanceMethod("stopAccepting", &ServerWrap::stopAccepting),
                         InstanceMethod("stopWhenIdle", &ServerWrap::stopWhenIdle),
                         InstanceMethod("connectionCount", &ServerWrap::connectionCount),
+                        InstanceMethod("setAccessLog", &ServerWrap::setAccessLog),
                         InstanceMethod("close", &ServerWrap::close)});
   }
 
@@ -103,9 +149,9 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
     }
     ServerConfig config = parseConfig(info[0].As<Napi::Object>());
     Napi::Object h = info[1].As<Napi::Object>();
-    const char* names[] = {"request", "body", "close", "drain", "log", "error"};
-    Napi::FunctionReference* refs[] = {&on_request_, &on_body_, &on_close_, &on_drain_, &on_log_, &on_error_};
-    for (int i = 0; i < 6; ++i) {
+    const char* names[] = {"request", "body", "close", "drain", "error"};
+    Napi::FunctionReference* refs[] = {&on_request_, &on_body_, &on_close_, &on_drain_, &on_error_};
+    for (int i = 0; i < 5; ++i) {
       Napi::Value f = h.Get(names[i]);
       if (!f.IsFunction()) throw Napi::TypeError::New(env, std::string("handlers.") + names[i] + " must be a function");
       *refs[i] = Napi::Persistent(f.As<Napi::Function>());
@@ -145,6 +191,22 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
     o.Set("tls", r.tls);
     o.Set("hasBody", r.has_body);
     o.Set("contentLength", static_cast<double>(r.content_length));
+    if (const ClientIdentity* id = r.identity) {
+      Napi::Object t = Napi::Object::New(env_);
+      t.Set("verify", id->verify_text);
+      t.Set("protocol", id->protocol);
+      t.Set("cipher", id->cipher);
+      if (!id->cert_pem.empty()) {
+        t.Set("subjectDn", id->subject_dn);
+        t.Set("subjectCn", id->subject_cn);
+        t.Set("issuerDn", id->issuer_dn);
+        t.Set("serial", id->serial_hex);
+        t.Set("notBefore", id->not_before);
+        t.Set("notAfter", id->not_after);
+        t.Set("certPem", id->cert_pem);
+      }
+      o.Set("tlsIdentity", t);
+    }
     call(on_request_, {o});
   }
   void onAppBody(uint32_t id, const char* data, size_t len, bool end) override {
@@ -162,26 +224,6 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
     if (finalizing_) return;
     Napi::HandleScope scope(env_);
     call(on_drain_, {Napi::Number::New(env_, id)});
-  }
-  void onAccessLog(std::vector<AccessRecord>& records) override {
-    if (finalizing_) return;
-    Napi::HandleScope scope(env_);
-    Napi::Array arr = Napi::Array::New(env_, records.size());
-    for (size_t i = 0; i < records.size(); ++i) {
-      const AccessRecord& r = records[i];
-      Napi::Array rec = Napi::Array::New(env_, 9);
-      rec.Set(0u, r.remote);
-      rec.Set(1u, static_cast<double>(r.time_ms));
-      rec.Set(2u, r.method);
-      rec.Set(3u, r.target);
-      rec.Set(4u, r.version);
-      rec.Set(5u, r.status);
-      rec.Set(6u, static_cast<double>(r.bytes));
-      rec.Set(7u, r.referer);
-      rec.Set(8u, r.user_agent);
-      arr.Set(static_cast<uint32_t>(i), rec);
-    }
-    call(on_log_, {arr});
   }
   void onLog(LogLevel level, const std::string& message) override {
     if (finalizing_) return;
@@ -277,9 +319,20 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
     TlsOptions o = server_->config().tls;
     o.key_file = info[0].ToString().Utf8Value();
     o.cert_file = info[1].ToString().Utf8Value();
+    if (info.Length() > 2 && info[2].IsObject()) parseTlsClient(info[2].As<Napi::Object>(), &o);
     std::string error;
     if (!server_->reloadTls(o, &error)) throw Napi::Error::New(info.Env(), error);
     return info.Env().Undefined();
+  }
+  Napi::Value setAccess(const Napi::CallbackInfo& info) {
+    server_->setAccessRules(parseAccess(info.Env(), info[0]));
+    return info.Env().Undefined();
+  }
+  Napi::Value accessStatus(const Napi::CallbackInfo& info) {
+    Connection* c = server_->app(idArg(info));
+    // No connection (the client left): fail closed, nothing is run for nobody.
+    int status = c == nullptr ? 403 : c->accessStatus(info[1].ToString().Utf8Value());
+    return Napi::Number::New(info.Env(), status);
   }
   Napi::Value stopAccepting(const Napi::CallbackInfo& info) {
     server_->stopAccepting();
@@ -293,6 +346,11 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
   Napi::Value connectionCount(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(server_->connectionCount()));
   }
+  Napi::Value setAccessLog(const Napi::CallbackInfo& info) {
+    uint32_t id = info[0].ToNumber().Uint32Value();
+    if (!server_->setAccessLog(id)) throw Napi::Error::New(info.Env(), "the access log (writer " + std::to_string(id) + ") is already closed");
+    return info.Env().Undefined();
+  }
   Napi::Value close(const Napi::CallbackInfo& info) {
     server_->closeAll();
     return info.Env().Undefined();
@@ -302,11 +360,14 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
   bool finalizing_ = false;
   std::unique_ptr<Server> server_;
   Napi::ObjectReference receiver_;
-  Napi::FunctionReference on_request_, on_body_, on_close_, on_drain_, on_log_, on_error_;
+  Napi::FunctionReference on_request_, on_body_, on_close_, on_drain_, on_error_;
   std::unique_ptr<Napi::AsyncContext> context_;
 };
 
 }  // namespace
+
+void initLogs(Napi::Env env, Napi::Object exports);  // log_writer_addon.cc
+
 }  // namespace lisod
 
 static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
@@ -315,6 +376,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   lisod::initSpawn(env, exports);
   lisod::initPipeReader(env, exports);
   lisod::initCgiOutput(env, exports);
+  lisod::initLogs(env, exports);
   return exports;
 }
 

@@ -294,6 +294,11 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
     out_.append("HTTP/1.1 100 Continue\r\n\r\n");
   }
   std::string_view path = originPath(head.target);
+  if (int denied = accessStatus(path)) {  // before any file or script is touched
+    in_begin_ += consumed;
+    respondError(denied, keep_alive_ && req_.body_done);
+    return;
+  }
   std::string_view prefix = cfg.cgi_prefix;
   bool is_app = !prefix.empty() && startsWith(path, prefix) &&
                 (path.size() == prefix.size() || path[prefix.size()] == '/' || path[prefix.size()] == '?');
@@ -356,6 +361,7 @@ void Connection::startApp(const RequestHead& head, int64_t content_length) {
   r.tls = transport_->isTls();
   r.has_body = !req_.body_done;
   r.content_length = content_length;
+  r.identity = transport_->identity();
   deadline_ms_ = server_->nowMs() + server_->config().body_timeout_ms;
   server_->events()->onAppRequest(r);
 }
@@ -516,18 +522,18 @@ void Connection::beginLinger() {
 
 void Connection::logAccess() {
   if (!req_.active || !server_->config().access_log) return;
-  AccessRecord r;
-  r.remote = peer_.remote_address;
-  r.method = req_.method.empty() ? "-" : req_.method;
-  r.target = req_.target;
-  r.version = req_.version;
-  r.referer = req_.referer;
-  r.user_agent = req_.user_agent;
-  r.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::system_clock::now().time_since_epoch()).count();
-  r.status = req_.status;
-  r.bytes = req_.body_bytes_sent;
-  server_->addAccessRecord(std::move(r));
+  AccessEntry e;
+  e.remote = peer_.remote_address;
+  const ClientIdentity* id = transport_->identity();  // the verified CN, once per connection
+  e.user = id != nullptr ? id->user() : std::string_view(req_.user);
+  e.method = req_.method.empty() ? std::string_view("-") : std::string_view(req_.method);
+  e.target = req_.target;
+  e.version = req_.version;
+  e.referer = req_.referer;
+  e.user_agent = req_.user_agent;
+  e.status = req_.status;
+  e.bytes = req_.body_bytes_sent;
+  server_->logAccess(e);
   req_.active = false;
 }
 

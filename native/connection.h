@@ -41,6 +41,9 @@ class Connection {
   void appEnd();
   void appAbort();  // response cut short: flush what was written, close without completing the framing
   void appPauseBody(bool paused);
+  // [[access]] verdict for a request-target on this connection (0 = allowed, else the
+  // status to answer): the check a CGI local redirect repeats before re-dispatching.
+  int accessStatus(std::string_view target);
 
   Connection* prev = nullptr;
   Connection* next = nullptr;
@@ -64,6 +67,7 @@ class Connection {
     std::string target, ims, range;
     // access log
     std::string method, version, referer, user_agent;
+    std::string user;  // %u: the authenticated user (e.g. a verified client CN); empty = "-"
     int status = 0;
     uint64_t body_bytes_sent = 0;
     bool active = false;

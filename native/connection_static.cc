@@ -24,6 +24,16 @@ void Connection::serveStatic() {
     return;
   }
   const FileEntry& f = *found.entry;
+  if (!server_->accessRules().empty()) {
+    // The resolved file is checked too: a symlink in a public directory must not expose a
+    // protected one.
+    const std::string& root = server_->config().root;
+    std::string_view real = root == "/" ? std::string_view(f.path) : std::string_view(f.path).substr(root.size());
+    if (server_->accessRules().checkNormalized(real, transport_->identity()) != 0) {
+      respondError(403, keep_alive_);
+      return;
+    }
+  }
   int status = 200;
   uint64_t first = 0, last = f.size == 0 ? 0 : f.size - 1, length = f.size;
   if (!req_.ims.empty()) {
@@ -73,6 +83,13 @@ void Connection::serveStatic() {
   file_left_ = length;
   corked_ = true;  // full segments while the head and the file body go out
   transport_->setCork(true);
+}
+
+int Connection::accessStatus(std::string_view target) {
+  const AccessRules& rules = server_->accessRules();
+  if (rules.empty()) return 0;
+  std::string_view path = originPath(target);
+  return rules.check(path.substr(0, path.find_first_of("?#")), transport_->identity());
 }
 
 void Connection::respondError(int status, bool keep_alive, std::string_view detail) {

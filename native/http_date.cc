@@ -66,6 +66,20 @@ inline void put2(char* p, unsigned v) {
   p[1] = static_cast<char>('0' + v % 10);
 }
 
+inline void put4(char* p, unsigned v) {
+  put2(p, v / 100);
+  put2(p + 2, v % 100);
+}
+
+// "HH:MM:SS" for the seconds since midnight.
+inline void putClock(char* p, unsigned secs) {
+  put2(p, secs / 3600);
+  p[2] = ':';
+  put2(p + 3, secs / 60 % 60);
+  p[5] = ':';
+  put2(p + 6, secs % 60);
+}
+
 // Reads exactly n digits at s[*pos]; false if any is not a digit.
 bool digits(std::string_view s, size_t* pos, size_t n, unsigned* out) {
   if (*pos + n > s.size()) return false;
@@ -112,14 +126,23 @@ int64_t toUnix(int64_t year, int month_index, unsigned day, unsigned h, unsigned
   return daysFromCivil(year, month, day) * 86400 + h * 3600 + m * 60 + sec;
 }
 
+// A time clamped to the 4-digit years, split into its day and the seconds since midnight.
+struct DayTime {
+  int64_t days;  // since 1970-01-01
+  Civil c;
+  unsigned secs;
+};
+
+DayTime dayTime(int64_t t) {
+  t = t < kMinTime ? kMinTime : t > kMaxTime ? kMaxTime : t;
+  const int64_t days = floorDiv(t, 86400);
+  return DayTime{days, civilFromDays(days), static_cast<unsigned>(t - days * 86400)};
+}
+
 }  // namespace
 
 size_t formatHttpDate(int64_t unix_seconds, char* out) {
-  const int64_t t = unix_seconds < kMinTime ? kMinTime : unix_seconds > kMaxTime ? kMaxTime
-                                                                                  : unix_seconds;
-  const int64_t days = floorDiv(t, 86400);
-  const auto secs = static_cast<unsigned>(t - days * 86400);
-  const Civil c = civilFromDays(days);
+  const auto [days, c, secs] = dayTime(unix_seconds);
   // 1970-01-01 was a Thursday (index 4).
   const auto weekday = static_cast<unsigned>(days + 4 - floorDiv(days + 4, 7) * 7);
   // "Sun, 06 Nov 1994 08:49:37 GMT"
@@ -130,17 +153,29 @@ size_t formatHttpDate(int64_t unix_seconds, char* out) {
   out[7] = ' ';
   std::memcpy(out + 8, kMonthNames[c.month - 1], 3);
   out[11] = ' ';
-  const auto year = static_cast<unsigned>(c.year);
-  put2(out + 12, year / 100);
-  put2(out + 14, year % 100);
+  put4(out + 12, static_cast<unsigned>(c.year));
   out[16] = ' ';
-  put2(out + 17, secs / 3600);
-  out[19] = ':';
-  put2(out + 20, secs / 60 % 60);
-  out[22] = ':';
-  put2(out + 23, secs % 60);
+  putClock(out + 17, secs);
   std::memcpy(out + 25, " GMT", 5);  // includes the NUL
   return 29;
+}
+
+size_t formatClfTime(int64_t unix_seconds, int offset_minutes, char* out) {
+  const auto [days, c, secs] = dayTime(unix_seconds + int64_t{offset_minutes} * 60);
+  put2(out, c.day);
+  out[2] = '/';
+  std::memcpy(out + 3, kMonthNames[c.month - 1], 3);
+  out[6] = '/';
+  put4(out + 7, static_cast<unsigned>(c.year));
+  out[11] = ':';
+  putClock(out + 12, secs);
+  out[20] = ' ';
+  out[21] = offset_minutes < 0 ? '-' : '+';
+  const unsigned off = static_cast<unsigned>(offset_minutes < 0 ? -offset_minutes : offset_minutes) % (100 * 60);
+  put2(out + 22, off / 60);
+  put2(out + 24, off % 60);
+  out[26] = '\0';
+  return 26;
 }
 
 int64_t parseHttpDate(std::string_view s) {

@@ -20,8 +20,6 @@ namespace {
 constexpr int kBacklog = 4096;
 constexpr int kAcceptBurst = 4;            // accepts per readiness event
 constexpr size_t kRejectSlots = 256;       // connections over the limit that still get a 503
-constexpr size_t kAccessBatch = 1024;      // flush to JS at this many records …
-constexpr uint64_t kAccessFlushMs = 200;   // … or this often
 constexpr int kHandshakeLogsPerMinute = 10;
 
 void formatAddress(const sockaddr_storage& ss, std::string* host, int* port) {
@@ -73,18 +71,16 @@ std::unique_ptr<Server> Server::create(uv_loop_t* loop, ServerConfig config, Ser
     s->tls_ = TlsContext::create(s->config_.tls, error);
     if (!s->tls_) return nullptr;
   }
+  if (s->config_.access_log_writer != 0 && !s->setAccessLog(s->config_.access_log_writer)) {
+    *error = "the access log (writer " + std::to_string(s->config_.access_log_writer) + ") is already closed";
+    return nullptr;
+  }
   if (!s->bindAll(error)) return nullptr;
   s->sweep_timer_ = new uv_timer_t;
   uv_timer_init(loop, s->sweep_timer_);
   s->sweep_timer_->data = s.get();
   uv_timer_start(s->sweep_timer_, [](uv_timer_t* t) { static_cast<Server*>(t->data)->sweep(); }, 1000, 1000);
   uv_unref(reinterpret_cast<uv_handle_t*>(s->sweep_timer_));
-  s->log_timer_ = new uv_timer_t;
-  uv_timer_init(loop, s->log_timer_);
-  s->log_timer_->data = s.get();
-  uv_timer_start(s->log_timer_, [](uv_timer_t* t) { static_cast<Server*>(t->data)->flushAccessLog(); },
-                 kAccessFlushMs, kAccessFlushMs);
-  uv_unref(reinterpret_cast<uv_handle_t*>(s->log_timer_));
   s->accept_pause_timer_ = new uv_timer_t;
   uv_timer_init(loop, s->accept_pause_timer_);
   s->accept_pause_timer_->data = s.get();
@@ -145,7 +141,6 @@ bool Server::bindAll(std::string* error) {
 Server::~Server() {
   closeAll();
   closeHandle(sweep_timer_);
-  closeHandle(log_timer_);
   closeHandle(accept_pause_timer_);
 }
 
@@ -307,7 +302,6 @@ void Server::closeAll() {
     c->abort();
     c = next;
   }
-  flushAccessLog();
 }
 
 void Server::stopWhenIdle() {
@@ -350,15 +344,18 @@ bool Server::reloadTls(const TlsOptions& options, std::string* error) {
   return true;
 }
 
-void Server::addAccessRecord(AccessRecord&& r) {
-  access_.push_back(std::move(r));
-  if (access_.size() >= kAccessBatch) flushAccessLog();
+void Server::logAccess(const AccessEntry& e) {
+  if (!access_log_) return;
+  access_line_.clear();
+  appendAccessLine(access_line_, e, clf_clock_.now());
+  access_log_->append(access_line_);
 }
 
-void Server::flushAccessLog() {
-  if (access_.empty()) return;
-  events_->onAccessLog(access_);
-  access_.clear();
+bool Server::setAccessLog(uint32_t writer_id) {
+  std::shared_ptr<LogWriter> w = writer_id == 0 ? nullptr : LogWriter::find(writer_id);
+  if (writer_id != 0 && !w) return false;
+  access_log_ = std::move(w);
+  return true;
 }
 
 void Server::logHandshakeFailure(const std::string& peer, const std::string& why) {

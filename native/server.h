@@ -10,7 +10,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "access_log.h"
+#include "access_rules.h"
 #include "file_cache.h"
+#include "log_writer.h"
 #include "tls_context.h"
 
 namespace lisod {
@@ -40,8 +43,10 @@ struct ServerConfig {
   uint64_t body_total_timeout_ms = 60000;  // for a whole request body (paused time excluded)
   uint64_t keep_alive_timeout_ms = 15000;
   uint64_t send_timeout_ms = 60000;
-  bool access_log = false;
+  bool access_log = false;  // keep the fields the access log needs
+  uint32_t access_log_writer = 0;  // LogWriter::find id the lines go to; 0 = none yet
   bool reuse_port = false;  // SO_REUSEPORT: several event loops (workers) accept on one port
+  std::shared_ptr<const AccessRules> access = std::make_shared<AccessRules>();  // [[access]]
 };
 
 // A request handed to the application (the /cgi/ prefix). Strings are copies.
@@ -54,13 +59,7 @@ struct AppRequest {
   bool tls;
   bool has_body;
   int64_t content_length;  // -1 when chunked
-};
-
-struct AccessRecord {
-  std::string remote, method, target, version, referer, user_agent;
-  int64_t time_ms;
-  int status;
-  uint64_t bytes;
+  const ClientIdentity* identity = nullptr;  // TLS only; valid during onAppRequest
 };
 
 enum class LogLevel { kError, kWarn, kInfo };
@@ -72,7 +71,6 @@ class ServerEvents {
   virtual void onAppBody(uint32_t id, const char* data, size_t len, bool end) = 0;
   virtual void onAppClose(uint32_t id) = 0;
   virtual void onAppDrain(uint32_t id) = 0;
-  virtual void onAccessLog(std::vector<AccessRecord>& records) = 0;  // may swap out
   virtual void onLog(LogLevel level, const std::string& message) = 0;
 };
 
@@ -94,6 +92,9 @@ class Server {
 
   std::vector<BoundListener> addresses() const;
   bool reloadTls(const TlsOptions& options, std::string* error);
+  // New rules apply to every request from now on (a SIGHUP reload).
+  void setAccessRules(std::shared_ptr<const AccessRules> rules) { config_.access = std::move(rules); }
+  const AccessRules& accessRules() const { return *config_.access; }
   void stopAccepting();
   void stopWhenIdle();  // graceful stop: each connection closes after its current response
   void closeAll();  // listeners and connections; safe to call more than once
@@ -126,7 +127,10 @@ class Server {
   // client (nginx reuses keep-alive connections the same way).
   void markIdle(Connection* c);
   void markBusy(Connection* c);
-  void addAccessRecord(AccessRecord&& r);
+  // Formats e (Combined Log Format) and appends it to the access log, if there is one.
+  void logAccess(const AccessEntry& e);
+  // Switches the access log to the writer with this id (reload); false when it is gone.
+  bool setAccessLog(uint32_t writer_id);
   void logHandshakeFailure(const std::string& peer, const std::string& why);
   void log(LogLevel level, const std::string& message) { events_->onLog(level, message); }
 
@@ -137,7 +141,6 @@ class Server {
   void onAcceptable(Listener* l);
   void startPolling(Listener* l);
   void sweep();
-  void flushAccessLog();
   bool reclaimIdle();  // closes the oldest idle keep-alive connection; false if none
   // Over max_connections and every pending-503 slot taken: a canned 503 straight on the
   // socket (plain listeners; TLS cannot answer before a handshake), then close.
@@ -157,9 +160,10 @@ class Server {
   std::unordered_map<uint32_t, Connection*> apps_;
   uint32_t next_app_id_ = 1;
   uv_timer_t* sweep_timer_ = nullptr;
-  uv_timer_t* log_timer_ = nullptr;
   uv_timer_t* accept_pause_timer_ = nullptr;
-  std::vector<AccessRecord> access_;
+  std::shared_ptr<LogWriter> access_log_;
+  ClfClock clf_clock_;
+  std::string access_line_;  // reused for each line
   int64_t date_second_ = -1;
   char date_[32] = {0};
   int64_t hs_window_start_ = 0;

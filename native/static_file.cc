@@ -130,6 +130,8 @@ int checkFile(const std::string& path, const struct stat& st) {
 
 }  // namespace
 
+bool normalizeDecodedPath(std::string_view path, std::string* out) { return normalizePath(path, out); }
+
 std::string_view originPath(std::string_view target) {
   for (std::string_view scheme : {std::string_view("http://"), std::string_view("https://")}) {
     if (startsWithIgnoreCase(target, scheme)) {

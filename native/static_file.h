@@ -30,6 +30,10 @@ std::string_view originPath(std::string_view target);
 // - only regular files are served; unreadable or not regular (fifo, device) → 403.
 ResolvedPath resolveStaticPath(const std::string& root, std::string_view target_path);
 
+// Removes dot segments and empty segments (RFC 3986 §5.2.4) from an absolute, already
+// percent-decoded path, as resolveStaticPath does. False when ".." would climb above "/".
+bool normalizeDecodedPath(std::string_view path, std::string* out);
+
 // Content-Type for a file name by extension (case-insensitive). At least: html/htm,
 // css, js/mjs, json, png, jpg/jpeg, gif, svg, ico, txt, pdf, woff, woff2, webp, xml,
 // wasm, mp4; text types carry "; charset=utf-8". Unknown → application/octet-stream.
@@ -38,6 +42,10 @@ std::string_view mimeType(std::string_view file_name);
 // IMF-fixdate (RFC 9110 §5.6.7), e.g. "Sun, 06 Nov 1994 08:49:37 GMT". Writes 29
 // chars + NUL into out (size >= 30). Returns 29.
 size_t formatHttpDate(int64_t unix_seconds, char* out);
+
+// Common Log Format time, e.g. "10/Oct/2000:13:55:36 -0700": unix_seconds shown in the
+// zone offset_minutes east of UTC. Writes 26 chars + NUL into out (size >= 27). Returns 26.
+size_t formatClfTime(int64_t unix_seconds, int offset_minutes, char* out);
 
 // Parses IMF-fixdate, and the obsolete RFC 850 and asctime forms. Returns unix
 // seconds or -1 when invalid (dates before 1970 count as invalid). Case-sensitive as

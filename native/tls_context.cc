@@ -7,6 +7,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "tls_client_verify.h"
+
 namespace lisod {
 namespace {
 
@@ -104,6 +106,7 @@ std::unique_ptr<TlsContext> TlsContext::create(const TlsOptions& options, std::s
              options.cert_file + "'";
     return nullptr;
   }
+  if (!configureClientVerify(ctx, options, error)) return nullptr;
   ERR_clear_error();
   return owner;
 }

@@ -12,6 +12,12 @@ struct TlsOptions {
   std::string key_file;   // PEM private key (RSA or EC)
   std::string cert_file;  // PEM chain: leaf first, then intermediates
   bool resumption = true; // session tickets + server session cache
+  // Client certificates (see tls_client_verify.cc). kOff: none requested.
+  enum class ClientAuth { kOff, kOptional, kRequire };
+  ClientAuth client_auth = ClientAuth::kOff;
+  std::string client_ca;  // PEM bundle of trust anchors (+ intermediates); required unless kOff
+  std::string crl;        // PEM file with one or more CRLs; "" = no revocation check
+  int verify_depth = 4;   // most intermediate CAs between a client certificate and its root
 };
 
 class TlsContext {

@@ -111,6 +111,10 @@ class TlsTransport final : public Transport {
   std::string lastError() const override { return last_error_; }
   bool isTls() const override { return true; }
   bool plainHttpOnTls() const override { return plain_; }
+  const ClientIdentity* identity() override {
+    if (!identity_) identity_ = std::make_unique<ClientIdentity>(readClientIdentity(ssl_));
+    return identity_.get();
+  }
 
  private:
   // SSL_get_error(3): WANT_* can come from either direction (renegotiation-free TLS
@@ -144,6 +148,7 @@ class TlsTransport final : public Transport {
   std::string last_error_;
   bool first_byte_seen_ = false;
   bool plain_ = false;  // the client spoke plain HTTP: see plainHttpOnTls()
+  std::unique_ptr<ClientIdentity> identity_;
 };
 
 }  // namespace

@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 
+#include "tls_identity.h"
+
 typedef struct ssl_ctx_st SSL_CTX;
 
 namespace lisod {
@@ -47,6 +49,9 @@ class Transport {
   // HTTP, not a TLS record. From then on read/write/shutdown move plain bytes, so the
   // caller can answer 400 in clear text (as nginx does) before closing.
   virtual bool plainHttpOnTls() const { return false; }
+  // TLS facts (client certificate, protocol, cipher), computed on first call after the
+  // handshake and kept for the connection; nullptr for plain connections.
+  virtual const ClientIdentity* identity() { return nullptr; }
 };
 
 std::unique_ptr<Transport> makePlainTransport(int fd);

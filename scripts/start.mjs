@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const at = (...parts) => path.join(root, ...parts);
@@ -51,14 +51,9 @@ function ensureDist() {
   }
 }
 
-// 3. A development CA and a server certificate for localhost, 127.0.0.1 and ::1.
-function openssl(args, what) {
-  const r = spawnSync('openssl', args, { cwd: at('certs'), stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
-  if (r.error) die('openssl is not installed; on Debian: apt-get install openssl');
-  if (r.status !== 0) die(`openssl failed to ${what}:\n${r.stderr}`);
-}
-
-function ensureCertificate() {
+// 3. A development CA and a server certificate for localhost, 127.0.0.1 and ::1, made by the
+//    same code as `lisod pki` (dist/pki/ca.js: ECDSA P-256).
+async function ensureCertificate() {
   const dir = at('certs');
   const key = path.join(dir, 'dev-key.pem');
   const cert = path.join(dir, 'dev-cert.pem');
@@ -66,44 +61,39 @@ function ensureCertificate() {
   const ca = path.join(dir, 'dev-ca.pem');
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
 
-  const expiring = (file) =>
-    spawnSync('openssl', ['x509', '-checkend', '86400', '-noout', '-in', file], { stdio: 'ignore' }).status !== 0;
+  const expiring = (file) => {
+    try {
+      return Date.parse(new crypto.X509Certificate(fs.readFileSync(file)).validTo) < Date.now() + 86400_000;
+    } catch {
+      return true;
+    }
+  };
   if (fs.existsSync(key) && fs.existsSync(cert)) {
     // Someone else's certificate (no dev CA key here) is left alone; ours is renewed.
     if (!fs.existsSync(caKey) || !expiring(cert)) return;
     say('the development certificate expires within a day; issuing a new one');
   }
 
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  const { createCa, importSigningKey, issueLeaf } = await import(pathToFileURL(at('dist', 'pki', 'ca.js')).href);
+  const write = (file, text, mode) => {
+    fs.writeFileSync(file, text, { mode });
+    fs.chmodSync(file, mode);
+  };
   if (!fs.existsSync(ca) || !fs.existsSync(caKey) || expiring(ca)) {
     say('creating a development CA in certs/dev-ca.pem');
-    openssl(['req', '-x509', ...ec, '-keyout', 'dev-ca-key.pem', '-out', 'dev-ca.pem', '-days', '3650', '-sha256',
-      '-subj', `/O=lisod development/CN=lisod development CA (${os.hostname()})`,
-      '-addext', 'basicConstraints=critical,CA:TRUE,pathlen:0',
-      '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], 'create the development CA');
-    fs.chmodSync(caKey, 0o600);
+    const created = await createCa({ cn: `lisod development CA (${os.hostname()})`, days: 3650, pathLength: 0 });
+    write(caKey, created.key, 0o600);
+    write(ca, created.cert, 0o644);
   }
 
   say('issuing certs/dev-cert.pem for localhost, 127.0.0.1 and ::1');
   const host = os.hostname();
-  const names = ['DNS:localhost', 'IP:127.0.0.1', 'IP:::1'];
-  if (/^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$/.test(host) && host !== 'localhost') names.push(`DNS:${host}`);
-  fs.writeFileSync(path.join(dir, 'dev-ext.cnf'), [
-    'basicConstraints = critical, CA:FALSE',
-    'keyUsage = critical, digitalSignature',
-    'extendedKeyUsage = serverAuth',
-    `subjectAltName = ${names.join(', ')}`,
-    'subjectKeyIdentifier = hash',
-    'authorityKeyIdentifier = keyid',
-    '',
-  ].join('\n'));
-  openssl(['req', '-new', ...ec, '-keyout', 'dev-key.pem', '-out', 'dev.csr', '-subj', '/CN=localhost'], 'create the server key');
-  fs.chmodSync(key, 0o600);
-  openssl(['x509', '-req', '-in', 'dev.csr', '-CA', 'dev-ca.pem', '-CAkey', 'dev-ca-key.pem',
-    '-set_serial', `0x${crypto.randomBytes(16).toString('hex')}`, '-days', '397', '-sha256',
-    '-extfile', 'dev-ext.cnf', '-out', 'dev-cert.pem'], 'sign the server certificate');
-  fs.rmSync(path.join(dir, 'dev.csr'), { force: true });
-  fs.rmSync(path.join(dir, 'dev-ext.cnf'), { force: true });
+  const sans = ['localhost', '127.0.0.1', '::1'];
+  if (/^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$/.test(host) && host !== 'localhost') sans.push(host);
+  const signer = { cert: fs.readFileSync(ca, 'utf8'), key: await importSigningKey(fs.readFileSync(caKey, 'utf8')) };
+  const leaf = await issueLeaf(signer, { kind: 'server', subject: [['CN', 'localhost']], sans, days: 397 });
+  write(key, leaf.key, 0o600);
+  write(cert, leaf.cert, 0o644);
   say(`to trust https://localhost:8443/ in a browser, import ${ca} as a certificate authority`);
 }
 
@@ -127,7 +117,7 @@ function ensureFlask() {
 ensureAddon();
 ensureDist();
 fs.mkdirSync(at('var'), { recursive: true });
-ensureCertificate();
+await ensureCertificate();
 ensureFlask();
 
 // 5. lisod itself, in the foreground; signals are passed on and its exit status returned.

@@ -399,6 +399,12 @@ export class AppRunner {
       this.#finish(ex);
       return;
     }
+    // [[access]] again for the new target, on this connection's identity (native rules).
+    const denied = this.#native.accessStatus(ex.id, location);
+    if (denied !== 0) {
+      this.#fail(ex, denied, `local redirect to ${location} refused by [[access]]`, 'info');
+      return;
+    }
     ex.redirects++;
     this.#stopBody(ex);
     const headers: string[] = [];

@@ -1,6 +1,6 @@
 // Pure construction of a CGI/1.1 script environment (RFC 3875 §4.1) from a request handed
 // over by the native server. No process state is read here; the runner supplies it.
-import type { CgiRequest } from './native.js';
+import type { CgiRequest, TlsIdentity } from './native.js';
 
 export interface CgiEnvOptions {
   scriptFilename: string; // absolute path of the script (SCRIPT_FILENAME)
@@ -38,8 +38,15 @@ const kSkippedHeaders = new Set([
 const kHeaderName = /^[A-Za-z0-9-]+$/;
 const kAbsoluteForm = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?]*/;
 const kHostName = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]*)?$/;
-// Variables that only the request may define; an inherited value would lie to the script.
-const kRequestOwned = /^(HTTP_.*|HTTPS|CONTENT_LENGTH|CONTENT_TYPE)$/;
+// Variables that only the request (or its connection's TLS identity) may define; an
+// inherited value ([cgi.env], env_paths, pass_env) would lie to the script.
+const kRequestOwned = /^(HTTP_.*|HTTPS|CONTENT_LENGTH|CONTENT_TYPE|SSL_.*|REMOTE_USER|AUTH_TYPE)$/;
+const kIdentityOwned = /^(SSL_.*|REMOTE_USER|AUTH_TYPE)$/;
+
+/** True for the variables only a connection's TLS identity sets (config warns about them). */
+export function isIdentityVariable(name: string): boolean {
+  return kIdentityOwned.test(name);
+}
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Percent-decodes a URI path (RFC 3986 §2.1) into UTF-8 text; throws on bad escapes. */
@@ -147,5 +154,25 @@ export function buildCgiEnv(request: CgiRequest, options: CgiEnvOptions): Record
   }
   if (contentType !== undefined) env.CONTENT_TYPE = contentType;
   if (request.tls) env.HTTPS = 'on';
+  if (request.tlsIdentity) Object.assign(env, identityEnv(request.tlsIdentity));
+  return env;
+}
+
+/**
+ * mod_ssl's variables for the connection's TLS identity (Apache StdEnvVars names). The
+ * user (REMOTE_USER, AUTH_TYPE=Cert) only when the certificate was verified.
+ */
+export function identityEnv(id: TlsIdentity): Record<string, string> {
+  const env: Record<string, string> = { SSL_PROTOCOL: id.protocol, SSL_CIPHER: id.cipher, SSL_CLIENT_VERIFY: id.verify };
+  const optional: Array<[string, string | undefined]> = [
+    ['SSL_CLIENT_S_DN', id.subjectDn], ['SSL_CLIENT_S_DN_CN', id.subjectCn], ['SSL_CLIENT_I_DN', id.issuerDn],
+    ['SSL_CLIENT_M_SERIAL', id.serial], ['SSL_CLIENT_V_START', id.notBefore], ['SSL_CLIENT_V_END', id.notAfter],
+    ['SSL_CLIENT_CERT', id.certPem],
+  ];
+  for (const [name, value] of optional) if (value !== undefined && value !== '') env[name] = value;
+  if (id.verify === 'SUCCESS' && id.subjectCn) {
+    env.REMOTE_USER = id.subjectCn;
+    env.AUTH_TYPE = 'Cert';
+  }
   return env;
 }

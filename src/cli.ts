@@ -38,6 +38,7 @@ export const kUsageExitCode = 2;
 export const kUsage = `Usage: lisod <http_port> <https_port> <log> <lock> <www> <cgi> <key> <cert>
        lisod --config FILE [options] [<the 8 Liso arguments>]
        lisod --config FILE | <the 8 Liso arguments>  stop|reload|status
+       lisod pki init|issue|revoke|crl|list DIR …  (a CA for client certificates; lisod pki --help)
 
 Liso form: ports are 0-65535 (0 picks a free port); <log> receives the error and access
 log, <lock> is the lock file, <www> the document root, <cgi> the script that serves

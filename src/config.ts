@@ -6,8 +6,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { LisoArgs } from './cli.js';
-import type { ListenerSpec, ServerConfig } from './native.js';
+import type { AccessRuleSpec, ListenerSpec, ServerConfig } from './native.js';
 import { readCgiTable } from './config_cgi.js';
+import { readAccessTables } from './config_access.js';
+import {
+  checkTlsClientFiles, finishTlsClient, kTlsClientKeys, readTlsClientKey, tlsClientSpec, tlsClientWarnings, type TlsClientConfig,
+} from './config_tls_client.js';
 import { checkSpoolDir, finishSpool, kSpoolKeys, readSpoolKey, type SpoolConfig } from './config_spool.js';
 import {
   ConfigError, FileReader, describe, suggest, type ConfigDraft, type Draft, type DraftKey, type Origin,
@@ -52,6 +56,8 @@ export interface LisodConfig {
   shutdownGraceMs: number;
   workers: number; // event loops serving the same ports ("auto" resolved to the CPU count)
   cgi: CgiConfig;
+  tlsClient: TlsClientConfig | null; // client certificates; null when tls_client_auth is off
+  access: AccessRuleSpec[]; // [[access]]
   spool: SpoolConfig;
 }
 
@@ -83,7 +89,7 @@ const kTopKeys = [
   'http_port', 'https_port', 'bind', 'www', 'cgi', 'tls_key', 'tls_cert', 'error_log', 'access_log',
   'lock_file', 'max_connections', 'max_body_bytes', 'max_header_bytes', 'max_line_bytes',
   'max_target_bytes', 'header_timeout', 'keep_alive_timeout', 'body_timeout', 'body_total_timeout', 'send_timeout',
-  'shutdown_grace', 'user', 'server_name', 'workers', 'tls_session_resumption', ...kSpoolKeys,
+  'shutdown_grace', 'user', 'server_name', 'workers', 'tls_session_resumption', 'access', ...kTlsClientKeys, ...kSpoolKeys,
 ] as const;
 
 /**
@@ -156,8 +162,9 @@ export function parseConfigText(text: string, display: string, absPath: string):
         r.set('serverName', kp, s);
         break;
       }
+      case 'access': readAccessTables(r, v, text); break;
       default:
-        r.fail(kp, `unknown key '${key}'`, suggest(key, kTopKeys));
+        if (!readTlsClientKey(r, key, v)) r.fail(kp, `unknown key '${key}'`, suggest(key, kTopKeys));
     }
   }
   return r.draft;
@@ -237,6 +244,7 @@ export function finishConfig(draft: ConfigDraft, hostname: string, cpus = os.ava
       at(v.maxLineBytes !== undefined ? 'maxLineBytes' : 'maxHeaderBytes'), 'a header line is part of the header block');
   }
 
+  const tlsClient = finishTlsClient(draft, at);
   return {
     configFile: draft.configFile,
     httpPort: v.httpPort ?? null,
@@ -272,6 +280,8 @@ export function finishConfig(draft: ConfigDraft, hostname: string, cpus = os.ava
       env: v.cgiEnv ?? {},
       requestBuffering: v.cgiRequestBuffering ?? true,
     },
+    tlsClient,
+    access: v.access ?? [],
     spool: finishSpool(v),
   };
 }
@@ -333,6 +343,7 @@ export function checkPaths(config: LisodConfig, draft: ConfigDraft): string[] {
   } catch (e) {
     warnings.push(`cgi script '${config.cgi.script}': ${errnoText(e) === 'permission denied' ? 'not executable' : errnoText(e)}; /cgi/ requests will fail`);
   }
+  warnings.push(...tlsClientWarnings(draft), ...checkTlsClientFiles(config.tlsClient, at));
   return warnings;
 }
 
@@ -389,12 +400,14 @@ export function toServerConfig(c: LisodConfig): ServerConfig {
     keepAliveTimeoutMs: c.keepAliveTimeoutMs,
     sendTimeoutMs: c.sendTimeoutMs,
     accessLog: c.accessLog !== null,
+    access: c.access,
   };
   if (c.workers > 1) server.reusePort = true; // the other loops bind the same ports
   if (c.httpsPort !== null) {
     server.tlsKey = c.tlsKey!;
     server.tlsCert = c.tlsCert!;
     server.tlsResumption = c.tlsResumption;
+    Object.assign(server, tlsClientSpec(c.tlsClient));
   }
   return server;
 }

@@ -145,6 +145,11 @@ export interface Draft {
   cgiMaxQueue?: number;
   cgiPassEnv?: string[];
   cgiEnv?: Record<string, string>;
+  tlsClientCa?: string;
+  tlsClientAuth?: 'off' | 'optional' | 'require';
+  tlsCrl?: string;
+  tlsVerifyDepth?: number;
+  access?: import('./native.js').AccessRuleSpec[];
   cgiRequestBuffering?: boolean;
   spoolDir?: string;
   spoolMaxBytes?: number;

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { CgiRunner } from './cgi.js';
 import { kUsage, kUsageExitCode, kUsageHint, parseCli, type ControlVerb, type RunOptions } from './cli.js';
 import { ConfigError, loadConfig, toServerConfig, type ConfigSources, type LisodConfig } from './config.js';
+import { tlsClientSpec } from './config_tls_client.js';
 import { DaemonChild, launchDaemon } from './daemon.js';
 import { createEventLoop, type EventLoop } from './event_loop.js';
 import { Logs, type Logger } from './log.js';
@@ -15,6 +16,10 @@ import { WorkerLoops, boundListeners, loopShare } from './workers.js';
 
 /** Runs lisod with `argv` (process.argv.slice(2)); resolves with the exit status. */
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'pki') { // the built-in CA: no configuration, no addon
+    const { pkiMain } = await import('./pki/cli.js');
+    return pkiMain(argv.slice(1), { out: say, err: complain });
+  }
   const cli = parseCli(argv);
   switch (cli.action) {
     case 'help':
@@ -72,7 +77,7 @@ async function checkConfiguration(config: LisodConfig, options: RunOptions): Pro
  *  it: a key that does not match its certificate, or unusable PEM, throws with the file. */
 function checkTls(native: NativeAddon, config: LisodConfig): void {
   const noop = (): void => {};
-  const handlers: NativeHandlers = { request: noop, body: noop, close: noop, drain: noop, log: noop, error: noop };
+  const handlers: NativeHandlers = { request: noop, body: noop, close: noop, drain: noop, error: noop };
   const probe = new native.Server({ ...toServerConfig(config), listeners: [{ host: '127.0.0.1', port: 0, tls: true }], accessLog: false }, handlers);
   probe.close();
 }
@@ -328,16 +333,20 @@ export async function serve(config: LisodConfig, options: ServeOptions): Promise
       const moved = fresh.errorLog !== logTargets.error || fresh.accessLog !== logTargets.access;
       const freshLogs = moved ? Logs.open(fresh.errorLog, fresh.accessLog) : null; // throws: nothing changed yet
       try {
-        if (fresh.httpsPort !== null && config.httpsPort !== null) {
-          server!.reloadTls(fresh.tlsKey!, fresh.tlsCert!);
-          for (const kept of await loops!.reloadTls(fresh.tlsKey!, fresh.tlsCert!)) logger.error(`reload: ${kept}`);
-        }
+        // Certificate, client CA and CRL for new connections; [[access]] for every request.
+        const tls = fresh.httpsPort !== null && config.httpsPort !== null
+          ? { tlsKey: fresh.tlsKey!, tlsCert: fresh.tlsCert!, tlsClient: fresh.tlsClient } : null;
+        if (tls !== null) server!.reloadTls(tls.tlsKey, tls.tlsCert, tlsClientSpec(tls.tlsClient));
+        server!.setAccess(fresh.access);
+        for (const kept of await loops!.reloadTls(tls, fresh.access)) logger.error(`reload: ${kept}`);
       } catch (e) {
         freshLogs?.close();
         throw e;
       }
       if (freshLogs !== null) {
         logger.info(`now logging to ${fresh.errorLog}${fresh.accessLog !== null ? ` and ${fresh.accessLog}` : ''}`);
+        server!.setAccessLog(freshLogs.accessId); // the loops switch, then the old writer goes
+        loops!.setAccessLog(freshLogs.accessId);
         logs!.close();
         logs = freshLogs;
         logTargets = { error: fresh.errorLog, access: fresh.accessLog };
@@ -363,7 +372,7 @@ function startServer(native: NativeAddon, config: LisodConfig, logs: () => Logs,
       'raise it (ulimit -n / LimitNOFILE=) or new connections will be refused');
   }
   const share = loopShare(config, 0); // limits are divided among the event loops
-  return createEventLoop(native, share, toServerConfig(share), (records) => logs().access?.write(records), logger);
+  return createEventLoop(native, share, toServerConfig(share), logs().accessId, logger);
 }
 
 /** `user = …`: switch to it when root (log files handed over first, for reopening). */

@@ -26,8 +26,44 @@ export interface ServerConfig {
   bodyTotalTimeoutMs?: number; // whole request body, application pauses excluded (408; default 60 s)
   keepAliveTimeoutMs: number; // idle between requests (silent close)
   sendTimeoutMs: number; // client not reading our response (close)
-  accessLog: boolean; // batch access records to handlers.log
+  accessLog: boolean; // keep the fields the access log needs
+  accessLogWriter?: number; // LogWriter id the event loop writes its access lines to (0 = none)
   reusePort?: boolean; // SO_REUSEPORT so several workers can listen on the same ports
+  tlsClientAuth?: 'off' | 'optional' | 'require'; // client certificates (TlsClientSpec)
+  tlsClientCa?: string;
+  tlsCrl?: string;
+  tlsVerifyDepth?: number;
+  access?: AccessRuleSpec[]; // [[access]]
+}
+
+/** Client-certificate settings, as in ServerConfig; also reloadTls's third argument. */
+export interface TlsClientSpec {
+  tlsClientAuth: 'off' | 'optional' | 'require';
+  tlsClientCa?: string; // PEM trust anchors (required unless off)
+  tlsCrl?: string; // PEM file of CRLs
+  tlsVerifyDepth?: number; // default 4
+}
+
+/** One [[access]] rule: a verified certificate whose subject has every pair of one entry. */
+export interface AccessRuleSpec {
+  path: string; // prefix, matched on segment boundaries of the normalised path
+  any: boolean; // allow = ["*"]
+  allow: Array<Array<[string, string]>>;
+}
+
+/** TLS facts of the connection a request came on (absent over plain HTTP). */
+export interface TlsIdentity {
+  verify: string; // 'SUCCESS' | 'NONE' | 'FAILED:<reason>'
+  protocol: string; // 'TLSv1.3'
+  cipher: string;
+  // Present when the client sent a certificate:
+  subjectDn?: string; // RFC 4514, 'CN=alice,O=Ops'
+  subjectCn?: string;
+  issuerDn?: string;
+  serial?: string; // upper-case hex
+  notBefore?: string; // 'Nov 29 08:49:41 2026 GMT'
+  notAfter?: string;
+  certPem?: string; // the leaf
 }
 
 export interface CgiRequest {
@@ -43,17 +79,18 @@ export interface CgiRequest {
   tls: boolean;
   hasBody: boolean; // body events follow
   contentLength: number; // -1 when chunked (decoded length unknown until the end)
+  tlsIdentity?: TlsIdentity; // TLS connections only
 }
 
-// [remoteAddress, unixMillis, method, target, version, status, bytesSent, referer, userAgent]
-export type AccessRecord = [string, number, string, string, string, number, number, string, string];
+// One access-log entry for formatAccessRecord (the servers format their own):
+// [remoteAddress, unixMillis, method, target, version, status, bytesSent, referer, userAgent, user?]
+export type AccessRecord = [string, number, string, string, string, number, number, string, string, string?];
 
 export interface NativeHandlers {
   request(req: CgiRequest): void;
   body(id: number, chunk: Buffer | null): void; // null = end of body
   close(id: number): void; // connection gone before end(); stop the script
   drain(id: number): void; // write() returned false earlier; room again
-  log(records: AccessRecord[]): void;
   error(level: 'error' | 'warn' | 'info', message: string): void;
 }
 
@@ -77,15 +114,44 @@ export interface NativeServer {
   abort(id: number): void; // response cut short (script died mid-body): flush what was written, close without finishing the framing
   pauseBody(id: number): void;
   resumeBody(id: number): void;
-  reloadTls(keyFile: string, certFile: string): void; // throws with a message naming the file
+  // Throws with a message naming the file. client: new client-certificate settings.
+  reloadTls(keyFile: string, certFile: string, client?: TlsClientSpec): void;
+  setAccess(rules: AccessRuleSpec[]): void; // [[access]] for every request from now on
+  // The [[access]] verdict for target on request id's connection: 0 allowed, else a status
+  // (403 when the connection is gone).
+  accessStatus(id: number, target: string): number;
   stopAccepting(): void;
   stopWhenIdle(): void; // stop accepting; each connection closes after its current response
   connectionCount(): number;
+  setAccessLog(writerId: number): void; // write access lines to this LogWriter (0 = none); throws when it is closed
   close(): void; // close listeners and every connection now
+}
+
+/**
+ * A buffered log file (or stdout/stderr for '-') written by a native thread, shared by every
+ * event loop of the process through its `id`. Lines never interleave; pipes get whole lines
+ * in writes of at most PIPE_BUF; failures become one warning per episode, never a throw.
+ */
+export interface NativeLogWriter {
+  readonly id: number; // process-wide; 0 once closed
+  write(text: string, soon?: boolean): void; // whole lines; soon: write now, not within the interval
+  flush(): boolean; // waits (at most 1 s) until written; false on timeout
+  reopen(): void; // throws "cannot open log file '…': ENOENT: …"; the old file stays
+  close(): void; // flush and let go (event loops still writing keep the file until they switch)
+}
+
+export interface LogWriterOptions {
+  flushIntervalMs?: number; // default 1000
+  highWaterBytes?: number; // default 64 KiB
+  maxBufferBytes?: number; // default 4 MiB; beyond it lines are dropped (and counted)
 }
 
 export interface NativeAddon {
   Server: new (config: ServerConfig, handlers: NativeHandlers) => NativeServer;
+  // Opens target (a path, O_APPEND, created 0640; '-' = stdFd). Throws "cannot open log file …".
+  LogWriter: new (target: string, stdFd: 1 | 2, options: LogWriterOptions, onWarning: (message: string) => void) => NativeLogWriter;
+  // One Combined Log Format line, as the servers write it (offsetMinutes: default the local zone).
+  formatAccessRecord(record: AccessRecord, offsetMinutes?: number): string;
   // flock(LOCK_EX|LOCK_NB) on path (created 0640, O_CLOEXEC), truncate, write content.
   // Returns the fd (held until unlockFile/exit). Throws Error with code 'ELOCKED' when
   // another process holds it, or an errno message naming the path.

@@ -1,8 +1,10 @@
 // One extra event loop (workers = N), run in a worker thread: its own native server on the main
-// thread's ports (SO_REUSEPORT) and its own CGI runner. Logs, readiness and signals go through
-// the main thread (workers.ts), which owns the log files, the lock and the signal handlers.
+// thread's ports (SO_REUSEPORT) and its own CGI runner. Access lines go straight to the main
+// thread's native log writer; error lines, readiness and signals go through the main thread
+// (workers.ts), which owns the log files, the lock and the signal handlers.
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { toServerConfig } from './config.js';
+import { tlsClientSpec } from './config_tls_client.js';
 import type { Level, Logger } from './log.js';
 import { createEventLoop, type EventLoop } from './event_loop.js';
 import { native } from './native.js';
@@ -15,8 +17,8 @@ if (parentPort === null) throw new Error('worker.ts is the entry of a lisod work
 const port: MessagePort = parentPort;
 const post = (m: FromWorker): void => port.postMessage(m);
 
-// Log items are collected and posted once per turn of the event loop (the native server
-// already batches access records), so the main thread gets one message per burst.
+// Error lines are collected and posted once per turn of the event loop, so the main thread
+// gets one message per burst.
 let outbox: LogItem[] = [];
 let flushing: NodeJS.Immediate | null = null;
 const flush = (): void => {
@@ -27,9 +29,7 @@ const flush = (): void => {
   outbox = [];
 };
 const queue = (item: LogItem): void => {
-  const last = outbox[outbox.length - 1];
-  if (item.kind === 'access' && last?.kind === 'access') last.records.push(...item.records);
-  else outbox.push(item);
+  outbox.push(item);
   flushing ??= setImmediate(flush);
 };
 const line = (level: Level) => (message: string): void => queue({ kind: 'line', level, message });
@@ -40,7 +40,7 @@ const logger: Logger = { error: line('error'), warn: line('warn'), info: line('i
 function start(data: WorkerData): EventLoop | null {
   try {
     const serverConfig = { ...toServerConfig(data.config), listeners: data.listeners, reusePort: true };
-    return createEventLoop(native, data.config, serverConfig, (records) => queue({ kind: 'access', records }), logger);
+    return createEventLoop(native, data.config, serverConfig, data.accessLog, logger);
   } catch (e) {
     flush();
     post({ type: 'failed', message: (e as Error).message });
@@ -64,17 +64,25 @@ function serve({ server, cgi }: EventLoop): void {
       case 'reload': {
         let error: string | null = null;
         try {
-          server.reloadTls(m.tlsKey, m.tlsCert);
+          if (m.tls !== null) server.reloadTls(m.tls.tlsKey, m.tls.tlsCert, tlsClientSpec(m.tls.tlsClient));
+          server.setAccess(m.access);
         } catch (e) {
           error = (e as Error).message;
         }
         post({ type: 'reloaded', seq: m.seq, error });
         return;
       }
+      case 'accessLog':
+        try {
+          server.setAccessLog(m.id);
+        } catch (e) {
+          logger.error(`cannot switch the access log: ${(e as Error).message}`);
+        }
+        return;
       case 'close':
         clearInterval(counter);
         cgi.stop();
-        server.close(); // hands the last access records to `log` first
+        server.close(); // its last access lines are in the shared writer
         flush();
         post({ type: 'closed' });
         port.close();

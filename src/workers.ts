@@ -3,25 +3,33 @@
 import { Worker } from 'node:worker_threads';
 import type { LisodConfig } from './config.js';
 import type { Level, Logger, Logs } from './log.js';
-import type { AccessRecord, BoundAddress, ListenerSpec } from './native.js';
+import type { TlsClientConfig } from './config_tls_client.js';
+import type { AccessRuleSpec, BoundAddress, ListenerSpec } from './native.js';
+
+/** What a reload hands every loop when HTTPS is on: certificate and client-certificate settings. */
+export interface TlsReload {
+  tlsKey: string;
+  tlsCert: string;
+  tlsClient: TlsClientConfig | null;
+}
 
 /** What a worker loop is started with (its `workerData`). */
 export interface WorkerData {
   index: number; // 1 … workers-1; loop 0 is the main thread
   config: LisodConfig; // this loop's share of the limits (loopShare)
   listeners: ListenerSpec[]; // the main thread's listeners with the ports it bound
+  accessLog: number; // the native LogWriter id every loop writes access lines to (0 = off)
 }
 
 /** Main thread → worker. */
 export type ToWorker =
   | { type: 'stop' } // stop accepting; report connections until none are left
-  | { type: 'reload'; seq: number; tlsKey: string; tlsCert: string }
+  | { type: 'reload'; seq: number; tls: TlsReload | null; access: AccessRuleSpec[] }
+  | { type: 'accessLog'; id: number } // the access log moved (reload): write to this LogWriter
   | { type: 'close' }; // close everything now, flush logs, answer 'closed'
 
-/** One entry of a worker's log batch, in the order it happened. */
-export type LogItem =
-  | { kind: 'access'; records: AccessRecord[] }
-  | { kind: 'line'; level: Level; message: string };
+/** One error-log line of a worker's batch (access lines go to the native writer directly). */
+export type LogItem = { kind: 'line'; level: Level; message: string };
 
 /** Worker → main thread. */
 export type FromWorker =
@@ -169,8 +177,9 @@ export class WorkerLoops {
    * SIGHUP: every running loop loads the new key and certificate (a loop restarted later
    * starts with them). Resolves with one message per loop that kept its old certificate.
    */
-  async reloadTls(tlsKey: string, tlsCert: string): Promise<string[]> {
-    this.#config = { ...this.#config, tlsKey, tlsCert };
+  async reloadTls(tls: TlsReload | null, access: AccessRuleSpec[]): Promise<string[]> {
+    if (tls !== null) this.#config = { ...this.#config, tlsKey: tls.tlsKey, tlsCert: tls.tlsCert, tlsClient: tls.tlsClient };
+    this.#config = { ...this.#config, access };
     const seq = ++this.#seq;
     const answers = await Promise.all(this.#loops.filter((l) => l.thread !== null).map((l) => new Promise<string | null>((resolve) => {
       const timer = setTimeout(() => answer('did not answer within 5 s'), kReplyTimeoutMs);
@@ -180,9 +189,15 @@ export class WorkerLoops {
         resolve(error === null ? null : `event loop ${l.index + 1} kept its old certificate: ${error}`);
       };
       l.replies.set(seq, answer);
-      this.#send(l, { type: 'reload', seq, tlsKey, tlsCert });
+      this.#send(l, { type: 'reload', seq, tls, access });
     })));
     return answers.filter((a): a is string => a !== null);
+  }
+
+  /** Reload moved the access log: every running loop writes to LogWriter `id` from now on
+   *  (a loop started later gets it from the logs). */
+  setAccessLog(id: number): void {
+    for (const l of this.#loops) this.#send(l, { type: 'accessLog', id });
   }
 
   /** Closes every loop now (after its logs are in), then ends the threads. */
@@ -218,7 +233,9 @@ export class WorkerLoops {
 
   /** Starts loop `l`'s thread; resolves when it listens, rejects with why it could not. */
   #spawn(l: Loop): Promise<void> {
-    const data: WorkerData = { index: l.index, config: loopShare(this.#config, l.index), listeners: this.#listeners };
+    const data: WorkerData = {
+      index: l.index, config: loopShare(this.#config, l.index), listeners: this.#listeners, accessLog: this.#logs().accessId ?? 0,
+    };
     const thread = new Worker(this.#entry, { workerData: data });
     l.thread = thread;
     l.ready = false;
@@ -310,13 +327,10 @@ export class WorkerLoops {
     l.thread?.postMessage(message);
   }
 
-  /** A worker's batch, written with the main thread's loggers (one log stream). */
+  /** A worker's error lines, written with the main thread's error log (one log stream). */
   #writeLogs(items: LogItem[]): void {
     const logs = this.#logs();
-    for (const item of items) {
-      if (item.kind === 'access') logs.access?.write(item.records);
-      else logs.error[item.level](item.message);
-    }
+    for (const item of items) logs.error[item.level](item.message);
   }
 }
 

@@ -177,8 +177,13 @@ for (const tls of [false, true]) {
       LISOD_TEST_PASSED: 'passed',
       FIXED_VAR: 'fixed value',
     };
-    if (tls) expected.HTTPS = 'on';
+    if (tls) Object.assign(expected, { HTTPS: 'on', SSL_CLIENT_VERIFY: 'NONE' }); // no client certificate asked for
     for (const [k, v] of Object.entries(expected)) t.is(env[k], v, k);
+    if (tls) {
+      t.regex(env.SSL_PROTOCOL ?? '', /^TLSv1\.[23]$/);
+      t.regex(env.SSL_CIPHER ?? '', /^[A-Z0-9_-]+$/);
+      expected.SSL_PROTOCOL = expected.SSL_CIPHER = '';
+    }
     t.regex(env.REMOTE_PORT ?? '', /^[1-9][0-9]*$/);
     t.true(env.PATH !== undefined && env.PATH.length > 0);
     if (!tls) t.false('HTTPS' in env);

@@ -214,3 +214,39 @@ test('pure: the same input gives the same output and inputs are not modified', (
   t.is(JSON.stringify(req), before);
   t.deepEqual(options.inherited, inherited);
 });
+
+test('TLS identity: mod_ssl variables; REMOTE_USER and AUTH_TYPE only when verified', (t) => {
+  const verified = {
+    verify: 'SUCCESS', protocol: 'TLSv1.3', cipher: 'TLS_AES_128_GCM_SHA256', subjectDn: 'CN=alice,O=Ops', subjectCn: 'alice',
+    issuerDn: 'CN=CA', serial: '0A1B', notBefore: 'Nov 29 08:49:41 2026 GMT', notAfter: 'Nov 29 08:49:41 2027 GMT',
+    certPem: '-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n',
+  };
+  const env = buildCgiEnv(request({ tlsIdentity: verified }), options);
+  t.like(env, {
+    SSL_CLIENT_VERIFY: 'SUCCESS', SSL_PROTOCOL: 'TLSv1.3', SSL_CIPHER: 'TLS_AES_128_GCM_SHA256',
+    SSL_CLIENT_S_DN: 'CN=alice,O=Ops', SSL_CLIENT_S_DN_CN: 'alice', SSL_CLIENT_I_DN: 'CN=CA', SSL_CLIENT_M_SERIAL: '0A1B',
+    SSL_CLIENT_V_START: verified.notBefore, SSL_CLIENT_V_END: verified.notAfter, SSL_CLIENT_CERT: verified.certPem,
+    REMOTE_USER: 'alice', AUTH_TYPE: 'Cert',
+  });
+  const failed = buildCgiEnv(request({ tlsIdentity: { ...verified, verify: 'FAILED:certificate has expired' } }), options);
+  t.is(failed.SSL_CLIENT_VERIFY, 'FAILED:certificate has expired');
+  t.is(failed.SSL_CLIENT_S_DN_CN, 'alice');
+  t.false('REMOTE_USER' in failed);
+  t.false('AUTH_TYPE' in failed);
+  const none = buildCgiEnv(request({ tlsIdentity: { verify: 'NONE', protocol: 'TLSv1.2', cipher: 'ECDHE-ECDSA-AES128-GCM-SHA256' } }), options);
+  t.is(none.SSL_CLIENT_VERIFY, 'NONE');
+  t.deepEqual(Object.keys(none).filter((k) => k.startsWith('SSL_CLIENT_')), ['SSL_CLIENT_VERIFY']);
+  const plain = buildCgiEnv(request({ tls: false }), options);
+  t.deepEqual(Object.keys(plain).filter((k) => k.startsWith('SSL_')), []);
+});
+
+test('TLS identity variables cannot be inherited ([cgi.env], env_paths, pass_env)', (t) => {
+  const forged = { ...options, inherited: { ...options.inherited, SSL_CLIENT_VERIFY: 'SUCCESS', SSL_CLIENT_S_DN_CN: 'root', SSL_PROTOCOL: 'x', REMOTE_USER: 'root', AUTH_TYPE: 'Cert' } };
+  const env = buildCgiEnv(request({ tls: false }), forged);
+  for (const k of ['SSL_CLIENT_VERIFY', 'SSL_CLIENT_S_DN_CN', 'SSL_PROTOCOL', 'REMOTE_USER', 'AUTH_TYPE']) t.false(k in env, k);
+  const withTls = buildCgiEnv(request({ tlsIdentity: { verify: 'NONE', protocol: 'TLSv1.3', cipher: 'c' } }), forged);
+  t.is(withTls.SSL_CLIENT_VERIFY, 'NONE');
+  t.is(withTls.SSL_PROTOCOL, 'TLSv1.3');
+  t.false('REMOTE_USER' in withTls);
+  t.is(env.LANG, 'C.UTF-8', 'other inherited variables still pass');
+});

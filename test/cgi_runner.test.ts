@@ -30,6 +30,7 @@ class FakeServer {
   resumes = 0;
   writesRefused = false; // write() returns false (above high water)
   writesWhileRefused = 0;
+  deniedTargets = new Set<string>(); // accessStatus() answers 403 for these
   private waiters: Array<() => void> = [];
 
   private rec(id: number): Recorded {
@@ -43,6 +44,9 @@ class FakeServer {
   beginResponse(id: number, status: number, reason: string, headers: string[]): void {
     Object.assign(this.rec(id), { status, reason, headers });
     this.wake();
+  }
+  accessStatus(_id: number, target: string): number {
+    return this.deniedTargets.has(target) ? 403 : 0;
   }
   beginRaw(id: number): void {
     this.rec(id).raw = true;
@@ -248,6 +252,16 @@ test('local redirect: the target runs as a GET; loops end in 500', async (t) => 
   h.request(loop);
   await server.until(() => server.responses.get(loop.id)?.ended === true, 20_000);
   t.is(server.responses.get(loop.id)!.status, 500);
+});
+
+test('local redirect to a target [[access]] refuses: 403, the target never runs', async (t) => {
+  const { server, h } = setup('status.cgi');
+  server.deniedTargets.add('/cgi/target?from=local');
+  const r = req('/cgi/local');
+  h.request(r);
+  await server.until(() => server.responses.get(r.id)?.ended === true);
+  t.is(server.responses.get(r.id)!.status, 403);
+  t.notRegex(server.body(r.id).toString(), /target reached/);
 });
 
 test('client gone: the script and its process group are stopped', async (t) => {

@@ -155,7 +155,7 @@ test('beginResponse throws on CR/LF/NUL in a header or reason, and sends nothing
       server!.write(req.id, Buffer.from('ok'));
       server!.end(req.id);
     },
-    body() {}, close() {}, drain() {}, log() {}, error() {},
+    body() {}, close() {}, drain() {}, error() {},
   });
   try {
     const port = server.addresses()[0]!.port;

@@ -10,7 +10,6 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { finishConfig, parseConfigText, type LisodConfig } from '../src/config.js';
 import type { Logs } from '../src/log.js';
-import type { AccessRecord } from '../src/native.js';
 import { WorkerLoops, boundListeners, loopShare, splitLimit } from '../src/workers.js';
 import { Conn, exchange1, get, sha256, sleep } from './helpers/client.js';
 import { isLisod, lockPid, makeSite, portsFrom, processesWithArg, readText, runLisod, track, waitFor, waitGone } from './helpers/daemon.js';
@@ -279,12 +278,11 @@ function standIn(source: string): { entry: URL } {
   return { entry: pathToFileURL(file) };
 }
 
-function recorder(): { logs: () => Logs; lines: string[]; records: AccessRecord[] } {
+function recorder(): { logs: () => Logs; lines: string[] } {
   const lines: string[] = [];
-  const records: AccessRecord[] = [];
   const error = { error: (m: string) => lines.push(`error ${m}`), warn: (m: string) => lines.push(`warn ${m}`), info: (m: string) => lines.push(`info ${m}`) };
-  const logs = { error, access: { write: (r: AccessRecord[]) => records.push(...r) } } as unknown as Logs;
-  return { logs: () => logs, lines, records };
+  const logs = { error, access: null, accessId: 0 } as unknown as Logs;
+  return { logs: () => logs, lines };
 }
 
 test('WorkerLoops: a loop that cannot start fails the start with "event loop i of n: why"', async (t) => {
@@ -310,7 +308,6 @@ const gen = fs.readdirSync(${JSON.stringify(gens)}).length + 1;
 fs.writeFileSync(${JSON.stringify(gens)} + '/gen' + gen, '');
 parentPort.postMessage({ type: 'logs', items: [
   { kind: 'line', level: 'warn', message: 'generation ' + gen + ' share ' + workerData.config.cgi.maxProcesses },
-  { kind: 'access', records: [['127.0.0.1', 0, 'GET', '/' + gen, 'HTTP/1.1', 200, 1, '', '']] },
 ] });
 parentPort.postMessage({ type: 'ready' });
 if (gen < 3) setTimeout(() => { throw new Error('boom ' + gen); }, 30);
@@ -331,7 +328,6 @@ parentPort.on('message', (m) => {
   t.regex(events[2]!, /^error event loop 2 of 2 stopped \(internal error: Error: boom 2\n[^]*; restarting it in 100 ms$/);
   t.is(events[3], 'info event loop 2 of 2 restarted');
   t.deepEqual(rec.lines.filter((l) => l.startsWith('warn generation')), ['warn generation 1 share 8', 'warn generation 2 share 8', 'warn generation 3 share 8']);
-  t.deepEqual(rec.records.map((r) => r[3]), ['/1', '/2', '/3']);
   await loops.close();
   t.is(loops.inFlight(), 0);
   t.is(rec.lines.filter((l) => l.startsWith('error')).length, 2, 'closing is not a death');

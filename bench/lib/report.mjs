@@ -3,6 +3,8 @@
 import { isPeer } from './servers.mjs';
 
 export const VARY_LIMIT = 0.15;
+/** A comparison counts as won or lost only from medians of at least this many passes … */
+export const MIN_PASSES = 3;
 
 /**
  * One table row: a server on a scenario, summarised over its samples.
@@ -87,6 +89,20 @@ export function summarise(samples) {
     });
   }
   return row;
+}
+
+/**
+ * Whether `a` beats `b` on CPU µs/req (lower is better): "won" or "lost" only when both
+ * medians come from ≥ MIN_PASSES passes whose CPU µs/req spread stays under VARY_LIMIT;
+ * otherwise why it does not count.
+ * @param {Row} a @param {Row} b @returns {string}
+ */
+export function verdict(a, b) {
+  const passes = Math.min(a.used.length, b.used.length);
+  if (passes < MIN_PASSES) return `not counted (${passes} pass${passes === 1 ? '' : 'es'})`;
+  const wide = [a, b].map((r) => ({ r, s: spreadOf(r.used.map((x) => x.cpuUsPerReq)) })).filter((x) => x.s >= VARY_LIMIT);
+  if (wide.length) return `not counted (${wide.map((x) => `${x.r.server} spread ${(x.s * 100).toFixed(0)}%`).join(', ')})`;
+  return a.cpuUsPerReq <= b.cpuUsPerReq ? 'won' : 'lost';
 }
 
 /**
@@ -184,8 +200,9 @@ export function renderResults(r) {
   L.push('');
   L.push('- Every row starts the server fresh, in the foreground, with its own generated config (below), on 127.0.0.1 only, ' +
     'pinned to CPU 0 with `taskset`; the client (wrk, or the idle-connection client) runs pinned to CPU 1. All servers serve the same ' +
-    'docroot (1 KiB html, 100 KiB, 1 MiB, 10 MiB of random bytes) with the same RSA-2048 / ECDSA P-256 certificates, TLS 1.2 + 1.3, ' +
-    'access logs off (except the `lisod-log` row).');
+    'docroot (1 KiB html, 100 KiB, 1 MiB, 10 MiB of random bytes) with the same RSA-2048 / ECDSA P-256 certificates, TLS 1.2 + 1.3. ' +
+    '**Every server logs every request**, as a deployment does: lisod `access_log`, nginx `access_log … combined buffer=64k flush=1s`, ' +
+    'lighttpd `mod_accesslog`; `lisod-nolog` is lisod without its access log (to show what logging costs), and node has no access log.');
   L.push('- **Scaling rows** (`*-t2`): wrk -t2 -c100 and the server both run unpinned; `lisod` has 1 event loop, `lisod-w2` 2 ' +
     '(`workers = 2`, worker threads sharing the ports with SO_REUSEPORT), nginx `worker_processes 2`, lighttpd one process as the ' +
     'single-core reference. Server and client share the machine\'s cores, so on a 2-core machine these rows cannot show 2× — ' +
@@ -212,6 +229,8 @@ export function renderResults(r) {
   L.push('- **wrk-bound**: wrk used ≥ 90% of its core (≥ 180% in the -t2 rows, i.e. both threads), so req/s is a floor for that server (CPU µs/req is still its own).');
   L.push('- **vs best peer** (lisod rows): req/s ÷ the highest peer req/s, and CPU µs/req ÷ the lowest peer CPU µs/req ' +
     '(peers: nginx, lighttpd, node). Above 1× is better for req/s, below 1× is better for CPU and memory.');
+  L.push(`- **verdict** (CPU µs/req): a row counts as **won** or **lost** only from medians of at least ${MIN_PASSES} alternating passes ` +
+    `whose CPU µs/req spread is under ${VARY_LIMIT * 100}% for both servers compared; anything else says "not counted" and why.`);
   if (r.skipped.length) {
     L.push('');
     L.push('Skipped:');
@@ -220,8 +239,8 @@ export function renderResults(r) {
   L.push('');
   L.push('## Summary: lisod vs the best peer');
   L.push('');
-  L.push('| scenario | lisod req/s | best peer req/s | ratio | lisod CPU µs/req | lowest peer CPU µs/req | ratio | caveats |');
-  L.push('|---|---:|---:|---:|---:|---:|---:|---|');
+  L.push('| scenario | lisod req/s | best peer req/s | ratio | lisod CPU µs/req | lowest peer CPU µs/req | ratio | verdict | caveats |');
+  L.push('|---|---:|---:|---:|---:|---:|---:|---|---|');
   const caveats = (...rs) => cell([...new Set(rs.flatMap((x) => x.flags.filter((f) => /^(busy|varies|wrk-bound|lisod resumption)|NOT as/.test(f))
     .map((f) => `${x.server}: ${f.replace(/ \(.*$/, '')}`)))].join('; '));
   for (const sc of r.scenarios) {
@@ -231,13 +250,29 @@ export function renderResults(r) {
     if (!l || !peers.length) continue;
     if (l.perConn !== undefined) {
       const best = peers.reduce((a, b) => (b.perConn < a.perConn ? b : a));
-      L.push(`| ${sc.id} | RSS/conn ${(l.perConn / 1024).toFixed(2)} KiB | ${best.server} ${(best.perConn / 1024).toFixed(2)} KiB | ${fixed(l.perConn / best.perConn, 2)}× | | | | ${caveats(l, best)} |`);
+      L.push(`| ${sc.id} | RSS/conn ${(l.perConn / 1024).toFixed(2)} KiB | ${best.server} ${(best.perConn / 1024).toFixed(2)} KiB | ${fixed(l.perConn / best.perConn, 2)}× | | | | | ${caveats(l, best)} |`);
       continue;
     }
     const fast = peers.reduce((a, b) => (b.rps > a.rps ? b : a));
     const lean = peers.reduce((a, b) => (b.cpuUsPerReq < a.cpuUsPerReq ? b : a));
     L.push(`| ${sc.id} | ${int(l.rps)} | ${fast.server} ${int(fast.rps)} | ${fixed(l.rps / fast.rps, 2)}× | ${cpu(l.cpuUsPerReq)} | ` +
-      `${lean.server} ${cpu(lean.cpuUsPerReq)} | ${fixed(l.cpuUsPerReq / lean.cpuUsPerReq, 2)}× | ${caveats(l, fast, lean)} |`);
+      `${lean.server} ${cpu(lean.cpuUsPerReq)} | ${fixed(l.cpuUsPerReq / lean.cpuUsPerReq, 2)}× | ${verdict(l, lean)} | ${caveats(l, fast, lean)} |`);
+  }
+  const logged = r.scenarios.map((sc) => [sc, r.rows.get(sc.id) ?? []])
+    .map(([sc, rows]) => [sc, rows.find((x) => x.server === 'lisod'), rows.find((x) => x.server === 'lisod-nolog')])
+    .filter(([, l, n]) => l?.cpuUsPerReq !== undefined && n?.cpuUsPerReq !== undefined);
+  if (logged.length) {
+    L.push('');
+    L.push('**What lisod\'s access log costs** (`lisod` logs, `lisod-nolog` does not; issue 13 asks for ≤ 10% of the no-log CPU):');
+    L.push('');
+    L.push('| scenario | lisod CPU µs/req | lisod-nolog CPU µs/req | logging costs | verdict (≤ 10%) |');
+    L.push('|---|---:|---:|---:|---|');
+    for (const [sc, l, n] of logged) {
+      const cost = l.cpuUsPerReq / n.cpuUsPerReq - 1;
+      const counted = verdict(l, n);
+      const v = counted.startsWith('not counted') ? counted : cost <= 0.1 ? 'met' : 'missed';
+      L.push(`| ${sc.id} | ${cpu(l.cpuUsPerReq)} | ${cpu(n.cpuUsPerReq)} | ${(cost * 100).toFixed(1)}% | ${v} |`);
+    }
   }
   for (const sc of r.scenarios) {
     const rows = r.rows.get(sc.id);

@@ -11,6 +11,7 @@ import { machineMark, treeOf, otherTicks, ticksToUs, loadAvg1, treeRssBytes } fr
 import { wrkArgs, runWrk, parseWrk, shellLine } from './wrk.mjs';
 import { checkResumption } from './tlscheck.mjs';
 import { DOCROOT_FILES } from './fixtures.mjs';
+import { NO_ACCESS_LOG } from './servers.mjs';
 
 const BENCH_DIR = path.dirname(path.dirname(new URL(import.meta.url).pathname));
 
@@ -140,8 +141,8 @@ export async function runRow(sup, ctx, sc, server, variant, o, pass) {
         sample.error = `${sample.error ? `${sample.error}; ` : ''}server exited during the row`;
       }
       await sup.stop(srv.pid);
-      if (server === 'lisod-log' && sample.ok) {
-        // The point of this row is the logging cost: make sure records were written.
+      if (!NO_ACCESS_LOG.includes(server) && sc.kind !== 'idle' && sample.ok) {
+        // Logging is part of what is measured: make sure records were written.
         let size = 0;
         try { size = fs.statSync(path.join(srv.dir, 'access.log')).size; } catch { /* none */ }
         sample.notes.push(size > 0 ? `access log ${size >= 1048576 ? `${(size / 1048576).toFixed(1)} MiB` : `${Math.ceil(size / 1024)} KiB`} written` : 'access log EMPTY');

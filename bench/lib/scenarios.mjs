@@ -1,8 +1,10 @@
 // The rows of the benchmark (issue 5): what each scenario requests, with which client settings,
 // from which servers, and which server variant (certificate, resumption, CGI script) it needs.
 
-const STATIC = ['lisod', 'lisod-log', 'nginx', 'lighttpd', 'node'];
-const CGI = ['lisod', 'lisod-log', 'lighttpd'];
+// Every server logs each request (issue 13: what a deployment runs) except `lisod-nolog`, which
+// shows what lisod's access log costs, and node (no access log of its own).
+const STATIC = ['lisod', 'lisod-nolog', 'nginx', 'lighttpd', 'node'];
+const CGI = ['lisod', 'lighttpd'];
 const IDLE = ['lisod', 'nginx', 'lighttpd', 'node'];
 // Scaling rows (-t2): lisod with one and with two event loops, nginx with 2 worker processes,
 // lighttpd (always one process) as the single-core reference.

@@ -1,5 +1,5 @@
-// The servers under test: a config template and command line for each (lisod, lisod with its
-// access log, lisod with 2 event loops, nginx, lighttpd, Node's http/https), and a Supervisor
+// The servers under test: a config template and command line for each (lisod, lisod without
+// its access log, lisod with 2 event loops, nginx, lighttpd, Node's http/https), and a Supervisor
 // that starts them in the foreground pinned to one core (unpinned in the scaling rows) and stops
 // every process it started, by pid.
 import fs from 'node:fs';
@@ -12,16 +12,19 @@ import { alive, treePids } from './procfs.mjs';
 const BENCH_DIR = path.dirname(path.dirname(new URL(import.meta.url).pathname));
 
 /** Server names in their default order; lisod first, then the peers. */
-export const SERVER_NAMES = ['lisod', 'lisod-log', 'lisod-w2', 'nginx', 'lighttpd', 'node'];
+export const SERVER_NAMES = ['lisod', 'lisod-nolog', 'lisod-w2', 'nginx', 'lighttpd', 'node'];
+/** Servers that write an access log of every request (as a deployment does): all but these. */
+export const NO_ACCESS_LOG = ['lisod-nolog', 'node'];
 /** Peers are what lisod is compared with ("best peer" in the tables). */
 export const isPeer = (name) => !name.startsWith('lisod');
 
 /**
  * What one row needs from a server.
  * @typedef {{cert:'rsa'|'ecdsa', resumption:boolean, cgiScript:string, cgiEnv:Record<string,string>,
- *   workers?:number|null, pinned?:boolean}} Variant
+ *   workers?:number|null, pinned?:boolean, clientCa?:{ca:string, crl:string}}} Variant
  * workers: nginx worker_processes in the scaling rows (lisod-w2 always runs 2 loops, lisod 1);
  * pinned: false starts the server without taskset.
+ * clientCa: ask for client certificates (optional) against this CA and CRL (bench/client_cert.mjs).
  * Shared facts of the run.
  * @typedef {{dir:string, docroot:string, certs:{ca:string, rsa:{key:string,cert:string}, ecdsa:{key:string,cert:string}},
  *   repo:string, lisodMain:string, lighttpdModDir:string|null, serverCpu:string|null, lisodResumptionKey:string|null}} Context
@@ -51,15 +54,15 @@ const q = (s) => JSON.stringify(s); // TOML / lighttpd / nginx-safe double-quote
 
 /** @type {Record<string, (ctx:Context, v:Variant, http:number, https:number, dir:string) => Plan>} */
 const PLANS = {
-  lisod: (ctx, v, http, https, dir) => lisodPlan(ctx, v, http, https, dir, false, v.workers != null ? 1 : null),
-  'lisod-log': (ctx, v, http, https, dir) => lisodPlan(ctx, v, http, https, dir, true, null),
-  'lisod-w2': (ctx, v, http, https, dir) => lisodPlan(ctx, v, http, https, dir, false, 2),
+  lisod: (ctx, v, http, https, dir) => lisodPlan(ctx, v, http, https, dir, true, v.workers != null ? 1 : null),
+  'lisod-nolog': (ctx, v, http, https, dir) => lisodPlan(ctx, v, http, https, dir, false, null),
+  'lisod-w2': (ctx, v, http, https, dir) => lisodPlan(ctx, v, http, https, dir, true, 2),
 
   nginx(ctx, v, http, https, dir) {
     const c = ctx.certs[v.cert];
     for (const t of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) fs.mkdirSync(path.join(dir, t));
     const workers = v.workers ?? 1;
-    const text = `# nginx for the lisod bench: ${workers} worker${workers > 1 ? 's' : ''}, sendfile, TLS 1.2+1.3, no access log
+    const text = `# nginx for the lisod bench: ${workers} worker${workers > 1 ? 's' : ''}, sendfile, TLS 1.2+1.3, buffered access log
 daemon off;
 master_process on;
 worker_processes ${workers};
@@ -70,7 +73,7 @@ events { worker_connections 16000; }
 http {
   include /etc/nginx/mime.types;
   default_type application/octet-stream;
-  access_log off;
+  access_log ${q(path.join(dir, 'access.log'))} combined buffer=64k flush=1s;
   sendfile on;
   tcp_nopush on;
   keepalive_timeout 120s;
@@ -86,7 +89,10 @@ http {
     listen 127.0.0.1:${http};
     listen 127.0.0.1:${https} ssl;
     ssl_certificate ${q(c.cert)};
-    ssl_certificate_key ${q(c.key)};
+    ssl_certificate_key ${q(c.key)};${v.clientCa ? `
+    ssl_client_certificate ${q(v.clientCa.ca)};
+    ssl_verify_client optional;
+    ssl_crl ${q(v.clientCa.crl)};` : ''}
     root ${q(ctx.docroot)};
   }
 }
@@ -100,12 +106,13 @@ http {
     const sslCmds = ['"MinProtocol" => "TLSv1.2"'];
     if (!v.resumption) sslCmds.push('"Options" => "-SessionTicket"');
     const env = Object.entries(v.cgiEnv).map(([k, val]) => `${q(k)} => ${q(val)}`).join(', ');
-    const text = `# lighttpd for the lisod bench: mod_openssl, mod_cgi, no access log
+    const text = `# lighttpd for the lisod bench: mod_openssl, mod_cgi, mod_accesslog (Combined Log Format)
 server.document-root = ${q(ctx.docroot)}
 server.bind = "127.0.0.1"
 server.port = ${http}
 server.errorlog = ${q(path.join(dir, 'error.log'))}
-server.modules = ("mod_openssl", "mod_alias", "mod_setenv", "mod_cgi")
+server.modules = ("mod_openssl", "mod_alias", "mod_setenv", "mod_cgi", "mod_accesslog")
+accesslog.filename = ${q(path.join(dir, 'access.log'))}
 server.network-backend = "sendfile"
 server.max-fds = 20000
 server.max-connections = 10000  # lighttpd allows at most max-fds / 2
@@ -164,7 +171,8 @@ access_log = ${q(accessLog ? path.join(dir, 'access.log') : '')}
 lock_file = ${q(path.join(dir, 'lisod.lock'))}
 max_connections = 16000
 keep_alive_timeout = 120
-${workers != null ? `workers = ${workers}\n` : ''}${resumptionLine}
+${workers != null ? `workers = ${workers}\n` : ''}${resumptionLine}${v.clientCa
+    ? `tls_client_ca = ${q(v.clientCa.ca)}\ntls_client_auth = "optional"\ntls_crl = ${q(v.clientCa.crl)}\n` : ''}
 [cgi]
 script = ${q(v.cgiScript)}
 max_processes = 16

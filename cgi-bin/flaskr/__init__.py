@@ -2,14 +2,17 @@
 
 Configuration comes from the environment, so lisod's [cgi.env] can set it:
 FLASKR_DATABASE (SQLite file), FLASKR_USERNAME / FLASKR_PASSWORD (admin/default),
-FLASKR_SECRET_KEY, or FLASKR_SECRET_FILE (generated on first use when missing).
+FLASKR_SECRET_KEY, or FLASKR_SECRET_FILE (generated on first use when missing),
+FLASKR_CERT_USERS (comma-separated client certificate CNs that are logged in without a
+password: decided per request from SSL_CLIENT_VERIFY / SSL_CLIENT_S_DN_CN, which only the
+server sets, and never stored in the session cookie).
 """
 
 import hmac
 import os
 import secrets
 
-from flask import (Flask, abort, flash, redirect, render_template, request, session,
+from flask import (Flask, abort, flash, g, redirect, render_template, request, session,
                    url_for)
 from flask.sessions import SecureCookieSessionInterface
 
@@ -49,6 +52,21 @@ def _load_secret(path):
         return f.read().strip()
 
 
+def certificate_user(environ, allowed):
+    """The verified client certificate's CN when it is on the allow-list, else None.
+
+    CGI hands environ values over as latin-1 text (PEP 3333); the CN is UTF-8.
+    """
+    if environ.get("SSL_CLIENT_VERIFY") != "SUCCESS":
+        return None
+    raw = environ.get("SSL_CLIENT_S_DN_CN", "")
+    try:
+        cn = raw.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        cn = raw
+    return cn if cn and cn in allowed else None
+
+
 def create_app(test_config=None):
     app = Flask(__name__)
     env = os.environ
@@ -63,6 +81,7 @@ def create_app(test_config=None):
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         MAX_CONTENT_LENGTH=1 << 20,
+        CERT_USERS=[u.strip() for u in env.get("FLASKR_CERT_USERS", "").split(",") if u.strip()],
     )
     if test_config:
         app.config.update(test_config)
@@ -70,6 +89,12 @@ def create_app(test_config=None):
         app.config["SECRET_KEY"] = _load_secret(app.config["SECRET_FILE"])
     app.session_interface = _SchemeAwareSessions()
     database.init_app(app)
+
+    @app.before_request
+    def identify():
+        # A password login lives in the session; a certificate login is per request only.
+        g.cert_user = certificate_user(request.environ, app.config["CERT_USERS"])
+        g.user = app.config["USERNAME"] if session.get("logged_in") else g.cert_user
 
     @app.route("/")
     def show_entries():
@@ -80,7 +105,7 @@ def create_app(test_config=None):
 
     @app.route("/add", methods=["POST"])
     def add_entry():
-        if not session.get("logged_in"):
+        if not g.user:
             abort(401)
         title = request.form.get("title", "").strip()
         text = request.form.get("text", "")

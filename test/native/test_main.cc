@@ -16,6 +16,8 @@ int main() {
       {"static_file", runStaticFileTests},
       {"date/mime/range", runDateMimeRangeTests},
       {"cgi_output", runCgiOutputTests},
+      {"access_rules", runAccessRulesTests},
+      {"access_log", runAccessLogTests},
   };
   int passed = 0;
   int failed = 0;

@@ -100,5 +100,7 @@ void runChunkedTests(Suite& suite);
 void runStaticFileTests(Suite& suite);
 void runDateMimeRangeTests(Suite& suite);
 void runCgiOutputTests(Suite& suite);
+void runAccessRulesTests(Suite& suite);
+void runAccessLogTests(Suite& suite);
 
 }  // namespace lisod::test

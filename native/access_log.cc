@@ -1,0 +1,142 @@
+#include "access_log.h"
+
+#include <time.h>
+
+#include "static_file.h"
+
+namespace lisod {
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+void appendHexEscape(std::string& out, unsigned char c) {
+  const char esc[4] = {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
+  out.append(esc, 4);
+}
+
+// Length of the valid UTF-8 sequence starting at s[i] (2–4), or 0 (RFC 3629 §4: no
+// overlongs, no surrogates, nothing above U+10FFFF).
+size_t utf8Length(std::string_view s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char c = b(0);
+  size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  unsigned char lo = 0x80, hi = 0xbf;  // the allowed range of the second byte
+  if (c == 0xe0) lo = 0xa0;
+  else if (c == 0xed) hi = 0x9f;
+  else if (c == 0xf0) lo = 0x90;
+  else if (c == 0xf4) hi = 0x8f;
+  if (b(1) < lo || b(1) > hi) return 0;
+  for (size_t k = 2; k < n; ++k) {
+    if (b(k) < 0x80 || b(k) > 0xbf) return 0;
+  }
+  return n;
+}
+
+// escape_space: for the unquoted user field.
+void appendEscaped(std::string& out, std::string_view s, bool escape_space = false) {
+  size_t plain = 0;  // start of the run of bytes copied as they are
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && !(escape_space && c == ' ')) {
+      ++i;
+      continue;
+    }
+    if (c >= 0x80) {
+      if (size_t n = utf8Length(s, i)) {
+        i += n;
+        continue;
+      }
+    }
+    out.append(s.data() + plain, i - plain);
+    switch (c) {
+      case '"': out.append("\\\""); break;
+      case '\\': out.append("\\\\"); break;
+      case '\n': out.append("\\n"); break;
+      case '\r': out.append("\\r"); break;
+      case '\t': out.append("\\t"); break;
+      default: appendHexEscape(out, c);
+    }
+    plain = ++i;
+  }
+  out.append(s.data() + plain, s.size() - plain);
+}
+
+void appendField(std::string& out, std::string_view s) {
+  if (s.empty()) out += '-';
+  else appendEscaped(out, s);
+}
+
+// "::ffff:10.1.2.3" → "10.1.2.3"; anything else unchanged.
+std::string_view plainIpv4(std::string_view host) {
+  constexpr std::string_view kMapped = "::ffff:";
+  if (host.size() <= kMapped.size()) return host;
+  for (size_t i = 0; i < kMapped.size(); ++i) {
+    if ((host[i] | 0x20) != kMapped[i]) return host;
+  }
+  std::string_view v4 = host.substr(kMapped.size());
+  int dots = 0;
+  for (char c : v4) {
+    if (c == '.') ++dots;
+    else if (c < '0' || c > '9') return host;
+  }
+  return dots == 3 ? v4 : host;
+}
+
+void appendNumber(std::string& out, uint64_t v) {
+  char buf[24];
+  char* p = buf + sizeof buf;
+  do {
+    *--p = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  out.append(p, buf + sizeof buf - p);
+}
+
+}  // namespace
+
+void appendAccessLine(std::string& out, const AccessEntry& e, std::string_view clf_time) {
+  if (e.remote.empty()) out += '-';
+  else appendEscaped(out, plainIpv4(e.remote));
+  out.append(" - ");
+  if (e.user.empty()) out += '-';
+  else appendEscaped(out, e.user, true);
+  out.append(" [");
+  out.append(clf_time);
+  out.append("] \"");
+  if (e.method.empty()) {
+    out += '-';
+  } else {
+    // "METHOD target VERSION" with the empty parts (and their spaces) left out.
+    bool first = true;
+    for (std::string_view part : {e.method, e.target, e.version}) {
+      if (part.empty()) continue;
+      if (!first) out += ' ';
+      appendEscaped(out, part);
+      first = false;
+    }
+  }
+  out.append("\" ");
+  appendNumber(out, static_cast<uint64_t>(e.status < 0 ? 0 : e.status));
+  out += ' ';
+  if (e.bytes > 0) appendNumber(out, e.bytes);
+  else out += '-';
+  out.append(" \"");
+  appendField(out, e.referer);
+  out.append("\" \"");
+  appendField(out, e.user_agent);
+  out.append("\"\n");
+}
+
+std::string_view ClfClock::now() {
+  const time_t t = time(nullptr);
+  if (t != second_) {
+    second_ = t;
+    struct tm local;
+    const int offset = localtime_r(&t, &local) != nullptr ? static_cast<int>(local.tm_gmtoff / 60) : 0;
+    len_ = formatClfTime(t, offset, text_);
+  }
+  return {text_, len_};
+}
+
+}  // namespace lisod
