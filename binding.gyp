@@ -18,6 +18,7 @@
         "native/sys.cc",
         "native/response.cc",
         "native/connection_static.cc",
+        "native/response_plan.cc",
         "native/connection_app.cc",
         "native/file_cache.cc",
         "native/spawn.cc",

@@ -11,6 +11,7 @@
 
 #include "chunked.h"
 #include "file_cache.h"
+#include "response_plan.h"
 #include "server.h"
 #include "transport.h"
 
@@ -83,7 +84,8 @@ class Connection {
   void startApp(const struct RequestHead& head, int64_t content_length);
   void serveStatic();
   void respondError(int status, bool keep_alive, std::string_view detail = {});
-  void respondRedirect(const std::string& location);
+  // Puts a planned answer (response_plan.h) on the wire as HTTP/1.1.
+  void sendPlan(ResponsePlan&& plan, bool keep_alive);
   Flush flushOutput();
   void finishResponse();
   void beginLinger();

@@ -1,88 +1,22 @@
-// Connection's static-file and error responses: everything that answers a request
-// without the application. Kept apart from the I/O state machine in connection.cc.
+// Connection's static-file and error responses over HTTP/1.1: the answer is planned by
+// response_plan.cc (shared with HTTP/2) and put on the wire here. Kept apart from the I/O
+// state machine in connection.cc.
 #include <string>
 
 #include "connection.h"
 #include "response.h"
+#include "response_plan.h"
 #include "static_file.h"
 
 namespace lisod {
 
 void Connection::serveStatic() {
-  std::string_view target = req_.target;
-  size_t q = target.find_first_of("?#");
-  if (q != std::string_view::npos) target = target.substr(0, q);
-  FileLookup found = server_->files().lookup(target, server_->nowMs());
-  if (found.status == 301) {
-    std::string location = found.redirect;
-    if (q != std::string_view::npos && req_.target[q] == '?') location += req_.target.substr(q);
-    respondRedirect(location);
-    return;
-  }
-  if (found.status != 0) {
-    respondError(found.status, keep_alive_);
-    return;
-  }
-  const FileEntry& f = *found.entry;
-  if (!server_->accessRules().empty()) {
-    // The resolved file is checked too: a symlink in a public directory must not expose a
-    // protected one.
-    const std::string& root = server_->config().root;
-    std::string_view real = root == "/" ? std::string_view(f.path) : std::string_view(f.path).substr(root.size());
-    if (server_->accessRules().checkNormalized(real, transport_->identity()) != 0) {
-      respondError(403, keep_alive_);
-      return;
-    }
-  }
-  int status = 200;
-  uint64_t first = 0, last = f.size == 0 ? 0 : f.size - 1, length = f.size;
-  if (!req_.ims.empty()) {
-    // RFC 9110 §13.1.3: the file is unmodified when its mtime is not after the date.
-    int64_t since = parseHttpDate(req_.ims);
-    if (since >= 0 && f.mtime <= since) status = 304;
-  }
-  if (status == 200 && !req_.range.empty()) {
-    RangeResult rr = parseRange(req_.range, f.size, &first, &last);
-    if (rr == RangeResult::kUnsatisfiable) {
-      std::string body = errorPage(416, "The requested range is not satisfiable.");
-      req_.status = 416;
-      appendResponseStart(out_, 416, reasonPhrase(416), server_->httpDate(), keep_alive_);
-      appendHeader(out_, "Content-Type", "text/html; charset=utf-8");
-      appendHeader(out_, "Content-Range", "bytes */" + std::to_string(f.size));
-      appendHeader(out_, "Content-Length", body.size());
-      out_.append("\r\n");
-      if (!req_.head_only) out_.append(body), req_.body_bytes_sent = body.size();
-      state_ = State::kWrite;
-      return;
-    }
-    if (rr == RangeResult::kOk) {
-      status = 206;
-      length = last - first + 1;
-    }
-  }
-  req_.status = status;
-  appendResponseStart(out_, status, reasonPhrase(status), server_->httpDate(), keep_alive_);
-  appendHeader(out_, "Content-Type", f.mime);
-  appendHeader(out_, "Last-Modified", std::string_view(f.last_modified, 29));
-  appendHeader(out_, "Accept-Ranges", "bytes");
-  if (status == 206) {
-    appendHeader(out_, "Content-Range", "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" +
-                                            std::to_string(f.size));
-  }
-  if (status != 304) appendHeader(out_, "Content-Length", length);
-  out_.append("\r\n");
-  state_ = State::kWrite;
-  if (status == 304 || req_.head_only || length == 0) return;
-  req_.body_bytes_sent = length;
-  if (f.has_content) {
-    out_.append(f.content, first, length);
-    return;
-  }
-  file_ = found.entry;  // keeps the descriptor open while we send
-  file_off_ = static_cast<off_t>(first);
-  file_left_ = length;
-  corked_ = true;  // full segments while the head and the file body go out
-  transport_->setCork(true);
+  StaticQuery q;
+  q.target = req_.target;
+  q.if_modified_since = req_.ims;
+  q.range = req_.range;
+  q.identity = transport_->identity();
+  sendPlan(planStatic(*server_, q), keep_alive_);
 }
 
 int Connection::accessStatus(std::string_view target) {
@@ -93,33 +27,33 @@ int Connection::accessStatus(std::string_view target) {
 }
 
 void Connection::respondError(int status, bool keep_alive, std::string_view detail) {
-  keep_alive_ = keep_alive;
   req_.active = true;
-  req_.status = status;
   if (req_.method.empty() && server_->config().access_log) req_.method = "-";
-  std::string body = errorPage(status, detail);
-  appendResponseStart(out_, status, reasonPhrase(status), server_->httpDate(), keep_alive);
-  appendHeader(out_, "Content-Type", "text/html; charset=utf-8");
-  appendHeader(out_, "Content-Length", body.size());
-  if (status == 405) appendHeader(out_, "Allow", "GET, HEAD, POST");  // only static paths answer 405
-  out_.append("\r\n");
-  if (!req_.head_only) {
-    out_.append(body);
-    req_.body_bytes_sent = body.size();
-  }
-  state_ = State::kWrite;
+  sendPlan(planError(status, detail), keep_alive);
 }
 
-void Connection::respondRedirect(const std::string& location) {
-  req_.status = 301;
-  std::string body = errorPage(301, "Moved to " + location);
-  appendResponseStart(out_, 301, reasonPhrase(301), server_->httpDate(), keep_alive_);
-  appendHeader(out_, "Location", location);
-  appendHeader(out_, "Content-Type", "text/html; charset=utf-8");
-  appendHeader(out_, "Content-Length", body.size());
+void Connection::sendPlan(ResponsePlan&& p, bool keep_alive) {
+  keep_alive_ = keep_alive;
+  req_.status = p.status;
+  appendResponseStart(out_, p.status, reasonPhrase(p.status), server_->httpDate(), keep_alive);
+  for (const auto& [name, value] : p.headers) appendHeader(out_, name, value);
+  uint64_t length = p.bodySize();
+  if (p.send_length) appendHeader(out_, "Content-Length", length);
   out_.append("\r\n");
-  if (!req_.head_only) out_.append(body), req_.body_bytes_sent = body.size();
   state_ = State::kWrite;
+  if (req_.head_only || length == 0) return;
+  req_.body_bytes_sent = length;
+  if (!p.file) {
+    out_.append(p.body);
+  } else if (p.file->has_content) {
+    out_.append(p.file->content, p.offset, length);
+  } else {
+    file_ = std::move(p.file);  // keeps the descriptor open while we send
+    file_off_ = static_cast<off_t>(p.offset);
+    file_left_ = length;
+    corked_ = true;  // full segments while the head and the file body go out
+    transport_->setCork(true);
+  }
 }
 
 }  // namespace lisod

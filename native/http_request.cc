@@ -104,15 +104,19 @@ bool equalsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
+Method methodOf(std::string_view m) {
+  if (m == "GET") return Method::kGet;
+  if (m == "HEAD") return Method::kHead;
+  if (m == "POST") return Method::kPost;
+  if (m == "PUT" || m == "DELETE" || m == "PATCH" || m == "OPTIONS" || m == "CONNECT" || m == "TRACE")
+    return Method::kStandard;
+  return Method::kOther;
+}
+
 RequestInfo classifyRequest(const RequestHead& head, uint64_t max_body) {
   RequestInfo info;
   const bool http11 = head.minor_version >= 1;
-  if (head.method == "GET") info.method = Method::kGet;
-  else if (head.method == "HEAD") info.method = Method::kHead;
-  else if (head.method == "POST") info.method = Method::kPost;
-  else if (head.method == "PUT" || head.method == "DELETE" || head.method == "PATCH" ||
-           head.method == "OPTIONS" || head.method == "CONNECT" || head.method == "TRACE")
-    info.method = Method::kStandard;
+  info.method = methodOf(head.method);
 
   int host_count = 0;
   bool bad_host = false;

@@ -10,6 +10,9 @@ namespace lisod {
 // CONNECT, TRACE); kOther: any other syntactically valid token (methods are case-sensitive).
 enum class Method { kGet, kHead, kPost, kStandard, kOther };
 
+// The class of a method token (case-sensitive, RFC 9110 §9.1).
+Method methodOf(std::string_view method);
+
 struct RequestInfo {
   int status = 0;             // 0 = acceptable; else the error status to answer (400, 411, 413, 501 …)
   Method method = Method::kOther;

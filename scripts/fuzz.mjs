@@ -11,7 +11,7 @@
 // --quiet prints one summary line per target (and the fuzzer's tail on failure): npm test
 // uses it. Exits non-zero when any target finds a crash, leak, timeout or failed property.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync, utimesSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,7 +23,7 @@ const objDir = join(buildDir, 'obj');
 
 const native = (...names) => names.map((n) => join(nativeDir, `${n}.cc`));
 const pure = ['http_parser', 'http_request', 'chunked', 'static_file', 'http_date', 'mime'];
-const connection = [...pure, 'connection', 'connection_app', 'connection_static', 'server', 'transport',
+const connection = [...pure, 'connection', 'connection_app', 'connection_static', 'response_plan', 'server', 'transport',
   'tls_context', 'response', 'file_cache'];
 const targets = {
   parser: { sources: [join(testDir, 'fuzz_parser.cc'), ...native(...pure)], maxLen: 4096, dict: 'fuzz_http.dict' },
@@ -94,7 +94,12 @@ async function build(name) {
     const batch = stale.slice(i, i + 2).map((src) => {
       const obj = objects[t.sources.indexOf(src)];
       if (!quiet) console.log(`fuzz: compiling ${basename(src)}`);
-      return run(clang, [...cflags, '-fsanitize=fuzzer-no-link', '-c', src, '-o', obj]);
+      // The object is dated when its compile started: a source edited meanwhile is newer.
+      const started = new Date();
+      return run(clang, [...cflags, '-fsanitize=fuzzer-no-link', '-c', src, '-o', obj]).then((ok) => {
+        if (ok) utimesSync(obj, started, started);
+        return ok;
+      });
     });
     if (!(await Promise.all(batch)).every(Boolean)) return null;
   }

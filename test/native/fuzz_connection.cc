@@ -55,6 +55,12 @@ class FakeTransport final : public Transport {
       return {peer_->handshake_steps % 2 ? IoResult::kWantRead : IoResult::kWantWrite};
     }
     if (peer_->reset) return {IoResult::kError};
+    // As the TLS transport: a first byte that is an upper-case letter is plain HTTP on
+    // the TLS port; handshake fails, then bytes move in clear for the 400.
+    if (tls_ && !peer_->chunks.empty() && peer_->chunks.front()[0] >= 'A' && peer_->chunks.front()[0] <= 'Z') {
+      plain_ = true;
+      return {IoResult::kError};
+    }
     return {IoResult::kOk};
   }
   IoResult read(char* buf, size_t len) override {
@@ -105,6 +111,7 @@ class FakeTransport final : public Transport {
   void shutdown() override { peer_->shut = true; }
   std::string lastError() const override { return "fake transport error"; }
   bool isTls() const override { return tls_; }
+  bool plainHttpOnTls() const override { return plain_; }
 
  private:
   IoResult accept(size_t len) {
@@ -116,6 +123,7 @@ class FakeTransport final : public Transport {
 
   Peer* peer_;
   bool send_file_, tls_;
+  bool plain_ = false;
 };
 
 size_t windowFor(uint8_t param) {

@@ -73,6 +73,7 @@ const connection = {
   timeouts: new Conn(0).send('GET / HT').tick().time(3).tick(2),
   timeouts_body: new Conn(0).send('POST /cgi/i HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\nab').tick().time(5).tick(2),
   idle_keepalive: new Conn(0).send(get('/')).tick().time(4).tick(),
+  plain_http_on_tls: new Conn(F.tls).send(get('/')).tick(2),
   reject: new Conn(F.reject).send(get('/')).tick(2),
   graceful_stop: new Conn(0).send(get('/cgi/j')).tick().end(3).app(0, 0).app(7).tick(2),
   reset: new Conn(F.sendfile).window(3).send(get('/big.bin')).tick().end(1).tick(),

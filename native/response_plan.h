@@ -1,0 +1,50 @@
+// What a static file, an error or a redirect answers, decided once for HTTP/1.1 and
+// HTTP/2 alike: the status, the headers beyond Server/Date/Connection/Content-Length, and
+// the body (bytes, or a byte range of a cached open file). Each protocol session puts the
+// plan on its own wire; no answer is computed twice.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "file_cache.h"
+#include "tls_identity.h"
+
+namespace lisod {
+
+class Server;
+
+struct ResponsePlan {
+  int status = 200;
+  // Canonical HTTP/1 names (HTTP/2 lower-cases them); values checked by the emitter.
+  std::vector<std::pair<std::string_view, std::string>> headers;
+  bool send_length = true;  // Content-Length: bodySize() (false for 304)
+  std::string body;         // the body when file is null
+  std::shared_ptr<const FileEntry> file;  // else bytes [offset, offset + length) of it
+  uint64_t offset = 0, length = 0;
+
+  uint64_t bodySize() const { return file ? length : body.size(); }
+  // Copies up to len body bytes starting at body offset `at` (0 = first body byte) into
+  // dst: from memory, or pread from the cached file (never the whole file). Returns the
+  // count, or -1 when the file cannot be read (it shrank or vanished).
+  long readBody(uint64_t at, char* dst, size_t len) const;
+};
+
+// The facts of a request a static answer depends on.
+struct StaticQuery {
+  std::string_view target;  // origin-form, with any query
+  std::string_view if_modified_since, range;
+  const ClientIdentity* identity = nullptr;
+};
+
+// 200/206/304/416 for a file, 301 for a directory without '/', or an error (400/403/404).
+// RFC 9110 §13.1.3 (If-Modified-Since), §14.2 (Range).
+ResponsePlan planStatic(Server& server, const StaticQuery& q);
+// A small HTML page for status (405 carries Allow: GET, HEAD, POST); detail is escaped.
+ResponsePlan planError(int status, std::string_view detail = {});
+ResponsePlan planRedirect(const std::string& location);
+
+}  // namespace lisod
