@@ -153,6 +153,7 @@ export interface Draft {
   cgiRequestBuffering?: boolean;
   spoolDir?: string;
   spoolMaxBytes?: number;
+  compress?: Required<import('./native.js').CompressSpec>;
 }
 export type DraftKey = keyof Draft;
 

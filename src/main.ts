@@ -401,6 +401,7 @@ export function restartOnlyChanges(running: LisodConfig, next: LisodConfig): str
     ['body_timeout', (c) => c.bodyTimeoutMs], ['body_total_timeout', (c) => c.bodyTotalTimeoutMs], ['keep_alive_timeout', (c) => c.keepAliveTimeoutMs],
     ['send_timeout', (c) => c.sendTimeoutMs], ['workers', (c) => c.workers], ['[cgi]', (c) => c.cgi],
     ['tls_session_resumption', (c) => c.tlsResumption], ['spool_dir/spool_max_bytes', (c) => c.spool],
+    ['[compress]', (c) => c.compress],
   ];
   return keys.filter(([, get]) => !same(get(running), get(next))).map(([name]) => name);
 }
