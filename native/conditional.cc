@@ -50,14 +50,16 @@ bool etagListMatches(std::string_view field, std::string_view etag, bool strong)
     std::string_view opaque;
     bool weak = false;
     size_t used = readEntityTag(s, &opaque, &weak);
-    if (used == 0) {
-      size_t comma = s.find(',');  // not an entity-tag: skip the element
+    size_t end = used;
+    while (end < s.size() && isOws(s[end])) ++end;
+    if (used == 0 || (end < s.size() && s[end] != ',')) {
+      size_t comma = s.find(',', used);  // not an entity-tag: the element matches nothing
       if (comma == std::string_view::npos) break;
       s.remove_prefix(comma);
       continue;
     }
     if (opaque == etag && !(strong && weak)) return true;
-    s.remove_prefix(used);
+    s.remove_prefix(end);
   }
   return false;
 }

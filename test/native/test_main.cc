@@ -18,6 +18,7 @@ int main() {
       {"cgi_output", runCgiOutputTests},
       {"access_rules", runAccessRulesTests},
       {"access_log", runAccessLogTests},
+      {"encoding", runEncodingTests},
   };
   int passed = 0;
   int failed = 0;
