@@ -77,7 +77,8 @@ bool compressBytes(Coding coding, int level, std::string_view data, std::string*
   return false;
 }
 
-std::shared_ptr<const FileEntry> CompressCache::get(const FileEntry& f, Coding coding, int level, uint64_t budget) {
+std::shared_ptr<const FileEntry> CompressCache::get(const FileEntry& f, Coding coding, int level, uint64_t budget,
+                                                    bool even_if_larger) {
   std::string key = f.path;
   key.push_back('\0');
   key.append(codingName(coding));
@@ -86,7 +87,7 @@ std::shared_ptr<const FileEntry> CompressCache::get(const FileEntry& f, Coding c
     Slot& s = *it->second;
     if (s.dev == f.dev && s.ino == f.ino && s.size == f.size && s.mtime == f.mtime && s.level == level) {
       lru_.splice(lru_.begin(), lru_, it->second);
-      return s.entry;
+      return s.smaller || even_if_larger ? s.entry : nullptr;
     }
     if (s.entry) bytes_ -= s.entry->size;  // the file changed (or the level): compress again
     lru_.erase(it->second);
@@ -109,7 +110,7 @@ std::shared_ptr<const FileEntry> CompressCache::get(const FileEntry& f, Coding c
   ++compressions_;
   std::string packed;
   std::shared_ptr<FileEntry> e;
-  if (compressBytes(coding, level, data, &packed) && packed.size() < f.size) {
+  if (compressBytes(coding, level, data, &packed)) {
     e = std::make_shared<FileEntry>();
     e->path = f.path;
     e->size = packed.size();
@@ -121,19 +122,21 @@ std::shared_ptr<const FileEntry> CompressCache::get(const FileEntry& f, Coding c
     e->content = std::move(packed);
     e->has_content = true;
   }
+  const bool smaller = e && e->size < f.size;
+  std::shared_ptr<const FileEntry> answer = smaller || even_if_larger ? e : nullptr;
   uint64_t cost = e ? e->size : 0;
-  if (cost > budget) return e;  // served once, not kept
+  if (cost > budget) return answer;  // served once, not kept
   evictTo(budget - cost);
-  lru_.push_front(Slot{key, f.dev, f.ino, f.size, f.mtime, level, e});
+  lru_.push_front(Slot{key, f.dev, f.ino, f.size, f.mtime, level, e, smaller});
   map_.emplace(std::move(key), lru_.begin());
   bytes_ += cost;
-  if (map_.size() > FileCache::kMaxEntries * 2) {  // bound the bookkeeping of "did not pay off" slots too
+  if (map_.size() > FileCache::kMaxEntries * 2) {  // bound the bookkeeping of tiny slots too
     Slot& last = lru_.back();
     if (last.entry) bytes_ -= last.entry->size;
     map_.erase(last.key);
     lru_.pop_back();
   }
-  return e;
+  return answer;
 }
 
 void CompressCache::evictTo(uint64_t budget) {

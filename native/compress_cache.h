@@ -41,9 +41,10 @@ bool compressBytes(Coding coding, int level, std::string_view data, std::string*
 class CompressCache {
  public:
   // The compressed representation of f (read through its cached bytes or fd), or nullptr
-  // when compression does not make it smaller or fails (send f as it is). The entry is
-  // an in-memory FileEntry (has_content) whose size is the compressed length.
-  std::shared_ptr<const FileEntry> get(const FileEntry& f, Coding coding, int level, uint64_t budget);
+  // when compressing fails, or does not make it smaller and !even_if_larger (send f as it
+  // is). The entry is an in-memory FileEntry (has_content) of the compressed length.
+  std::shared_ptr<const FileEntry> get(const FileEntry& f, Coding coding, int level, uint64_t budget,
+                                       bool even_if_larger = false);
   uint64_t compressions() const { return compressions_; }  // for tests: misses that compressed
   uint64_t bytes() const { return bytes_; }
   void clear();
@@ -56,7 +57,8 @@ class CompressCache {
     uint64_t size = 0;
     int64_t mtime = 0;
     int level = 0;
-    std::shared_ptr<FileEntry> entry;  // nullptr: compressing did not pay off
+    std::shared_ptr<FileEntry> entry;  // nullptr: compressing failed
+    bool smaller = false;              // entry is smaller than the file
   };
   void evictTo(uint64_t budget);
 

@@ -52,7 +52,7 @@ Representation selectRepresentation(Server& server, const std::shared_ptr<const 
       return r;
     }
     const int level = br ? cs.brotli_quality : cs.gzip_level;
-    std::shared_ptr<const FileEntry> packed = server.compressed().get(f, c, level, cs.cache_bytes);
+    std::shared_ptr<const FileEntry> packed = server.compressed().get(f, c, level, cs.cache_bytes, !identity_ok);
     if (packed) {
       r.entry = std::move(packed);
       r.coding = c;
