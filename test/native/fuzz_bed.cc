@@ -198,13 +198,6 @@ void FakeApp::onAppDrain(uint32_t id) {
   FUZZ_CHECK(e != nullptr && !e->closed);
 }
 
-void FakeApp::onAccessLog(std::vector<AccessRecord>& records) {
-  for (const AccessRecord& r : records) {
-    FUZZ_CHECK(r.status >= 100 && r.status <= 599);
-    FUZZ_CHECK(!r.method.empty());
-  }
-}
-
 void FakeApp::begin(Exchange& e, int status, std::string_view reason, std::vector<std::string> headers) {
   const uint32_t id = e.id;
   e.begun = true;

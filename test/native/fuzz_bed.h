@@ -61,7 +61,6 @@ class FakeApp final : public ServerEvents {
   void onAppBody(uint32_t id, const char* data, size_t len, bool end) override;
   void onAppClose(uint32_t id) override;
   void onAppDrain(uint32_t id) override;
-  void onAccessLog(std::vector<AccessRecord>& records) override;
   void onLog(LogLevel, const std::string&) override {}
 
  private:
