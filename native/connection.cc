@@ -290,9 +290,6 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
     respondError(info.status, false);  // framing or limits broken: close after answering
     return;
   }
-  if (info.expect_continue && !req_.body_done && head.minor_version == 1) {
-    out_.append("HTTP/1.1 100 Continue\r\n\r\n");
-  }
   std::string_view path = originPath(head.target);
   if (int denied = accessStatus(path)) {  // before any file or script is touched
     in_begin_ += consumed;
@@ -305,10 +302,13 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
   if (int status = methodStatus(info.method, is_app); status != 0) {
     in_begin_ += consumed;
     // Kept alive only when the request ended with its head; a body we would have to
-    // skip leaves the stream unframed for us.
+    // skip leaves the stream unframed for us. No 100 Continue: the body is not wanted.
     respondError(status, keep_alive_ && req_.body_done,
                  status == 405 ? "This resource accepts GET, HEAD and POST." : "This method is not implemented.");
     return;
+  }
+  if (info.expect_continue && !req_.body_done && head.minor_version == 1) {
+    out_.append("HTTP/1.1 100 Continue\r\n\r\n");
   }
   if (is_app) {
     startApp(head, info.chunked ? -1 : static_cast<int64_t>(info.content_length));

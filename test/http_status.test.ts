@@ -231,6 +231,15 @@ for (const method of ['PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE']) {
   });
 }
 
+test('405 to PUT with Expect: 100-continue comes without a 100 (the body is not wanted), then close', async (t) => {
+  const c = await Conn.open({ port: site.srv.httpPort });
+  await c.write('PUT /hello.txt HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n');
+  const res = await c.readResponse();
+  assertError(t, res, 405);
+  t.regex(res.headers['connection'] ?? '', /^close$/i, describe(res));
+  c.destroy();
+});
+
 test('405 for OPTIONS * and CONNECT host:port', async (t) => {
   for (const line of ['OPTIONS * HTTP/1.1', 'CONNECT localhost:443 HTTP/1.1']) {
     const res = await expectError(t, `${line}\r\nHost: localhost\r\n\r\n`, 405);
