@@ -31,6 +31,7 @@
         "native/tls_identity.cc",
         "native/tls_client_verify.cc",
         "native/access_rules.cc",
+        "native/identity_addon.cc",
         "native/access_log.cc",
         "native/log_writer.cc",
         "native/log_writer_addon.cc"

@@ -8,6 +8,7 @@
 
 #include "cgi_output_addon.h"
 #include "connection.h"
+#include "identity_addon.h"
 #include "server.h"
 #include "pipe_reader.h"
 #include "response.h"
@@ -37,46 +38,6 @@ bool getBool(const Napi::Object& o, const char* key, bool fallback) {
   Napi::Value v = o.Get(key);
   if (v.IsUndefined() || v.IsNull()) return fallback;
   return v.ToBoolean().Value();
-}
-
-// Client-certificate keys of a config object (see TlsClientSpec in src/native.ts).
-void parseTlsClient(const Napi::Object& o, TlsOptions* t) {
-  std::string auth = getString(o, "tlsClientAuth", "off");
-  t->client_auth = auth == "require"  ? TlsOptions::ClientAuth::kRequire
-                   : auth == "optional" ? TlsOptions::ClientAuth::kOptional
-                                        : TlsOptions::ClientAuth::kOff;
-  t->client_ca = getString(o, "tlsClientCa");
-  t->crl = getString(o, "tlsCrl");
-  t->verify_depth = static_cast<int>(getNumber(o, "tlsVerifyDepth", 4));
-}
-
-// [{ path, any, allow: [[[attr, value], …], …] }] → rules (see AccessRuleSpec in src/native.ts).
-std::shared_ptr<const AccessRules> parseAccess(Napi::Env env, Napi::Value v) {
-  std::vector<AccessRule> rules;
-  if (v.IsUndefined() || v.IsNull()) return std::make_shared<AccessRules>();
-  if (!v.IsArray()) throw Napi::TypeError::New(env, "access rules must be an array");
-  Napi::Array arr = v.As<Napi::Array>();
-  for (uint32_t i = 0; i < arr.Length(); ++i) {
-    Napi::Object r = arr.Get(i).As<Napi::Object>();
-    AccessRule rule;
-    rule.prefix = getString(r, "path", "/");
-    rule.any_verified = getBool(r, "any", false);
-    Napi::Value allow = r.Get("allow");
-    if (allow.IsArray()) {
-      Napi::Array entries = allow.As<Napi::Array>();
-      for (uint32_t e = 0; e < entries.Length(); ++e) {
-        Napi::Array pairs = entries.Get(e).As<Napi::Array>();
-        std::vector<std::pair<std::string, std::string>> entry;
-        for (uint32_t p = 0; p < pairs.Length(); ++p) {
-          Napi::Array pair = pairs.Get(p).As<Napi::Array>();
-          entry.emplace_back(pair.Get(0u).ToString().Utf8Value(), pair.Get(1u).ToString().Utf8Value());
-        }
-        rule.allow.push_back(std::move(entry));
-      }
-    }
-    rules.push_back(std::move(rule));
-  }
-  return std::make_shared<AccessRules>(std::move(rules));
 }
 
 // config.compress (CompressSpec in src/native.ts; validated by src/config_compress.ts).
@@ -117,8 +78,8 @@ ServerConfig parseConfig(const Napi::Object& o) {
   c.tls.key_file = getString(o, "tlsKey");
   c.tls.cert_file = getString(o, "tlsCert");
   c.tls.resumption = getBool(o, "tlsResumption", true);
-  parseTlsClient(o, &c.tls);
-  c.access = parseAccess(o.Env(), o.Get("access"));
+  readTlsClientOptions(o, &c.tls);
+  c.access = readAccessRules(o.Env(), o.Get("access"));
   c.compress = parseCompress(o.Get("compress"));
   c.cgi_prefix = getString(o, "cgiPrefix", "/cgi");
   c.max_connections = static_cast<size_t>(getNumber(o, "maxConnections", 10000));
@@ -213,22 +174,7 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
     o.Set("tls", r.tls);
     o.Set("hasBody", r.has_body);
     o.Set("contentLength", static_cast<double>(r.content_length));
-    if (const ClientIdentity* id = r.identity) {
-      Napi::Object t = Napi::Object::New(env_);
-      t.Set("verify", id->verify_text);
-      t.Set("protocol", id->protocol);
-      t.Set("cipher", id->cipher);
-      if (!id->cert_pem.empty()) {
-        t.Set("subjectDn", id->subject_dn);
-        t.Set("subjectCn", id->subject_cn);
-        t.Set("issuerDn", id->issuer_dn);
-        t.Set("serial", id->serial_hex);
-        t.Set("notBefore", id->not_before);
-        t.Set("notAfter", id->not_after);
-        t.Set("certPem", id->cert_pem);
-      }
-      o.Set("tlsIdentity", t);
-    }
+    if (r.identity != nullptr) o.Set("tlsIdentity", identityToJs(env_, *r.identity));
     call(on_request_, {o});
   }
   void onAppBody(uint32_t id, const char* data, size_t len, bool end) override {
@@ -341,13 +287,13 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
     TlsOptions o = server_->config().tls;
     o.key_file = info[0].ToString().Utf8Value();
     o.cert_file = info[1].ToString().Utf8Value();
-    if (info.Length() > 2 && info[2].IsObject()) parseTlsClient(info[2].As<Napi::Object>(), &o);
+    if (info.Length() > 2 && info[2].IsObject()) readTlsClientOptions(info[2].As<Napi::Object>(), &o);
     std::string error;
     if (!server_->reloadTls(o, &error)) throw Napi::Error::New(info.Env(), error);
     return info.Env().Undefined();
   }
   Napi::Value setAccess(const Napi::CallbackInfo& info) {
-    server_->setAccessRules(parseAccess(info.Env(), info[0]));
+    server_->setAccessRules(readAccessRules(info.Env(), info[0]));
     return info.Env().Undefined();
   }
   Napi::Value accessStatus(const Napi::CallbackInfo& info) {
@@ -396,6 +342,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("Server", lisod::ServerWrap::define(env));
   lisod::initSys(env, exports);
   lisod::initSpawn(env, exports);
+  lisod::initIdentity(env, exports);
   lisod::initPipeReader(env, exports);
   lisod::initCgiOutput(env, exports);
   lisod::initLogs(env, exports);

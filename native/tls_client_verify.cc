@@ -11,7 +11,11 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include <time.h>
+
 #include <memory>
+
+#include "tls_identity.h"
 
 namespace lisod {
 namespace {
@@ -27,8 +31,9 @@ std::string reason() {
   return r != nullptr ? r : "unknown error";
 }
 
-// Adds every CRL of a PEM file to the store. Returns the count, or -1 (with *error).
-int loadCrls(X509_STORE* store, const std::string& path, std::string* error) {
+// Calls fn for every CRL of a PEM file. Returns the count, or -1 (with *error).
+template <typename Fn>
+int forEachCrl(const std::string& path, std::string* error, Fn fn) {
   std::unique_ptr<BIO, BioFree> bio(BIO_new_file(path.c_str(), "r"));
   if (!bio) {
     ERR_clear_error();
@@ -37,9 +42,9 @@ int loadCrls(X509_STORE* store, const std::string& path, std::string* error) {
   }
   int count = 0;
   while (X509_CRL* crl = PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr)) {
-    int ok = X509_STORE_add_crl(store, crl);
+    bool ok = fn(crl);
     X509_CRL_free(crl);
-    if (ok != 1) {
+    if (!ok) {
       *error = "tls_crl file '" + path + "': " + reason();
       return -1;
     }
@@ -81,7 +86,7 @@ bool configureClientVerify(SSL_CTX* ctx, const TlsOptions& o, std::string* error
   X509_STORE* store = SSL_CTX_get_cert_store(ctx);
   unsigned long flags = 0;  // never X509_V_FLAG_PARTIAL_CHAIN: the root must be a trust anchor
   if (!o.crl.empty()) {
-    if (loadCrls(store, o.crl, error) < 0) return false;
+    if (forEachCrl(o.crl, error, [store](X509_CRL* crl) { return X509_STORE_add_crl(store, crl) == 1; }) < 0) return false;
     // Every level of the chain needs a valid CRL from its issuer (else "unable to get CRL").
     flags |= X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
   }
@@ -96,6 +101,22 @@ bool configureClientVerify(SSL_CTX* ctx, const TlsOptions& o, std::string* error
   SSL_CTX_set_verify(ctx, mode, nullptr);
   ERR_clear_error();
   return true;
+}
+
+bool readCrlInfo(const std::string& path, std::vector<CrlInfo>* out, std::string* error) {
+  ERR_clear_error();
+  int n = forEachCrl(path, error, [out](X509_CRL* crl) {
+    CrlInfo info;
+    info.issuer = formatDn(X509_CRL_get_issuer(crl));
+    struct tm tm {};
+    if (const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl); next != nullptr && ASN1_TIME_to_tm(next, &tm) == 1) {
+      info.next_update = static_cast<int64_t>(timegm(&tm));
+    }
+    out->push_back(std::move(info));
+    return true;
+  });
+  ERR_clear_error();
+  return n >= 0;
 }
 
 }  // namespace lisod

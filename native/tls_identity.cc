@@ -24,14 +24,6 @@ std::string drain(BIO* bio) {
   return len > 0 ? std::string(data, static_cast<size_t>(len)) : std::string();
 }
 
-// RFC 2253/4514 order and escaping (most specific first), UTF-8 kept as is rather than
-// \XX-escaped (mod_ssl prints the same form with LegacyDNStringFormat off).
-std::string formatName(const X509_NAME* name) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || name == nullptr) return {};
-  X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
-  return drain(bio.get());
-}
 
 std::string entryText(const X509_NAME_ENTRY* e) {
   unsigned char* utf8 = nullptr;
@@ -68,6 +60,15 @@ std::string pem(X509* cert) {
 
 }  // namespace
 
+// RFC 2253/4514 order and escaping (most specific first), UTF-8 kept as is rather than
+// \XX-escaped (mod_ssl prints the same form with LegacyDNStringFormat off).
+std::string formatDn(const X509_NAME* name) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || name == nullptr) return {};
+  X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+  return drain(bio.get());
+}
+
 ClientIdentity readClientIdentity(SSL* ssl) {
   ERR_clear_error();
   ClientIdentity id;
@@ -88,8 +89,8 @@ ClientIdentity readClientIdentity(SSL* ssl) {
     id.verify_text = std::string("FAILED:") + X509_verify_cert_error_string(result);
   }
   const X509_NAME* subject = X509_get_subject_name(cert);
-  id.subject_dn = formatName(subject);
-  id.issuer_dn = formatName(X509_get_issuer_name(cert));
+  id.subject_dn = formatDn(subject);
+  id.issuer_dn = formatDn(X509_get_issuer_name(cert));
   for (int i = 0; i < X509_NAME_entry_count(subject); ++i) {
     const X509_NAME_ENTRY* e = X509_NAME_get_entry(subject, i);
     int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(e));

@@ -9,6 +9,7 @@
 #include <vector>
 
 typedef struct ssl_st SSL;
+typedef struct X509_name_st X509_NAME;
 
 namespace lisod {
 
@@ -31,6 +32,9 @@ struct ClientIdentity {
   // REMOTE_USER / access-log user: the CN when verified, else "".
   std::string_view user() const { return verified() ? std::string_view(subject_cn) : std::string_view(); }
 };
+
+// A distinguished name in RFC 4514 form, "CN=alice,O=Ops" (UTF-8 unescaped).
+std::string formatDn(const X509_NAME* name);
 
 // Contract: ssl has completed its handshake. Clears the OpenSSL error queue.
 ClientIdentity readClientIdentity(SSL* ssl);

@@ -5,7 +5,7 @@ import { X509Certificate } from 'node:crypto';
 import { isIdentityVariable } from './cgi_env.js';
 import { ConfigError, describe, type ConfigDraft, type DraftKey, type FileReader, type Origin } from './config_reader.js';
 import type { TlsClientSpec } from './native.js';
-import { parseCrls } from './pki/x509.js';
+import { native } from './native.js';
 
 export const kTlsClientKeys = ['tls_client_ca', 'tls_client_auth', 'tls_crl', 'tls_verify_depth'] as const;
 const kModes = ['off', 'optional', 'require'] as const;
@@ -69,7 +69,8 @@ function readFile(file: string, name: string, origin: Origin | null): string {
     return fs.readFileSync(file, 'latin1');
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new ConfigError(`${name} '${file}' cannot be read: ${err.code === 'ENOENT' ? 'no such file' : err.code === 'EACCES' ? 'permission denied' : err.message}`, origin);
+    throw new ConfigError(`${name} '${file}' cannot be read: ${err.code === 'ENOENT' ? 'no such file' : err.code === 'EACCES' ? 'permission denied' : err.message}`,
+      origin, err.code === 'ENOENT' ? 'lisod pki init DIR makes DIR/ca.crt and DIR/crl.pem' : undefined);
   }
 }
 
@@ -112,23 +113,23 @@ export function checkTlsClientFiles(c: TlsClientConfig | null, at: (key: DraftKe
     if (Date.parse(cert.validTo) < now) warnings.push(`tls_client_ca '${c.ca}': '${cert.subject.replaceAll('\n', ', ')}' expired on ${cert.validTo}`);
   }
   if (c.crl === null) return warnings;
-  const crlText = readFile(c.crl, 'tls_crl', at('tlsCrl'));
-  let crls;
+  readFile(c.crl, 'tls_crl', at('tlsCrl'));
+  let crls: Array<{ issuer: string; nextUpdate: number | null }>;
   try {
-    crls = parseCrls(crlText);
+    crls = native.crlInfo(c.crl); // OpenSSL, as the TLS context will read it
   } catch (e) {
-    throw new ConfigError(`tls_crl '${c.crl}' is not a PEM CRL file: ${(e as Error).message}`, at('tlsCrl'), 'lisod pki crl DIR writes one');
+    throw new ConfigError((e as Error).message, at('tlsCrl'));
   }
-  if (crls.length === 0) throw new ConfigError(`tls_crl '${c.crl}' holds no PEM CRL ("-----BEGIN X509 CRL-----")`, at('tlsCrl'), 'lisod pki crl DIR writes one');
   for (const crl of crls) {
     if (crl.nextUpdate === null) continue;
-    const left = crl.nextUpdate.getTime() - now;
+    const left = crl.nextUpdate - now;
+    const when = new Date(crl.nextUpdate).toISOString();
     if (left < 0) {
-      throw new ConfigError(`tls_crl '${c.crl}': the CRL of '${crl.issuer}' expired on ${crl.nextUpdate.toISOString()}; every client certificate would be refused`,
+      throw new ConfigError(`tls_crl '${c.crl}': the CRL of '${crl.issuer}' expired on ${when}; every client certificate would be refused`,
         at('tlsCrl'), 're-sign it (lisod pki crl DIR) and reload');
     }
     if (left < kCrlWarnMs) {
-      warnings.push(`tls_crl '${c.crl}': the CRL of '${crl.issuer}' expires on ${crl.nextUpdate.toISOString()}; re-sign it (lisod pki crl DIR) and reload before then`);
+      warnings.push(`tls_crl '${c.crl}': the CRL of '${crl.issuer}' expires on ${when}; re-sign it (lisod pki crl DIR) and reload before then`);
     }
   }
   return warnings;

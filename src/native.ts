@@ -170,6 +170,9 @@ export interface NativeAddon {
   // another process holds it, or an errno message naming the path.
   lockFile(path: string, content: string): number;
   unlockFile(fd: number): void;
+  // Every CRL of a PEM file as OpenSSL reads it for tls_crl: issuer (RFC 4514), nextUpdate
+  // (unix ms, null if absent). Throws Error with a message naming the file.
+  crlInfo(path: string): Array<{ issuer: string; nextUpdate: number | null }>;
   // LOCK_SH probe: true when another process holds the lock (status/stop).
   isLocked(path: string): boolean;
   // As root: chown the given existing files to user, initgroups, setgid, setuid, and

@@ -50,6 +50,7 @@ async function start(extra: LisodOptions['config'] = {}, env: NodeJS.ProcessEnv 
     www,
     cgi: path.join(repoRoot, 'test', 'cgi-scripts', 'identity.cgi'),
     env: { ...process.env, ...env },
+    startTimeoutMs: 30_000, // the whole suite runs in parallel on a shared 2-core machine
     config: {
       tls_client_ca: pki.caFile,
       tls_client_auth: 'optional',

@@ -117,7 +117,7 @@ test('CA and CRL files: unreadable, not a CRL and expired CRLs are errors; expir
   const missing = site(pki, 'tls_crl = "nope.pem"\n');
   t.throws(() => load(missing), { message: /tls_crl '.*nope\.pem' cannot be read: no such file/ });
   const notCrl = site(pki, `tls_crl = "${pki.caFile}"\n`);
-  t.throws(() => load(notCrl), { message: /tls_crl '.*root\.crt' holds no PEM CRL/ });
+  t.throws(() => load(notCrl), { message: /tls_crl file '.*root\.crt' holds no usable PEM CRL/ });
   const expired = site(pki, `tls_crl = "${pki.crlExpiredFile}"\n`);
   t.throws(() => load(expired), { message: /lisod\.conf:9: tls_crl '.*': the CRL of 'CN=lisod test client root' expired on .*every client certificate would be refused/ });
   const soon = load(site(pki, `tls_crl = "${pki.crlExpiringFile}"\n`)).warnings;
@@ -149,7 +149,7 @@ test('lisod -t: validates the client CA and CRL like a start would', async (t) =
   fs.writeFileSync(broken, '-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n');
   const bad = run(site(pki, `tls_crl = "${broken}"\n`));
   t.is(bad.status, 1);
-  t.regex(bad.stderr, /tls_crl '.*crl\.pem' is not a PEM CRL file/);
+  t.regex(bad.stderr, /tls_crl file '.*crl\.pem' holds no usable PEM CRL/);
 });
 
 test('warnings: a CA while client certificates are off; identity names under [cgi]', (t) => {

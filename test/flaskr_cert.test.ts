@@ -32,6 +32,7 @@ function flaskr(data: string) {
 test.before(async () => {
   pki = await getClientPki();
   srv = await startLisod({
+    startTimeoutMs: 30_000,
     config: { cgi: flaskr(tempDir('flaskr-cert-')), tls_client_ca: pki.caFile, tls_client_auth: 'optional', tls_crl: pki.crlFile },
   });
   started.push(srv);
@@ -88,6 +89,7 @@ test('Chromium logs into Flaskr with a client certificate from lisod pki (.p12)'
   t.is(issued.status, 0, issued.stderr);
   const passphrase = /password: (\S+)\)/.exec(issued.stdout)![1]!;
   const l = await startLisod({
+    startTimeoutMs: 30_000,
     tls: { key: path.join(ca, 'issued', 'localhost.key'), cert: path.join(ca, 'issued', 'localhost.crt') },
     config: {
       cgi: flaskr(tempDir('flaskr-cert-browser-')), tls_client_ca: path.join(ca, 'ca.crt'), tls_client_auth: 'require',

@@ -1,5 +1,5 @@
-// The X.509 library behind lisod pki and the CRL checks of the config: @peculiar/x509 on
-// Node's WebCrypto, loaded on first use (start-up without client certificates never pays).
+// The X.509 library behind lisod pki: @peculiar/x509 on Node's WebCrypto, loaded on first
+// use (the server itself never loads it: its CRL checks go through OpenSSL in the addon).
 import { createRequire } from 'node:module';
 import { webcrypto } from 'node:crypto';
 
@@ -16,30 +16,6 @@ export function x509(): X509 {
     loaded.cryptoProvider.set(webcrypto as unknown as Crypto);
   }
   return loaded;
-}
-
-const kCrlBlock = /-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----/g;
-
-export interface CrlSummary {
-  issuer: string;
-  thisUpdate: Date;
-  nextUpdate: Date | null;
-  revokedSerials: string[]; // lower-case hex
-}
-
-/** Every CRL of a PEM file (OpenSSL's "X509 CRL" armour). Throws on a broken block. */
-export function parseCrls(pemText: string): CrlSummary[] {
-  const lib = x509();
-  return (pemText.match(kCrlBlock) ?? []).map((block) => {
-    const body = block.replace(/-----(BEGIN|END) X509 CRL-----/g, '').replace(/\s+/g, '');
-    const crl = new lib.X509Crl(Buffer.from(body, 'base64'));
-    return {
-      issuer: crl.issuer,
-      thisUpdate: crl.thisUpdate,
-      nextUpdate: crl.nextUpdate ?? null,
-      revokedSerials: crl.entries.map((e) => e.serialNumber.toLowerCase()),
-    };
-  });
 }
 
 /** PEM with the given label, 64 columns (what OpenSSL writes and reads). */
