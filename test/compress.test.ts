@@ -9,6 +9,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { exchange1, get, sha256, type HttpResponse } from './helpers/client.js';
 import { describe } from './helpers/assert.js';
+import { getClientPki } from './helpers/client_pki.js';
 import { setMtime } from './helpers/docroot.js';
 import { runLisodExpectFailure, startLisod, type Lisod } from './helpers/lisod.js';
 
@@ -22,6 +23,7 @@ const png = Buffer.concat([Buffer.from('89504e470d0a1a0a', 'hex'), Buffer.alloc(
 const cached = Buffer.from('A'.repeat(8000));
 
 let srv: Lisod;
+let guarded: Lisod; // the same files with [[access]] on /private/
 let www: string;
 let outside: string;
 const files = new Map<string, Buffer>();
@@ -49,11 +51,22 @@ test.before(async () => {
   put('leak.js', appJs);
   fs.writeFileSync(path.join(outside, 'leak.js.gz'), zlib.gzipSync(Buffer.from('secret outside the root')));
   fs.symlinkSync(path.join(outside, 'leak.js.gz'), path.join(www, 'leak.js.gz'));
-  srv = await startLisod({ www });
+  fs.mkdirSync(path.join(www, 'private'));
+  put('pub.js', appJs);
+  put('private/pub.js.gz', zlib.gzipSync(Buffer.from('protected bytes')), kMtime + 5);
+  fs.symlinkSync(path.join(www, 'private', 'pub.js.gz'), path.join(www, 'pub.js.gz'));
+  [srv, guarded] = await Promise.all([
+    startLisod({ www }),
+    getClientPki().then((pki) => startLisod({
+      www,
+      startTimeoutMs: 30_000,
+      config: { tls_client_ca: pki.caFile, tls_client_auth: 'optional', access: [{ path: '/private/', allow: ['O=Ops'] }] },
+    })),
+  ]);
 });
 
 test.after.always(async () => {
-  await srv?.stop();
+  await Promise.all([srv?.stop(), guarded?.stop()]);
   fs.rmSync(www, { recursive: true, force: true });
   fs.rmSync(outside, { recursive: true, force: true });
 });
@@ -253,6 +266,15 @@ test('a sibling older than its file, or one outside the root, is not used', asyn
   const leak = await fetch1(get('/leak.js', 'Accept-Encoding: gzip\r\n'));
   t.is(leak.headers['content-encoding'], 'gzip');
   t.is(sha256(decoded(leak)), sha256(appJs), 'not the symlinked file outside the root');
+});
+
+test('[[access]] applies to a sibling\'s resolved path: a protected one is not used', async (t) => {
+  const res = await exchange1(get('/pub.js', 'Accept-Encoding: gzip\r\n'), { port: guarded.httpPort });
+  t.is(res.status, 200, describe(res));
+  t.is(res.headers['etag'], etagOf(kMtime, appJs.length, '-gz6'), 'compressed on the fly, not the sibling');
+  t.is(sha256(decoded(res)), sha256(appJs));
+  const open = await fetch1(get('/pub.js', 'Accept-Encoding: gzip\r\n'));
+  t.is(decoded(open).toString(), 'protected bytes', 'without the rule the sibling is used (the control)');
 });
 
 // ---- the cache -------------------------------------------------------------------------
