@@ -21,6 +21,8 @@ const style = Buffer.from('body { color: #333; }\n'.repeat(300));
 const small = Buffer.from('tiny text\n');
 const png = Buffer.concat([Buffer.from('89504e470d0a1a0a', 'hex'), Buffer.alloc(4000, 7)]);
 const cached = Buffer.from('A'.repeat(8000));
+// Above the open-file cache's in-memory size: compressed from the descriptor, then sent from memory.
+const big = Buffer.from(Array.from({ length: 12000 }, (_, i) => `line ${i} of a larger text file\n`).join(''));
 
 let srv: Lisod;
 let guarded: Lisod; // the same files with [[access]] on /private/
@@ -48,6 +50,7 @@ test.before(async () => {
   put('small.txt', small);
   put('image.png', png);
   put('cached.txt', cached);
+  put('big.txt', big);
   put('leak.js', appJs);
   fs.writeFileSync(path.join(outside, 'leak.js.gz'), zlib.gzipSync(Buffer.from('secret outside the root')));
   fs.symlinkSync(path.join(outside, 'leak.js.gz'), path.join(www, 'leak.js.gz'));
@@ -158,6 +161,20 @@ for (const tls of [false, true]) {
     });
   }
 }
+
+test('a file too large to be held by the open-file cache is compressed from its descriptor', async (t) => {
+  for (const coding of ['gzip', 'br']) {
+    for (const tls of [false, true]) {
+      const res = await fetch1(get('/big.txt', `Accept-Encoding: ${coding}\r\n`), tls);
+      t.is(res.status, 200, describe(res));
+      t.is(res.headers['content-encoding'], coding);
+      t.is(Number(res.headers['content-length']), res.body.length);
+      t.is(sha256(decoded(res)), sha256(big), `${coding} over ${tls ? 'HTTPS' : 'HTTP'}`);
+    }
+  }
+  const plain = await fetch1(get('/big.txt'));
+  t.is(sha256(plain.body), sha256(big), 'identity still sent with sendfile from the file');
+});
 
 test('q-values decide: br;q=0.5, gzip;q=1 → gzip; both q=0 → identity; * → br', async (t) => {
   const cases: Array<[string, string | undefined]> = [
