@@ -58,13 +58,14 @@ test.before(async () => {
   put('pub.js', appJs);
   put('private/pub.js.gz', zlib.gzipSync(Buffer.from('protected bytes')), kMtime + 5);
   fs.symlinkSync(path.join(www, 'private', 'pub.js.gz'), path.join(www, 'pub.js.gz'));
-  [srv, guarded] = await Promise.all([
-    startLisod({ www }),
+  // Each is kept as soon as it runs, so the after hook stops it even if the other fails.
+  await Promise.all([
+    startLisod({ www }).then((l) => { srv = l; }),
     getClientPki().then((pki) => startLisod({
       www,
       startTimeoutMs: 30_000,
       config: { tls_client_ca: pki.caFile, tls_client_auth: 'optional', access: [{ path: '/private/', allow: ['O=Ops'] }] },
-    })),
+    })).then((l) => { guarded = l; }),
   ]);
 });
 
