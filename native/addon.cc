@@ -40,6 +40,27 @@ bool getBool(const Napi::Object& o, const char* key, bool fallback) {
   return v.ToBoolean().Value();
 }
 
+// config.compress (CompressSpec in src/native.ts; validated by src/config_compress.ts).
+CompressSettings parseCompress(Napi::Value v) {
+  CompressSettings c;
+  if (!v.IsObject()) return c;
+  Napi::Object o = v.As<Napi::Object>();
+  c.on_the_fly = getBool(o, "onTheFly", c.on_the_fly);
+  c.precompressed = getBool(o, "precompressed", c.precompressed);
+  c.min_bytes = static_cast<uint64_t>(getNumber(o, "minBytes", static_cast<double>(c.min_bytes)));
+  c.max_bytes = static_cast<uint64_t>(getNumber(o, "maxBytes", static_cast<double>(c.max_bytes)));
+  c.cache_bytes = static_cast<uint64_t>(getNumber(o, "cacheBytes", static_cast<double>(c.cache_bytes)));
+  c.gzip_level = static_cast<int>(getNumber(o, "gzipLevel", c.gzip_level));
+  c.brotli_quality = static_cast<int>(getNumber(o, "brotliQuality", c.brotli_quality));
+  Napi::Value types = o.Get("types");
+  if (types.IsArray()) {
+    Napi::Array a = types.As<Napi::Array>();
+    c.types.clear();
+    for (uint32_t i = 0; i < a.Length(); ++i) c.types.push_back(a.Get(i).ToString().Utf8Value());
+  }
+  return c;
+}
+
 ServerConfig parseConfig(const Napi::Object& o) {
   ServerConfig c;
   Napi::Value ls = o.Get("listeners");
@@ -69,6 +90,7 @@ ServerConfig parseConfig(const Napi::Object& o) {
   } else {
     c.app_prefixes = {getString(o, "cgiPrefix", "/cgi")};
   }
+  c.compress = parseCompress(o.Get("compress"));
   c.max_connections = static_cast<size_t>(getNumber(o, "maxConnections", 10000));
   c.max_line = static_cast<size_t>(getNumber(o, "maxLineBytes", 8192));
   c.max_head = static_cast<size_t>(getNumber(o, "maxHeaderBytes", 65536));

@@ -68,6 +68,8 @@ class Connection {
     uint64_t body_left = 0;     // Content-Length bytes still to read
     bool body_done = true;
     std::string target, ims, range;
+    std::string if_none_match, if_match, if_unmodified_since, if_range, accept_encoding;
+    bool post = false;
     // access log
     std::string method, version, referer, user_agent;
     std::string user;  // %u: the authenticated user (e.g. a verified client CN); empty = "-"

@@ -15,6 +15,12 @@ void Connection::serveStatic() {
   q.target = req_.target;
   q.if_modified_since = req_.ims;
   q.range = req_.range;
+  q.if_none_match = req_.if_none_match;
+  q.if_match = req_.if_match;
+  q.if_unmodified_since = req_.if_unmodified_since;
+  q.if_range = req_.if_range;
+  q.accept_encoding = req_.accept_encoding;
+  q.get_or_head = !req_.post;
   q.identity = transport_->identity();
   sendPlan(planStatic(*server_, q), keep_alive_);
 }

@@ -19,9 +19,7 @@ FileLookup FileCache::lookup(std::string_view target_path, uint64_t now_ms) {
   if (it != map_.end()) {
     FileEntry& e = *it->second;
     if (now_ms - e.checked_ms < kValidMs) return {0, {}, it->second};
-    struct stat st;
-    if (::stat(e.path.c_str(), &st) == 0 && st.st_dev == e.dev && st.st_ino == e.ino &&
-        static_cast<uint64_t>(st.st_size) == e.size && st.st_mtim.tv_sec == e.mtime) {
+    if (unchanged(e)) {
       e.checked_ms = now_ms;
       return {0, {}, it->second};
     }
@@ -42,14 +40,33 @@ FileLookup FileCache::load(std::string_view target_path, uint64_t now_ms) {
     out.status = rp.status;
     return out;
   }
-  auto e = std::make_shared<FileEntry>();
-  e->fd = ::open(rp.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  struct stat st;
-  if (e->fd < 0 || ::fstat(e->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    out.status = errno == EACCES ? 403 : 404;
+  int status = 0;
+  std::shared_ptr<FileEntry> e = open(std::move(rp.path), now_ms, &status);
+  if (!e) {
+    out.status = status;
     return out;
   }
-  e->path = std::move(rp.path);
+  if (map_.size() >= kMaxEntries) map_.clear();  // crude bound; a full reload costs one miss each
+  map_.emplace(std::string(target_path), e);
+  out.entry = std::move(e);
+  return out;
+}
+
+bool FileCache::unchanged(const FileEntry& e) {
+  struct stat st;
+  return ::stat(e.path.c_str(), &st) == 0 && st.st_dev == e.dev && st.st_ino == e.ino &&
+         static_cast<uint64_t>(st.st_size) == e.size && st.st_mtim.tv_sec == e.mtime;
+}
+
+std::shared_ptr<FileEntry> FileCache::open(std::string real_path, uint64_t now_ms, int* status) {
+  auto e = std::make_shared<FileEntry>();
+  e->fd = ::open(real_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  struct stat st;
+  if (e->fd < 0 || ::fstat(e->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    *status = errno == EACCES ? 403 : 404;
+    return nullptr;
+  }
+  e->path = std::move(real_path);
   e->size = static_cast<uint64_t>(st.st_size);
   e->mtime = st.st_mtim.tv_sec;
   e->dev = st.st_dev;
@@ -68,10 +85,30 @@ FileLookup FileCache::load(std::string_view target_path, uint64_t now_ms) {
       e->content.clear();
     }
   }
-  if (map_.size() >= kMaxEntries) map_.clear();  // crude bound; a full reload costs one miss each
-  map_.emplace(std::string(target_path), e);
-  out.entry = std::move(e);
-  return out;
+  return e;
+}
+
+std::shared_ptr<const FileEntry> FileCache::sibling(const FileEntry& original, std::string_view suffix,
+                                                    uint64_t now_ms) {
+  std::string key = original.path;
+  key.append(suffix);
+  auto it = siblings_.find(key);
+  if (it != siblings_.end()) {
+    Sibling& s = it->second;
+    if (now_ms - s.checked_ms < kValidMs) return s.entry;
+    if (s.entry && unchanged(*s.entry)) {
+      s.checked_ms = now_ms;
+      return s.entry;
+    }
+    siblings_.erase(it);
+  }
+  std::string real;
+  std::shared_ptr<FileEntry> e;
+  int status = resolveFilePath(root_, key, &real);
+  if (status == 0) e = open(std::move(real), now_ms, &status);
+  if (siblings_.size() >= kMaxEntries) siblings_.clear();
+  siblings_[std::move(key)] = Sibling{e, now_ms};
+  return e;
 }
 
 }  // namespace lisod

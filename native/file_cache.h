@@ -47,10 +47,18 @@ class FileCache {
   explicit FileCache(std::string root) : root_(std::move(root)) {}
   // target_path: the request-target's path (no query). now_ms: a monotonic clock.
   FileLookup lookup(std::string_view target_path, uint64_t now_ms);
-  void clear() { map_.clear(); }
+  // The file at original.path + suffix (".br", ".gz": a precompressed sibling), under the
+  // same rules as a requested file (inside the root after realpath, regular, readable), or
+  // nullptr. Absence is remembered for kValidMs too, so files without siblings cost one
+  // hash lookup per request, not a stat.
+  std::shared_ptr<const FileEntry> sibling(const FileEntry& original, std::string_view suffix, uint64_t now_ms);
+  void clear() { map_.clear(); siblings_.clear(); }
 
  private:
   FileLookup load(std::string_view target_path, uint64_t now_ms);
+  // Opens a resolved path into a new entry; nullptr with *status 403/404 on failure.
+  std::shared_ptr<FileEntry> open(std::string real_path, uint64_t now_ms, int* status);
+  static bool unchanged(const FileEntry& e);
 
   // Transparent hash: lookups by string_view allocate nothing on the request path.
   struct PathHash {
@@ -60,6 +68,11 @@ class FileCache {
 
   std::string root_;
   std::unordered_map<std::string, std::shared_ptr<FileEntry>, PathHash, std::equal_to<>> map_;
+  struct Sibling {
+    std::shared_ptr<FileEntry> entry;  // nullptr: there is none
+    uint64_t checked_ms = 0;
+  };
+  std::unordered_map<std::string, Sibling> siblings_;  // by original path + suffix
 };
 
 }  // namespace lisod

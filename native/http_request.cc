@@ -66,7 +66,8 @@ bool startsWithIgnoreCase(std::string_view s, std::string_view prefix) {
 }
 
 enum class Field { kOther, kHost, kContentLength, kTransferEncoding, kConnection, kExpect,
-                   kIfModifiedSince, kRange };
+                   kIfModifiedSince, kRange, kIfNoneMatch, kIfMatch, kIfUnmodifiedSince, kIfRange,
+                   kAcceptEncoding };
 
 Field fieldOf(std::string_view name) {
   switch (name.size()) {
@@ -79,8 +80,21 @@ Field fieldOf(std::string_view name) {
     case 6:
       if (equalsIgnoreCase(name, "expect")) return Field::kExpect;
       break;
+    case 8:
+      if (equalsIgnoreCase(name, "if-match")) return Field::kIfMatch;
+      if (equalsIgnoreCase(name, "if-range")) return Field::kIfRange;
+      break;
     case 10:
       if (equalsIgnoreCase(name, "connection")) return Field::kConnection;
+      break;
+    case 13:
+      if (equalsIgnoreCase(name, "if-none-match")) return Field::kIfNoneMatch;
+      break;
+    case 15:
+      if (equalsIgnoreCase(name, "accept-encoding")) return Field::kAcceptEncoding;
+      break;
+    case 19:
+      if (equalsIgnoreCase(name, "if-unmodified-since")) return Field::kIfUnmodifiedSince;
       break;
     case 14:
       if (equalsIgnoreCase(name, "content-length")) return Field::kContentLength;
@@ -183,6 +197,21 @@ RequestInfo classifyRequest(const RequestHead& head, uint64_t max_body) {
         break;
       case Field::kRange:
         if (info.range.empty()) info.range = h.value;
+        break;
+      case Field::kIfNoneMatch:
+        if (info.if_none_match.empty()) info.if_none_match = h.value;
+        break;
+      case Field::kIfMatch:
+        if (info.if_match.empty()) info.if_match = h.value;
+        break;
+      case Field::kIfUnmodifiedSince:
+        if (info.if_unmodified_since.empty()) info.if_unmodified_since = h.value;
+        break;
+      case Field::kIfRange:
+        if (info.if_range.empty()) info.if_range = h.value;
+        break;
+      case Field::kAcceptEncoding:
+        if (info.accept_encoding.empty()) info.accept_encoding = h.value;
         break;
       case Field::kOther:
         break;

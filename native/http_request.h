@@ -27,6 +27,8 @@ struct RequestInfo {
                               // (RFC 9112 §3.2.2), else the Host value (empty: 1.0 without)
   std::string_view if_modified_since;
   std::string_view range;
+  // Conditional and negotiation fields for static files (first occurrence of each).
+  std::string_view if_none_match, if_match, if_unmodified_since, if_range, accept_encoding;
 };
 
 // Classifies a parsed head. Rules (status in RequestInfo.status):

@@ -7,7 +7,9 @@
 #include <cstring>
 
 #include "response.h"
+#include "conditional.h"
 #include "server.h"
+#include "static_coding.h"
 #include "static_file.h"
 
 namespace lisod {
@@ -59,25 +61,39 @@ ResponsePlan planStatic(Server& server, const StaticQuery& q) {
   }
   if (found.status != 0) return planError(found.status);
   const FileEntry& f = *found.entry;
-  if (!server.accessRules().empty()) {
-    // The resolved file is checked too: a symlink in a public directory must not expose a
-    // protected one.
-    const std::string& root = server.config().root;
-    std::string_view real = root == "/" ? std::string_view(f.path) : std::string_view(f.path).substr(root.size());
-    if (server.accessRules().checkNormalized(real, q.identity) != 0) return planError(403);
+  // The resolved file is checked too: a symlink in a public directory must not expose a
+  // protected one.
+  if (!accessAllowsFile(server, f, q.identity)) return planError(403);
+  Representation rep = selectRepresentation(server, found.entry, q);
+  if (rep.coding == Coding::kNone) {
+    ResponsePlan e = planError(406, "No acceptable content coding: this file is available as identity"
+                                    " and, where listed, br or gzip.");
+    if (rep.vary) e.headers.emplace_back("Vary", "Accept-Encoding");
+    return e;
   }
+  const FileEntry& r = *rep.entry;
   ResponsePlan p;
-  uint64_t first = 0, last = f.size == 0 ? 0 : f.size - 1, length = f.size;
-  if (!q.if_modified_since.empty()) {
-    // RFC 9110 §13.1.3: the file is unmodified when its mtime is not after the date.
-    int64_t since = parseHttpDate(q.if_modified_since);
-    if (since >= 0 && f.mtime <= since) p.status = 304;
+  Preconditions pre;
+  pre.if_match = q.if_match;
+  pre.if_none_match = q.if_none_match;
+  pre.if_modified_since = q.if_modified_since;
+  pre.if_unmodified_since = q.if_unmodified_since;
+  pre.get_or_head = q.get_or_head;
+  Precondition verdict = evaluatePreconditions(pre, rep.etag, f.mtime);
+  if (verdict == Precondition::kFailed) {
+    ResponsePlan e = planError(412, "A precondition of the request does not hold for the current file.");
+    e.headers.emplace_back("ETag", rep.etag);
+    if (rep.vary) e.headers.emplace_back("Vary", "Accept-Encoding");
+    return e;
   }
-  if (p.status == 200 && !q.range.empty()) {
-    RangeResult rr = parseRange(q.range, f.size, &first, &last);
+  if (verdict == Precondition::kNotModified) p.status = 304;
+  uint64_t first = 0, last = r.size == 0 ? 0 : r.size - 1, length = r.size;
+  const bool ranges = rep.coding == Coding::kIdentity;
+  if (p.status == 200 && ranges && !q.range.empty() && ifRangeAllows(q.if_range, rep.etag, f.mtime)) {
+    RangeResult rr = parseRange(q.range, r.size, &first, &last);
     if (rr == RangeResult::kUnsatisfiable) {
       ResponsePlan e = planError(416, "The requested range is not satisfiable.");
-      e.headers.emplace_back("Content-Range", "bytes */" + std::to_string(f.size));
+      e.headers.emplace_back("Content-Range", "bytes */" + std::to_string(r.size));
       return e;
     }
     if (rr == RangeResult::kOk) {
@@ -86,17 +102,20 @@ ResponsePlan planStatic(Server& server, const StaticQuery& q) {
     }
   }
   p.headers.emplace_back("Content-Type", std::string(f.mime));
+  if (rep.coding != Coding::kIdentity) p.headers.emplace_back("Content-Encoding", std::string(codingName(rep.coding)));
   p.headers.emplace_back("Last-Modified", std::string(f.last_modified, 29));
-  p.headers.emplace_back("Accept-Ranges", "bytes");
+  p.headers.emplace_back("ETag", rep.etag);
+  if (rep.vary) p.headers.emplace_back("Vary", "Accept-Encoding");
+  if (ranges) p.headers.emplace_back("Accept-Ranges", "bytes");
   if (p.status == 206) {
     p.headers.emplace_back("Content-Range", "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" +
-                                                std::to_string(f.size));
+                                                std::to_string(r.size));
   }
   if (p.status == 304) {
     p.send_length = false;
     return p;
   }
-  p.file = found.entry;  // keeps the descriptor open while the body goes out
+  p.file = std::move(rep.entry);  // keeps the descriptor open while the body goes out
   p.offset = first;
   p.length = length;
   return p;

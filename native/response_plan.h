@@ -37,11 +37,15 @@ struct ResponsePlan {
 struct StaticQuery {
   std::string_view target;  // origin-form, with any query
   std::string_view if_modified_since, range;
+  std::string_view if_none_match, if_match, if_unmodified_since, if_range, accept_encoding;
+  bool get_or_head = true;  // false for a POST answered like GET (If-None-Match → 412)
   const ClientIdentity* identity = nullptr;
 };
 
-// 200/206/304/416 for a file, 301 for a directory without '/', or an error (400/403/404).
-// RFC 9110 §13.1.3 (If-Modified-Since), §14.2 (Range).
+// 200/206/304/412/416 for a file, 301 for a directory without '/', 406 when the client
+// refuses every coding there is, or an error (400/403/404). Negotiates the content coding
+// first (static_coding.cc), then the preconditions against the chosen representation's
+// ETag (RFC 9110 §13.2.2), then Range (§14.2; If-Range §13.1.5).
 ResponsePlan planStatic(Server& server, const StaticQuery& q);
 // A small HTML page for status (405 carries Allow: GET, HEAD, POST); detail is escaped.
 ResponsePlan planError(int status, std::string_view detail = {});

@@ -12,6 +12,7 @@
 
 #include "access_log.h"
 #include "access_rules.h"
+#include "compress_cache.h"
 #include "file_cache.h"
 #include "log_writer.h"
 #include "tls_context.h"
@@ -48,6 +49,7 @@ struct ServerConfig {
   uint32_t h2_max_streams = 128;  // SETTINGS_MAX_CONCURRENT_STREAMS (tls.http2 turns h2 on)
   bool reuse_port = false;  // SO_REUSEPORT: several event loops (workers) accept on one port
   std::shared_ptr<const AccessRules> access = std::make_shared<AccessRules>();  // [[access]]
+  CompressSettings compress;  // [compress]: content codings of static files
 };
 
 // A request handed to the application (the /cgi/ prefix). Strings are copies.
@@ -118,6 +120,7 @@ class Server {
   SSL_CTX* tlsContext() const { return tls_ ? tls_->get() : nullptr; }
   uint64_t nowMs() const { return uv_now(loop_); }
   FileCache& files() { return files_; }
+  CompressCache& compressed() { return compressed_; }
   static constexpr size_t kScratchBytes = 16384;
   char* scratch() { return scratch_.get(); }  // read buffer lent to idle connections
   const char* httpDate();  // cached IMF-fixdate for the current second
@@ -153,6 +156,7 @@ class Server {
   ServerEvents* events_;
   std::unique_ptr<TlsContext> tls_;
   FileCache files_;
+  CompressCache compressed_;
   std::unique_ptr<char[]> scratch_{new char[kScratchBytes]};
   std::vector<std::unique_ptr<Listener>> listeners_;
   Connection* head_ = nullptr;  // intrusive list of live connections

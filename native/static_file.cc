@@ -132,6 +132,15 @@ int checkFile(const std::string& path, const struct stat& st) {
 
 bool normalizeDecodedPath(std::string_view path, std::string* out) { return normalizePath(path, out); }
 
+int resolveFilePath(const std::string& root_path, const std::string& path, std::string* real) {
+  std::string_view root = root_path;
+  while (root.size() > 1 && root.back() == '/') root.remove_suffix(1);
+  if (int status = realInside(root, path, real); status != 0) return status;
+  struct stat st;
+  if (::stat(real->c_str(), &st) != 0) return errno == EACCES ? 403 : 404;
+  return checkFile(*real, st);
+}
+
 std::string_view originPath(std::string_view target) {
   for (std::string_view scheme : {std::string_view("http://"), std::string_view("https://")}) {
     if (startsWithIgnoreCase(target, scheme)) {

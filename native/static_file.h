@@ -30,6 +30,11 @@ std::string_view originPath(std::string_view target);
 // - only regular files are served; unreadable or not regular (fifo, device) → 403.
 ResolvedPath resolveStaticPath(const std::string& root, std::string_view target_path);
 
+// A file by file-system path (e.g. a precompressed sibling "<resolved>.gz"): realpath'd
+// into *real and accepted only inside root as a regular, readable file. 0, else 403/404
+// as resolveStaticPath answers.
+int resolveFilePath(const std::string& root, const std::string& path, std::string* real);
+
 // Removes dot segments and empty segments (RFC 3986 §5.2.4) from an absolute, already
 // percent-decoded path, as resolveStaticPath does. False when ".." would climb above "/".
 bool normalizeDecodedPath(std::string_view path, std::string* out);

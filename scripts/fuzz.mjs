@@ -1,7 +1,8 @@
 // Builds and runs the libFuzzer targets in test/native (clang, -fsanitize=fuzzer,address,
 // undefined): parser (pure request parsing), connection (the connection state machine over
 // a fake transport), tls (lisod's TLS context and transport fed client bytes), cgi_output
-// (the CGI response head parser), h2 (the HTTP/2 session fed arbitrary frames).
+// (the CGI response head parser), h2 (the HTTP/2 session fed arbitrary frames), encoding
+// (Accept-Encoding, entity-tag lists, preconditions).
 //
 //   node scripts/fuzz.mjs [all|TARGET…] [SECONDS=60] [--quiet] [libFuzzer flags…]
 //
@@ -24,16 +25,17 @@ const objDir = join(buildDir, 'obj');
 const native = (...names) => names.map((n) => join(nativeDir, `${n}.cc`));
 const pure = ['http_parser', 'http_request', 'chunked', 'static_file', 'http_date', 'mime'];
 const connection = [...pure, 'connection', 'connection_app', 'connection_static', 'connection_h2', 'h2_session', 'response_plan', 'server', 'transport',
-  'tls_context', 'response', 'file_cache', 'tls_identity', 'tls_client_verify', 'access_rules', 'access_log', 'log_writer'];
+  'tls_context', 'response', 'file_cache', 'static_coding', 'conditional', 'accept_encoding', 'compress_cache', 'access_rules', 'access_log', 'log_writer',
+  'tls_identity', 'tls_client_verify'];
 const targets = {
   parser: { sources: [join(testDir, 'fuzz_parser.cc'), ...native(...pure)], maxLen: 4096, dict: 'fuzz_http.dict' },
   connection: {
     sources: [join(testDir, 'fuzz_connection.cc'), join(testDir, 'fuzz_bed.cc'), ...native(...connection)],
-    libs: ['-luv', '-lssl', '-lcrypto', '-lnghttp2'], maxLen: 8192, dict: 'fuzz_http.dict',
+    libs: ['-luv', '-lssl', '-lcrypto', '-lnghttp2', '-lz', '-lbrotlienc'], maxLen: 8192, dict: 'fuzz_http.dict',
   },
   tls: {
     sources: [join(testDir, 'fuzz_tls.cc'), join(testDir, 'fuzz_bed.cc'), ...native(...connection)],
-    libs: ['-luv', '-lssl', '-lcrypto', '-lnghttp2'], maxLen: 8192,
+    libs: ['-luv', '-lssl', '-lcrypto', '-lnghttp2', '-lz', '-lbrotlienc'], maxLen: 8192,
     // OpenSSL's caches make nearly every input allocate more than it frees, and the
     // per-input LeakSanitizer scan that triggers costs 7x the rate: leaks are checked
     // once, at exit, instead (the connection target checks the same code per input).
@@ -42,7 +44,11 @@ const targets = {
   h2: {
     // The system libnghttp2 stands in for Node's copy (same API; Debian's headers).
     sources: [join(testDir, 'fuzz_h2.cc'), join(testDir, 'fuzz_bed.cc'), ...native(...connection)],
-    libs: ['-luv', '-lssl', '-lcrypto', '-lnghttp2'], maxLen: 16384,
+    libs: ['-luv', '-lssl', '-lcrypto', '-lnghttp2', '-lz', '-lbrotlienc'], maxLen: 16384,
+  },
+  encoding: {
+    sources: [join(testDir, 'fuzz_encoding.cc'), ...native('accept_encoding', 'conditional', 'http_request', 'http_date', 'http_parser')],
+    maxLen: 1024,
   },
   cgi_output: {
     sources: [join(testDir, 'fuzz_cgi_output.cc'), ...native('cgi_output', 'http_parser', 'http_request')], maxLen: 4096,

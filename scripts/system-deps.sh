@@ -16,14 +16,14 @@ dry_run=${2:-}
 run_pkgs="openssl ca-certificates python3 python3-flask"
 run_why="openssl: the development certificate; python3-flask: Flaskr, the CGI app at /cgi/"
 # Needed to build the native addon from a checkout (a packed tarball carries a prebuilt one).
-build_pkgs="g++ make python3 libnghttp2-dev"
-build_why="g++, make, python3: node-gyp builds the native addon; libnghttp2-dev: its HTTP/2 headers (the library is Node's)"
+build_pkgs="g++ make python3 libnghttp2-dev libbrotli-dev"
+build_why="g++, make, python3: node-gyp builds the native addon; libnghttp2-dev, libbrotli-dev: its HTTP/2 and Brotli headers (the libraries are Node's)"
 # Needed by the test suite, beyond the above.
-test_pkgs="chromium libnss3-tools python3-cryptography curl systemd logrotate util-linux php-fpm php-cgi python3-h2 nghttp2-client libnghttp2-dev clang libclang-rt-14-dev libssl-dev libuv1-dev zlib1g-dev libbrotli-dev"
+test_pkgs="chromium libnss3-tools python3-cryptography curl systemd logrotate util-linux php-fpm php-cgi python3-h2 nghttp2-client libnghttp2-dev clang libclang-rt-14-dev libssl-dev libuv1-dev zlib1g-dev"
 test_why="chromium: Flaskr in a real browser; libnss3-tools: the README's dev-CA commands (certutil); python3-cryptography: test CAs, chains, CRLs; \
 curl, systemd (systemd-analyze), logrotate, util-linux (prlimit, setsid): service tests; \
 php-fpm, php-cgi: FastCGI peers; python3-h2, nghttp2-client, libnghttp2-dev: HTTP/2 client and headers; \
-clang, libclang-rt-14-dev, libssl-dev, libuv1-dev, zlib1g-dev, libbrotli-dev: the libFuzzer targets npm test runs (npm run fuzz too)"
+clang, libclang-rt-14-dev, libssl-dev, libuv1-dev, zlib1g-dev: the libFuzzer targets npm test runs (npm run fuzz too)"
 # Needed by `npm run bench`.
 bench_pkgs="wrk nginx lighttpd lighttpd-mod-openssl"
 bench_why="wrk, nginx, lighttpd, lighttpd-mod-openssl: benchmark peers"

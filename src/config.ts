@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { LisoArgs, PortOverrides } from './cli.js';
-import type { AccessRuleSpec, ListenerSpec, ServerConfig } from './native.js';
+import type { AccessRuleSpec, CompressSpec, ListenerSpec, ServerConfig } from './native.js';
 import { readCgiTable } from './config_cgi.js';
 import { readAccessTables } from './config_access.js';
 import { finishHttp2, kHttp2Keys, readHttp2Key, type Http2Config } from './config_http2.js';
@@ -14,6 +14,7 @@ import {
   checkTlsClientFiles, finishTlsClient, kTlsClientKeys, readTlsClientKey, tlsClientSpec, tlsClientWarnings, type TlsClientConfig,
 } from './config_tls_client.js';
 import { checkFastCgiPaths, finishFastCgi, readFastCgiArray, type FastCgiMount } from './config_fastcgi.js';
+import { kDefaultCompress, readCompress } from './config_compress.js';
 import { checkSpoolDir, finishSpool, kSpoolKeys, readSpoolKey, type SpoolConfig } from './config_spool.js';
 import {
   ConfigError, FileReader, describe, suggest, type ConfigDraft, type Draft, type DraftKey, type Origin,
@@ -62,6 +63,7 @@ export interface LisodConfig {
   fastcgi: FastCgiMount[];
   tlsClient: TlsClientConfig | null; // client certificates; null when tls_client_auth is off
   access: AccessRuleSpec[]; // [[access]]
+  compress: Required<CompressSpec>; // [compress]
   spool: SpoolConfig;
 }
 
@@ -93,7 +95,7 @@ const kTopKeys = [
   'http_port', 'https_port', 'bind', 'www', 'cgi', 'tls_key', 'tls_cert', 'error_log', 'access_log',
   'lock_file', 'max_connections', 'max_body_bytes', 'max_header_bytes', 'max_line_bytes',
   'max_target_bytes', 'header_timeout', 'keep_alive_timeout', 'body_timeout', 'body_total_timeout', 'send_timeout',
-  'shutdown_grace', 'user', 'server_name', 'workers', 'tls_session_resumption', 'access', 'fastcgi', ...kTlsClientKeys, ...kHttp2Keys, ...kSpoolKeys,
+  'shutdown_grace', 'user', 'server_name', 'workers', 'tls_session_resumption', 'access', 'fastcgi', 'compress', ...kTlsClientKeys, ...kHttp2Keys, ...kSpoolKeys,
 ] as const;
 
 /**
@@ -168,6 +170,7 @@ export function parseConfigText(text: string, display: string, absPath: string):
         break;
       }
       case 'access': readAccessTables(r, v, text); break;
+      case 'compress': readCompress(r, v); break;
       default:
         if (!readTlsClientKey(r, key, v) && !readHttp2Key(r, key, v)) r.fail(kp, `unknown key '${key}'`, suggest(key, kTopKeys));
     }
@@ -310,6 +313,7 @@ export function finishConfig(draft: ConfigDraft, hostname: string, cpus = os.ava
     access: v.access ?? [],
     fastcgi: finishFastCgi(fastcgiDrafts, cpus),
     spool: finishSpool(v),
+    compress: v.compress ?? kDefaultCompress,
   };
 }
 
@@ -439,6 +443,7 @@ export function toServerConfig(c: LisodConfig): ServerConfig {
     sendTimeoutMs: c.sendTimeoutMs,
     accessLog: c.accessLog !== null,
     access: c.access,
+    compress: c.compress,
   };
   if (c.workers > 1) server.reusePort = true; // the other loops bind the same ports
   if (c.httpsPort !== null) {

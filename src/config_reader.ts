@@ -164,6 +164,7 @@ export interface Draft {
   spoolDir?: string;
   spoolMaxBytes?: number;
   fastcgi?: FastCgiMountDraft[];
+  compress?: Required<import('./native.js').CompressSpec>;
 }
 export type DraftKey = keyof Draft;
 

@@ -412,6 +412,7 @@ export function restartOnlyChanges(running: LisodConfig, next: LisodConfig): str
     ['tls_session_resumption', (c) => c.tlsResumption], ['spool_dir/spool_max_bytes', (c) => c.spool],
     ['[[fastcgi]]', (c) => c.fastcgi.map(({ origin: _, ...m }) => m)],
     ['http2/http2_max_concurrent_streams', (c) => c.http2],
+    ['[compress]', (c) => c.compress],
   ];
   return keys.filter(([, get]) => !same(get(running), get(next))).map(([name]) => name);
 }

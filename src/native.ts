@@ -37,6 +37,19 @@ export interface ServerConfig {
   tlsCrl?: string;
   tlsVerifyDepth?: number;
   access?: AccessRuleSpec[]; // [[access]]
+  compress?: CompressSpec; // [compress]; defaults as in src/config_compress.ts
+}
+
+/** Content codings of static files (CompressSettings in native/compress_cache.h). */
+export interface CompressSpec {
+  onTheFly?: boolean; // gzip/br on the fly for `types` within [minBytes, maxBytes]
+  precompressed?: boolean; // file.br / file.gz siblings
+  minBytes?: number;
+  maxBytes?: number;
+  cacheBytes?: number; // compressed bodies kept, per event loop
+  gzipLevel?: number; // 1–9
+  brotliQuality?: number; // 0–11
+  types?: string[]; // "type/sub" or "type/*"
 }
 
 /** Client-certificate settings, as in ServerConfig; also reloadTls's third argument. */

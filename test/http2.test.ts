@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import http2 from 'node:http2';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import zlib from 'node:zlib';
 import { nodeHasSafeNghttp2 } from '../src/config_http2.js';
 import { repoRoot, runLisodExpectFailure, startLisod } from './helpers/lisod.js';
 import { getPki, type Pki } from './helpers/pki.js';
@@ -114,6 +115,32 @@ test('static answers over h2 match HTTP/1.1: HEAD, 304, 206, 416, 404, 301, 405'
     t.is(post.status, 200);
     t.deepEqual(post.body, hello);
     t.is((await request(s, { ':path': '/../outside/secret.txt' })).status, 400);
+  } finally {
+    s.close();
+  }
+});
+
+test('ETag, If-None-Match and gzip over h2 come from the same static code as HTTP/1.1', async (t) => {
+  const page = Buffer.from(`<!doctype html>\n${'<p>compress me over h2</p>\n'.repeat(200)}`);
+  fs.writeFileSync(path.join(site.www.root, 'h2-coding.html'), page);
+  const s = connect(site.h2.httpsPort);
+  try {
+    const gz = await request(s, { ':path': '/h2-coding.html', 'accept-encoding': 'gzip' });
+    t.is(gz.status, 200);
+    t.is(gz.headers['content-encoding'], 'gzip');
+    t.is(gz.headers.vary, 'Accept-Encoding');
+    t.deepEqual(zlib.gunzipSync(gz.body), page);
+    const etag = String(gz.headers.etag);
+    t.regex(etag, /^"[0-9a-f]+-[0-9a-f]+-gz\d"$/);
+    const plain = await request(s, { ':path': '/h2-coding.html', 'accept-encoding': 'identity' });
+    t.deepEqual(plain.body, page);
+    t.not(plain.headers.etag, etag, 'each representation has its own ETag');
+    const again = await request(s, { ':path': '/h2-coding.html', 'accept-encoding': 'gzip', 'if-none-match': etag });
+    t.is(again.status, 304);
+    t.is(again.body.length, 0);
+    t.is(again.headers.vary, 'Accept-Encoding');
+    const match = await request(s, { ':path': '/h2-coding.html', 'if-match': '"nope"' });
+    t.is(match.status, 412);
   } finally {
     s.close();
   }

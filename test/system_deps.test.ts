@@ -47,8 +47,8 @@ exit 0`);
 }
 
 const kRun = ['openssl', 'ca-certificates', 'python3', 'python3-flask'];
-const kTest = [...kRun, 'g++', 'make', 'libnghttp2-dev', 'chromium', 'libnss3-tools', 'python3-cryptography', 'curl', 'systemd', 'logrotate', 'util-linux',
-  'php-fpm', 'php-cgi', 'python3-h2', 'nghttp2-client', 'clang', 'libclang-rt-14-dev', 'libssl-dev', 'libuv1-dev', 'zlib1g-dev', 'libbrotli-dev'];
+const kTest = [...kRun, 'g++', 'make', 'libnghttp2-dev', 'libbrotli-dev', 'chromium', 'libnss3-tools', 'python3-cryptography', 'curl', 'systemd', 'logrotate', 'util-linux',
+  'php-fpm', 'php-cgi', 'python3-h2', 'nghttp2-client', 'clang', 'libclang-rt-14-dev', 'libssl-dev', 'libuv1-dev', 'zlib1g-dev'];
 const kBench = ['wrk', 'nginx', 'lighttpd', 'lighttpd-mod-openssl'];
 const kInstall = 'apt-get install -y -q --no-install-recommends';
 

@@ -1,4 +1,5 @@
-// Builds what every server shares for a run: the docroot (1 KiB html, 100 KiB, 1 MiB, 10 MiB),
+// Builds what every server shares for a run: the docroot (1 KiB html, 100 KiB, 1 MiB, 10 MiB,
+// a 16 KiB compressible page),
 // a test CA with RSA-2048 and ECDSA P-256 server certificates (openssl CLI), and CGI scripts.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,6 +12,7 @@ export const DOCROOT_FILES = {
   '/100k.bin': 100 * 1024,
   '/1m.bin': 1024 * 1024,
   '/10m.bin': 10 * 1024 * 1024,
+  '/page.html': 16 * 1024, // compressible text for the gzip row
 };
 
 /**
@@ -25,7 +27,13 @@ export function makeDocroot(dir) {
   for (const [url, size] of Object.entries(DOCROOT_FILES)) {
     const file = path.join(root, url.slice(1));
     let data;
-    if (url.endsWith('.html')) {
+    if (url === '/page.html') {
+      const line = '<p>lisod bench: a paragraph of ordinary page text, as compressible as html is.</p>\n';
+      const head = '<!doctype html>\n<html><head><title>bench</title></head><body>\n';
+      const tail = '</body></html>\n';
+      const body = line.repeat(Math.ceil(size / line.length)).slice(0, size - head.length - tail.length);
+      data = Buffer.from(head + body + tail);
+    } else if (url.endsWith('.html')) {
       const head = '<!doctype html>\n<html><head><title>bench</title></head><body><p>';
       const tail = '</p></body></html>\n';
       data = Buffer.from(head + 'x'.repeat(size - head.length - tail.length) + tail);

@@ -156,7 +156,7 @@ export async function runRow(sup, ctx, sc, server, variant, o, pass) {
 }
 
 async function measureWrk(sup, sc, srv, url, o, sample) {
-  const spec = { url, threads: sc.threads, conns: sc.conns, close: sc.close, timeout: sc.timeout };
+  const spec = { url, threads: sc.threads, conns: sc.conns, close: sc.close, timeout: sc.timeout, acceptEncoding: sc.acceptEncoding };
   const cpu = sc.pinned === false ? null : o.clientCpu; // scaling rows: wrk's threads may use any core
   const log = path.join(srv.dir, 'wrk.log');
   sample.wrkThreads = sc.threads;

@@ -18,12 +18,14 @@ const SCALING = ['lisod', 'lisod-w2', 'nginx', 'lighttpd'];
  * @typedef {{id:string, title:string, kind:'wrk'|'idle', scheme:'http'|'https', path:string, conns:number,
  *   close:boolean, cert:'rsa'|'ecdsa', resumption:boolean, cgi:'trivial'|'flaskr'|null, fcgi?:boolean, servers:string[],
  *   expectResumed?:boolean, extra?:boolean, timeout:number, minSeconds?:number, threads:number, pinned:boolean,
- *   workers:number|null}} Scenario
+ *   workers:number|null, acceptEncoding?:string}} Scenario
  * timeout: wrk's --timeout in seconds (CGI rows allow slow Python start-up on one core);
  * minSeconds: a floor on the run length even with --quick. Flaskr: ten scripts share the server core and
  *   finish in waves about 1.9 s apart, so a 15 s run counted 80 or 90 requests (±6%) depending on where
  *   the run ended in a wave; 45 s makes that ±2%;
  * threads: wrk -t; pinned: false runs server and client unpinned (taskset off) so both may use every core;
+ * acceptEncoding: sent by wrk (the gzip row: nginx `gzip` level 6, compressing per request; lisod [compress]
+ *   defaults, compressing once and caching);
  * workers: nginx worker_processes (and an explicit `workers = 1` for plain lisod) in the scaling rows,
  * null elsewhere (the configs of the default rows stay as they were).
  */
@@ -38,6 +40,8 @@ function row(s) {
 export const SCENARIOS = [
   row({ id: 'http-keepalive-1k', title: 'HTTP keep-alive, 1 KiB html (wrk -t1 -c50)' }),
   row({ id: 'http-keepalive-1m', title: 'HTTP keep-alive, 1 MiB file (wrk -t1 -c50)', path: '/1m.bin' }),
+  row({ id: 'http-gzip-16k', title: 'HTTP keep-alive, 16 KiB html, Accept-Encoding: gzip (wrk -t1 -c50)', path: '/page.html',
+    acceptEncoding: 'gzip', servers: ['lisod', 'lisod-nolog', 'nginx'] }),  // lighttpd's mod_deflate is another Debian package
   row({ id: 'https-keepalive-1k', title: 'HTTPS keep-alive, 1 KiB html, RSA-2048 (wrk -t1 -c50)', scheme: 'https' }),
   row({ id: 'https-keepalive-1m', title: 'HTTPS keep-alive, 1 MiB file, RSA-2048 (wrk -t1 -c50)', scheme: 'https', path: '/1m.bin' }),
   row({ id: 'tls-new-rsa-noresume', title: 'New TLS connection per request, RSA-2048, resumption disabled (wrk -t1 -c50, Connection: close)',

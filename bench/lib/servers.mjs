@@ -78,6 +78,10 @@ http {
   access_log ${q(path.join(dir, 'access.log'))} combined buffer=64k flush=1s;
   sendfile on;
   tcp_nopush on;
+  gzip on;  # only requests with Accept-Encoding (the http-gzip-16k row); text/html by default
+  gzip_comp_level 6;
+  gzip_min_length 1024;
+  gzip_vary on;
   keepalive_timeout 120s;
   keepalive_requests 100000000;
   client_body_temp_path ${q(path.join(dir, 'client_body'))};

@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 
 /**
- * @typedef {{url:string, threads?:number, conns:number, seconds:number, close?:boolean, timeout?:number}} WrkSpec
+ * @typedef {{url:string, threads?:number, conns:number, seconds:number, close?:boolean, timeout?:number, acceptEncoding?:string}} WrkSpec
  * @typedef {{requests:number, seconds:number, bytes:number, rps:number, bps:number,
  *   latency:{p50?:number, p75?:number, p90?:number, p99?:number}, errors:{connect:number, read:number, write:number, timeout:number},
  *   non2xx:number}} WrkResult  (latencies in microseconds, bytes per second)
@@ -13,6 +13,7 @@ import { spawn } from 'node:child_process';
 export function wrkArgs(s) {
   const args = [`-t${s.threads ?? 1}`, `-c${s.conns}`, `-d${s.seconds}s`, `--timeout`, `${s.timeout ?? 5}s`, '--latency'];
   if (s.close) args.push('-H', 'Connection: close');
+  if (s.acceptEncoding) args.push('-H', `Accept-Encoding: ${s.acceptEncoding}`);
   args.push(s.url);
   return args;
 }

@@ -16,6 +16,8 @@
         "../../native/access_log.cc",
         "../../native/log_writer.cc",
         "../../native/cgi_output.cc",
+        "../../native/accept_encoding.cc",
+        "../../native/conditional.cc",
         "test_main.cc",
         "http_parser_test.cc",
         "http_request_test.cc",
@@ -24,7 +26,8 @@
         "date_mime_range_test.cc",
         "access_rules_test.cc",
         "access_log_test.cc",
-        "cgi_output_test.cc"
+        "cgi_output_test.cc",
+        "encoding_test.cc"
       ],
       "cflags!": ["-fno-exceptions", "-O3", "-O2"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-O3", "-O2"],

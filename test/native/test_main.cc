@@ -18,6 +18,7 @@ int main() {
       {"access_rules", runAccessRulesTests},
       {"access_log", runAccessLogTests},
       {"cgi_output", runCgiOutputTests},
+      {"encoding", runEncodingTests},
   };
   int passed = 0;
   int failed = 0;

@@ -102,5 +102,6 @@ void runDateMimeRangeTests(Suite& suite);
 void runAccessRulesTests(Suite& suite);
 void runAccessLogTests(Suite& suite);
 void runCgiOutputTests(Suite& suite);
+void runEncodingTests(Suite& suite);
 
 }  // namespace lisod::test
