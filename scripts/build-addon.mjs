@@ -78,19 +78,32 @@ export function buildAddon() {
         say(`built build/Release/lisod.node in ${Math.round((Date.now() - started) / 1000)} s`);
       } else {
         process.stderr.write(log);
-        say('building the native addon failed (node-gyp output above). It needs a C++ compiler, make and python3:');
-        say('  Debian/Ubuntu: sudo apt-get install g++ make python3   (or: sh scripts/system-deps.sh test)');
+        say('building the native addon failed (node-gyp output above). It needs a C++ compiler, make, python3');
+        say('and the nghttp2 and Brotli headers (the libraries are Node\'s own):');
+        say(`  Debian/Ubuntu: sudo apt-get install ${kBuildPackages.join(' ')}   (or: sh scripts/system-deps.sh build)`);
       }
       resolve(code ?? 1);
     });
   });
 }
 
+/** Debian packages the build needs beyond Node's own headers (scripts/system-deps.sh, group build). */
+const kBuildPackages = ['g++', 'make', 'python3', 'libnghttp2-dev', 'libbrotli-dev'];
+/** Headers the addon includes that Node does not ship (its nghttp2 and Brotli are used, not linked). */
+const kSystemHeaders = ['/usr/include/nghttp2/nghttp2.h', '/usr/include/brotli/encode.h'];
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const rebuild = process.argv.includes('--rebuild') || process.env.npm_config_build_from_source === 'true';
+  const installStep = process.argv.includes('--install');
   const existing = rebuild ? null : loadableAddon();
+  const missing = kSystemHeaders.filter((h) => !fs.existsSync(h));
   if (existing !== null) {
     say(`native addon ${existing} loads; not building it (npm run build rebuilds it)`);
+  } else if (installStep && missing.length > 0) {
+    // A fresh checkout: `npm install` never installs system packages; `npm start` and `npm test`
+    // run scripts/system-deps.sh first and then build the addon here.
+    say(`not building the native addon yet: ${missing.join(', ')} missing (Debian: ${kBuildPackages.join(' ')});`);
+    say('npm start and npm test install them (scripts/system-deps.sh) and build it');
   } else {
     process.exitCode = await buildAddon();
   }

@@ -4,7 +4,7 @@
 # so a second run is a fast no-op that never calls apt), with apt-get (through sudo when not
 # root). It is never run by npm install: installing lisod from a tarball touches no system.
 #
-#   sh scripts/system-deps.sh [run|test|bench|all] [--dry-run]
+#   sh scripts/system-deps.sh [run|build|test|bench|all] [--dry-run]
 #
 # LISOD_SKIP_SYSTEM_DEPS=1 skips it (you manage the packages yourself).
 set -u
@@ -29,11 +29,13 @@ bench_pkgs="wrk nginx lighttpd lighttpd-mod-openssl"
 bench_why="wrk, nginx, lighttpd, lighttpd-mod-openssl: benchmark peers"
 
 case "$group" in
-  run) pkgs="$run_pkgs"; why="$run_why" ;;
+  # npm start from a checkout builds the addon too (npm install leaves it when headers are missing).
+  run) pkgs="$run_pkgs $build_pkgs"; why="$run_why; $build_why" ;;
+  build) pkgs="$build_pkgs"; why="$build_why" ;;
   test) pkgs="$run_pkgs $build_pkgs $test_pkgs"; why="$run_why; $build_why; $test_why" ;;
   bench) pkgs="$run_pkgs $build_pkgs $bench_pkgs"; why="$run_why; $build_why; $bench_why" ;;
   all) pkgs="$run_pkgs $build_pkgs $test_pkgs $bench_pkgs"; why="$run_why; $build_why; $test_why; $bench_why" ;;
-  *) echo "usage: sh scripts/system-deps.sh [run|test|bench|all] [--dry-run]" >&2; exit 2 ;;
+  *) echo "usage: sh scripts/system-deps.sh [run|build|test|bench|all] [--dry-run]" >&2; exit 2 ;;
 esac
 case "$dry_run" in ''|--dry-run) ;; *) echo "system-deps: unknown option '$dry_run'" >&2; exit 2 ;; esac
 
