@@ -297,8 +297,10 @@ test('HTTP/1.0 request without Host: SERVER_PROTOCOL HTTP/1.0, SERVER_NAME from 
   t.false('HTTP_HOST' in env);
 });
 
+// With request_buffering = false (streaming): pipe backpressure must reach the client. The
+// default (buffered) mode is covered by test/app_seam.test.ts (spooled to an unnamed file).
 test('upload backpressure: a 64 MiB POST to a script that reads late is not buffered', async (t) => {
-  const l = await envServer();
+  const l = await server('env-streaming', { script: script('env.cgi'), request_buffering: false });
   const body = crypto.randomBytes(64 << 20);
   const before = rssKiB(l.pid);
   await withConn({ port: l.httpPort }, async (c) => {

@@ -67,5 +67,5 @@ test('a failed build shows node-gyp\'s whole output and what to install', (t) =>
   t.regex(r.err, /^lisod: building the native addon with node-gyp/);
   t.regex(r.err, /#error lisod test: this addon does not compile/); // the compiler's own words
   t.regex(r.err, /gyp (ERR!|info)/);
-  t.regex(r.err, /lisod: building the native addon failed \(node-gyp output above\)\. It needs a C\+\+ compiler, make and python3:\nlisod: {3}Debian\/Ubuntu: sudo apt-get install g\+\+ make python3/);
+  t.regex(r.err, /lisod: building the native addon failed \(node-gyp output above\)\. It needs a C\+\+ compiler, make, python3\n.*\nlisod: {3}Debian\/Ubuntu: sudo apt-get install g\+\+ make python3 libnghttp2-dev libbrotli-dev/);
 });
