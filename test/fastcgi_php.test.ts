@@ -80,6 +80,10 @@ test.after.always(async () => {
 });
 
 const php = havePhp ? test : test.skip;
+// The 5 MB response runs alone against php-fpm: in two full `npm test` runs out of four it
+// was cut short near its end while the file's other tests used the same pool (not reproduced
+// in isolation; open in the FastCGI issue). The lisod and php-fpm logs are printed if it fails.
+const phpAlone = havePhp ? test.serial : test.skip;
 
 for (const mount of ['php', 'pcgi'] as const) {
   php(`${mount}: GET, index for "/", PATH_INFO and QUERY_STRING, keep-alive`, async (t) => {
@@ -110,11 +114,17 @@ for (const mount of ['php', 'pcgi'] as const) {
     t.is(r.body.toString(), `${body.length} ${sha256(body)} ${body.length}`, `chunked bodies get a CONTENT_LENGTH\n${log()}`);
   });
 
-  php(`${mount}: large output streamed, redirects, status codes, HEAD, HTTPS=on`, async (t) => {
+  phpAlone(`${mount}: large output streamed, redirects, status codes, HEAD, HTTPS=on`, async (t) => {
     const { lisod } = await phpServers();
     const opts = { port: lisod.httpPort, timeoutMs: 30_000 };
     const n = 5_000_000;
-    const big = await exchange1(get(`/${mount}/big.php?n=${n}`), opts);
+    const errors = (): string => fs.readFileSync(path.join(lisod.dirs.logs, 'error.log'), 'utf8').split('\n').filter((l) => l.includes('big.php') || l.includes(`/${mount}/`)).join('\n');
+    const big = await exchange1(get(`/${mount}/big.php?n=${n}`), opts).catch((e: Error) => {
+      const fpmLog = fs.readdirSync('/tmp').filter((d) => d.startsWith('lisod-php-')).map((d) => {
+        try { return fs.readFileSync(path.join('/tmp', d, 'fpm.log'), 'utf8'); } catch { return ''; }
+      }).join('\n');
+      throw new Error(`${e.message.slice(0, 200)}\nlisod error log:\n${errors()}\nphp-fpm log:\n${fpmLog}`);
+    });
     t.is(big.status, 200);
     t.is(big.body.length, n);
     t.is(sha256(big.body), sha256(bigBody(n)));
