@@ -48,7 +48,10 @@ test.serial('stdout and stderr arrive whole and in order, then end, close and ex
   t.is(signal, null);
   // libuv closes the fds in the close phase after this one: two turns of the loop.
   for (let i = 0; i < 2; i++) await new Promise((resolve) => setImmediate(resolve));
-  t.deepEqual(openFds(), before, 'pipes and pidfd are closed');
+  // Only what the child could leave behind counts: other modules (tsx's cache files) open
+  // and close files of their own meanwhile.
+  const leaked = openFds().filter((fd) => !before.includes(fd) && /pipe:|pidfd|socket:/.test(fd));
+  t.deepEqual(leaked, [], 'pipes and pidfd are closed');
 });
 
 test.serial('pause stops reading until resume (the script blocks on a full pipe meanwhile)', async (t) => {
