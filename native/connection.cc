@@ -477,7 +477,12 @@ Connection::Flush Connection::flushOutput() {
     }
     if (app_wants_drain_ && app_id_ != 0) {
       app_wants_drain_ = false;
+      // The application may write its output and end the response inside this callback
+      // (a paused stream resumed here emits what it buffered, end included): that output
+      // goes out before kDone lets the caller finish the response.
       server_->events()->onAppDrain(app_id_);
+      if (dead_) return Flush::kDead;
+      continue;
     }
     return Flush::kDone;
   }

@@ -334,6 +334,39 @@ export async function exchange1(raw: Buffer | string, opts: ExchangeOptions): Pr
   return r!;
 }
 
+/**
+ * GET with Connection: close by a client that reads nothing for `stallMs`, then one read
+ * every `perReadMs`: the server's output queue stays full, so the application is paused
+ * and resumed by drains until the end. Resolves with the parsed response (or the raw
+ * bytes when cut short) once the server closes.
+ */
+export function slowGet(port: number, target: string, stallMs: number, perReadMs: number): Promise<{ res: HttpResponse | null; raw: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    const s = net.connect(port, kHost);
+    s.pause();
+    const timer = setTimeout(() => { s.destroy(); reject(new Error(`${target}: no close within 60 s`)); }, 60_000);
+    s.on('data', (c: Buffer) => {
+      parts.push(c);
+      s.pause();
+      setTimeout(() => s.resume(), perReadMs);
+    });
+    s.on('error', reject);
+    s.on('close', () => {
+      clearTimeout(timer);
+      const raw = Buffer.concat(parts);
+      let res: HttpResponse | null = null;
+      try {
+        const p = parseResponse(raw, false, true);
+        if ('res' in p) res = p.res;
+      } catch { /* cut short: res stays null */ }
+      resolve({ res, raw });
+    });
+    s.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    setTimeout(() => s.resume(), stallMs);
+  });
+}
+
 /** A minimal well-formed GET. */
 export function get(target: string, extra = '', method = 'GET'): string {
   return `${method} ${target} HTTP/1.1\r\nHost: localhost\r\n${extra}\r\n`;
