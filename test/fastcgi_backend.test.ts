@@ -2,7 +2,6 @@
 // against scripted fake backends: keep-conn reuse, bodies (buffer, spool file, stream),
 // protocolStatus mapping, malformed records, dead pooled connections, refusals, terminate.
 import test, { type ExecutionContext } from 'ava';
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -11,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { AppBody, AppEnd, AppProcess } from '../src/app_transport.js';
 import { FastCgiTransport, parseBackendAddress } from '../src/fastcgi/backend.js';
 import { RecordDecoder, RecordType, decodeNameValuePairs, encodeRecords, type FcgiRecord } from '../src/fastcgi/record.js';
-import { fcgiEnv, startResponder } from './helpers/fastcgi.js';
+import { fcgiEnv, startNeverAccepting, startResponder } from './helpers/fastcgi.js';
 import { testTempDir } from './helpers/tmp.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -280,16 +279,8 @@ test('complete(): no more output, the connection returns to the pool at END_REQU
 });
 
 test('a backend that never accepts: connect_timeout → 504, not a hang', async (t) => {
-  // A TCP listener with a backlog of 0 that never accepts, its queue filled first: the next
-  // connection attempt gets no answer at all.
-  const py = spawn('/usr/bin/python3', ['-c',
-    'import socket,sys,time\ns=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(0)\n' +
-    'print(s.getsockname()[1], flush=True)\nfill=[]\n' +
-    'for _ in range(8):\n  c=socket.socket(); c.setblocking(False)\n  try: c.connect(s.getsockname())\n  except OSError: pass\n  fill.append(c)\n' +
-    'time.sleep(60)\n'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  t.teardown(() => { py.kill('SIGKILL'); });
-  const port = await new Promise<number>((resolve) => py.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
-  await new Promise((r) => setTimeout(r, 200));
+  const { port, stop } = await startNeverAccepting();
+  t.teardown(stop);
   const tr = new FastCgiTransport({ address: `127.0.0.1:${port}`, mount: '/t/', connectTimeoutMs: 500, maxConns: 1 });
   t.teardown(() => tr.stop());
   const r = await collect(tr.open(fcgiEnv('/'), 'none'));

@@ -142,3 +142,22 @@ export async function startResponder(script: string, dir: string, env: Record<st
   };
   return { child, socketPath, stderr: () => err, stop };
 }
+
+/**
+ * A TCP listener on 127.0.0.1 with a backlog of 0 that never accepts, its queue filled
+ * first: the next connection attempt gets no answer at all (Linux drops the SYN). Resolves
+ * with its port and a stop() that kills it (by PID).
+ */
+export async function startNeverAccepting(): Promise<{ port: number; stop: () => void }> {
+  const py = spawn('/usr/bin/python3', ['-c',
+    'import socket,sys,time\ns=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(0)\n' +
+    'print(s.getsockname()[1], flush=True)\nfill=[]\n' +
+    'for _ in range(8):\n  c=socket.socket(); c.setblocking(False)\n  try: c.connect(s.getsockname())\n  except OSError: pass\n  fill.append(c)\n' +
+    'time.sleep(120)\n'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    py.once('exit', (code) => reject(new Error(`the never-accepting listener exited (${code})`)));
+    py.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+  });
+  await new Promise((r) => setTimeout(r, 200)); // the filling connections are queued
+  return { port, stop: () => { py.kill('SIGKILL'); } };
+}
