@@ -7,7 +7,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { checkTools, collectEnvironment, lighttpdModDir } from './lib/env.mjs';
 import { makeDocroot, makeCerts, makeTrivialCgi, flaskrEnv } from './lib/fixtures.mjs';
-import { Supervisor, SERVER_NAMES, findLisodResumptionKey } from './lib/servers.mjs';
+import { Supervisor, SERVER_NAMES, FPM_BINARY, findLisodResumptionKey } from './lib/servers.mjs';
 import { selectScenarios, SCENARIOS } from './lib/scenarios.mjs';
 import { runRow } from './lib/rows.mjs';
 import { summarise, renderResults, spreadOf, keyMetric, VARY_LIMIT, bytesRate, usTime } from './lib/report.mjs';
@@ -113,6 +113,8 @@ if (servers.some((s) => s.startsWith('lisod')) && !fs.existsSync(lisodMain)) {
 const flaskr = path.resolve(a.flaskr);
 const flaskrOk = fs.existsSync(flaskr);
 if (!flaskrOk && scenarios.some((s) => s.cgi === 'flaskr')) skipped.push(`cgi-flaskr: ${flaskr} not found (give one with --flaskr)`);
+const fpmOk = fs.existsSync(FPM_BINARY);
+if (!fpmOk && scenarios.some((s) => s.fpm)) skipped.push(`php-fpm rows: ${FPM_BINARY} not found (apt-get install php-fpm)`);
 const pin = !a['no-pin'] && os.availableParallelism() >= 2;
 
 // Temp dir, processes, and cleanup on every way out.
@@ -172,10 +174,11 @@ async function main() {
     cgiScript: sc.cgi === 'flaskr' ? flaskr : trivial,
     cgiEnv: sc.cgi === 'flaskr' ? fenv : {},
     fcgi: sc.fcgi ? { command: path.join(path.dirname(flaskr), 'flaskr.fcgi'), processes: 2 } : null,
+    fpm: sc.fpm ? { processes: 2 } : null,
     workers: sc.workers,
     pinned: sc.pinned,
   });
-  const plan = scenarios.filter((sc) => sc.cgi !== 'flaskr' || flaskrOk)
+  const plan = scenarios.filter((sc) => (sc.cgi !== 'flaskr' || flaskrOk) && (!sc.fpm || fpmOk))
     .map((sc) => ({ sc, servers: sc.servers.filter((s) => servers.includes(s)) }))
     .filter((p) => p.servers.length);
 
@@ -185,7 +188,7 @@ async function main() {
     if (!samples.has(key)) samples.set(key, []);
     samples.get(key).push(s);
     if (s.command && !commands.has(sc.id)) commands.set(sc.id, s.command);
-    const ck = `${server}${sc.resumption ? '' : ' (resumption off)'}${sc.cgi === 'flaskr' ? ` (Flaskr${sc.fcgi ? ', FastCGI' : ''})` : ''}` +
+    const ck = `${server}${sc.resumption ? '' : ' (resumption off)'}${sc.cgi === 'flaskr' ? ` (Flaskr${sc.fcgi ? ', FastCGI' : ''})` : ''}${sc.fpm ? ' (php-fpm)' : ''}` +
       `${sc.workers != null ? ' (scaling rows)' : ''}`;
     if (s.serverCommand && !configs.has(ck)) configs.set(ck, `$ ${s.serverCommand}${s.serverConfig ? `\n\n${s.serverConfig}` : ''}`);
     console.error(`${label} ${sc.id.padEnd(24)} ${server.padEnd(9)} ${describe(s)}`);

@@ -47,6 +47,9 @@ export function makeDocroot(dir) {
     }
     fs.writeFileSync(file, data, { mode: 0o644 });
   }
+  // The php-fpm row's script (served through FastCGI, never as a file).
+  fs.mkdirSync(path.join(root, 'php'), { mode: 0o755 });
+  fs.writeFileSync(path.join(root, 'php', 'hello.php'), '<?php echo "hello\\n";\n', { mode: 0o644 });
   return root;
 }
 

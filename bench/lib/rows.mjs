@@ -21,7 +21,7 @@ const BENCH_DIR = path.dirname(path.dirname(new URL(import.meta.url).pathname));
  *   idleConns:number, ca:string}} RowOptions
  * One measurement.
  * @typedef {{server:string, scenario:string, pass:number, ok:boolean, error?:string, notes:string[], busy:boolean,
- *   rps?:number, bps?:number, p50?:number, p99?:number, requests?:number, cpuUsPerReq?:number, serverCpuPct?:number,
+ *   rps?:number, bps?:number, p50?:number, p99?:number, requests?:number, cpuUsPerReq?:number, backendUsPerReq?:number, serverCpuPct?:number,
  *   wrkCpuPct?:number, otherPct:number, quietPct:number, loadavg:number, command?:string, serverCommand?:string, serverConfig?:string,
  *   resumed?:{tls13:boolean|null, tls12:boolean|null}, wrkThreads?:number,
  *   idle?:{open:number, failed:number, rssBefore:number, rssAfter:number, perConn:number, connectMs:number}}} Sample
@@ -89,8 +89,8 @@ function cpuMark(serverPid) {
   const m = machineMark();
   const tree = treeOf(m.all, serverPid);
   const server = tree.reduce((s, p) => s + p.ticks, 0);
-  // FastCGI rows: the Python backend processes (flaskr.fcgi), to tell the server's own share.
-  const backend = tree.filter((p) => /^(python3|flaskr\.fcgi)/.test(p.comm)).reduce((s, p) => s + p.ticks, 0);
+  // FastCGI rows: the backend processes (flaskr.fcgi, php-fpm), to tell the server's own share.
+  const backend = tree.filter((p) => /^(python3|flaskr\.fcgi|php-fpm|php-cgi)/.test(p.comm)).reduce((s, p) => s + p.ticks, 0);
   const self = m.all.get(process.pid);
   return { ...m, server, backend, children: self ? self.childTicks : 0, at: process.hrtime.bigint() };
 }
@@ -174,7 +174,9 @@ async function measureWrk(sup, sc, srv, url, o, sample) {
   if (code !== 0) throw new Error(`wrk exited with ${code}: ${text.slice(-500)}`);
   const r = parseWrk(text);
   const wallUs = Number(after.at - before.at) / 1e3;
-  const serverUs = ticksToUs(after.server - before.server);
+  const backendUs = ticksToUs(after.backend - before.backend);
+  // FastCGI rows count the server's own CPU; the backend's is reported apart.
+  const serverUs = ticksToUs(after.server - before.server) - (sc.fcgi || sc.fpm ? backendUs : 0);
   Object.assign(sample, {
     rps: r.rps,
     bps: r.bps,
@@ -193,9 +195,9 @@ async function measureWrk(sup, sc, srv, url, o, sample) {
   // The run starts with nothing in flight but ends with up to `conns` requests part-done
   // (a CGI script's start-up), whose CPU is counted without the request.
   const bound = sc.conns / r.requests;
-  if (sc.fcgi && r.requests > 0) {
-    const own = ticksToUs(after.server - before.server - (after.backend - before.backend)) / r.requests;
-    sample.notes.push(`server's own CPU without the Python backend: ${own.toFixed(0)} µs/req`);
+  if ((sc.fcgi || sc.fpm) && r.requests > 0) {
+    sample.backendUsPerReq = backendUs / r.requests;
+    sample.notes.push(`backend (${sc.fpm ? 'php-fpm' : 'flaskr.fcgi'}) CPU, not counted: ${sample.backendUsPerReq.toFixed(0)} µs/req`);
   }
   if (sc.cgi && !sc.fcgi && bound > 0.05) sample.notes.push(`CPU/req may read high by up to ${(bound * 100).toFixed(0)}% (${sc.conns} in flight at the end of ${r.requests})`);
   if (sample.otherPct > o.busyPct) sample.busy = true;

@@ -16,13 +16,14 @@ const SCALING = ['lisod', 'lisod-w2', 'nginx', 'lighttpd'];
 
 /**
  * @typedef {{id:string, title:string, kind:'wrk'|'idle', scheme:'http'|'https', path:string, conns:number,
- *   close:boolean, cert:'rsa'|'ecdsa', resumption:boolean, cgi:'trivial'|'flaskr'|null, fcgi?:boolean, servers:string[],
+ *   close:boolean, cert:'rsa'|'ecdsa', resumption:boolean, cgi:'trivial'|'flaskr'|null, fcgi?:boolean, fpm?:boolean, servers:string[],
  *   expectResumed?:boolean, extra?:boolean, timeout:number, minSeconds?:number, threads:number, pinned:boolean,
  *   workers:number|null, acceptEncoding?:string}} Scenario
  * timeout: wrk's --timeout in seconds (CGI rows allow slow Python start-up on one core);
  * minSeconds: a floor on the run length even with --quick. Flaskr: ten scripts share the server core and
  *   finish in waves about 1.9 s apart, so a 15 s run counted 80 or 90 requests (±6%) depending on where
  *   the run ended in a wave; 45 s makes that ±2%;
+ * fpm: the request goes to php-fpm (started with the server on a socket of its own, bench/lib/servers.mjs);
  * threads: wrk -t; pinned: false runs server and client unpinned (taskset off) so both may use every core;
  * acceptEncoding: sent by wrk (the gzip row: nginx `gzip` level 6, compressing per request; lisod [compress]
  *   defaults, compressing once and caching);
@@ -54,8 +55,12 @@ export const SCENARIOS = [
     scheme: 'https', close: true, cert: 'ecdsa', resumption: true, expectResumed: true }),
   row({ id: 'cgi-trivial', title: 'CGI: trivial Python script (wrk -t1 -c10)', path: '/cgi/', conns: 10, cgi: 'trivial', servers: CGI, timeout: 60 }),
   row({ id: 'cgi-flaskr', title: 'CGI: Flaskr index page (wrk -t1 -c10)', path: '/cgi/', conns: 10, cgi: 'flaskr', servers: CGI, timeout: 60, minSeconds: 45 }),
-  row({ id: 'fcgi-flaskr', title: 'FastCGI: Flaskr index page, 2 flaskr.fcgi processes, CPU incl. the backend (wrk -t1 -c8)', path: '/cgi/',
+  // FastCGI rows: "server CPU" is the server's own, without the backend's processes (given
+  // apart in the notes): the backend sets the pace and costs the same behind every server.
+  row({ id: 'fcgi-flaskr', title: 'FastCGI: Flaskr index page, 2 flaskr.fcgi processes, server CPU without the backend\'s (wrk -t1 -c8)', path: '/cgi/',
     conns: 8, cgi: 'flaskr', fcgi: true, servers: FCGI, timeout: 60 }),
+  row({ id: 'fcgi-php-hello', title: 'FastCGI: php-fpm "hello", pm static 2 children, server CPU without php-fpm\'s (wrk -t1 -c8)',
+    path: '/php/hello.php', conns: 8, fpm: true, servers: FCGI, timeout: 10 }),
   // Scaling (issue 5, "All cores"): wrk -t2 -c100, nothing pinned, servers with 1 or 2 workers.
   // Server and wrk share the machine's cores: on a 2-core machine wrk's two threads take about
   // one of them, so these rows show multi-core scaling only where there are more cores.

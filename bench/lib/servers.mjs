@@ -22,8 +22,10 @@ export const isPeer = (name) => !name.startsWith('lisod');
  * What one row needs from a server.
  * @typedef {{cert:'rsa'|'ecdsa', resumption:boolean, cgiScript:string, cgiEnv:Record<string,string>,
  *   workers?:number|null, pinned?:boolean, clientCa?:{ca:string, crl:string},
- *   fcgi?:{command:string, processes:number}|null}} Variant
+ *   fcgi?:{command:string, processes:number}|null, fpm?:{processes:number}|null}} Variant
  * fcgi: /cgi/ goes to `processes` copies of a FastCGI responder instead of the CGI script.
+ * fpm: /php/*.php goes to php-fpm (pm static, `processes` children) on a socket of its own,
+ *   started before the server and as its child, so the server's tree holds it (measured apart).
  * workers: nginx worker_processes in the scaling rows (lisod-w2 always runs 2 loops, lisod 1);
  * pinned: false starts the server without taskset.
  * clientCa: ask for client certificates (optional) against this CA and CRL (bench/client_cert.mjs).
@@ -56,9 +58,9 @@ const q = (s) => JSON.stringify(s); // TOML / lighttpd / nginx-safe double-quote
 
 /** @type {Record<string, (ctx:Context, v:Variant, http:number, https:number, dir:string) => Plan>} */
 const PLANS = {
-  lisod: (ctx, v, http, https, dir) => lisodPlan(ctx, v, http, https, dir, true, v.workers != null ? 1 : null),
-  'lisod-nolog': (ctx, v, http, https, dir) => lisodPlan(ctx, v, http, https, dir, false, null),
-  'lisod-w2': (ctx, v, http, https, dir) => lisodPlan(ctx, v, http, https, dir, true, 2),
+  lisod: (ctx, v, http, https, dir) => withFpm(v, dir, lisodPlan(ctx, v, http, https, dir, true, v.workers != null ? 1 : null)),
+  'lisod-nolog': (ctx, v, http, https, dir) => withFpm(v, dir, lisodPlan(ctx, v, http, https, dir, false, null)),
+  'lisod-w2': (ctx, v, http, https, dir) => withFpm(v, dir, lisodPlan(ctx, v, http, https, dir, true, 2)),
 
   nginx(ctx, v, http, https, dir) {
     const c = ctx.certs[v.cert];
@@ -106,6 +108,10 @@ http {
       fastcgi_param SCRIPT_NAME $fastcgi_script_name;
       fastcgi_param PATH_INFO $fastcgi_path_info;
       fastcgi_pass unix:${path.join(dir, 'fcgi.sock')};
+    }` : ''}${v.fpm ? `
+    location ~ ^/php/.+\\.php$ {
+      include /etc/nginx/fastcgi.conf;
+      fastcgi_pass unix:${fpmSocket(dir)};
     }` : ''}
   }
 }
@@ -116,11 +122,9 @@ http {
       // The backend on a socket of its own (as spawn-fcgi would start it), then nginx in the
       // same process (exec), so the harness measures and stops both as one tree.
       const sock = path.join(dir, 'fcgi.sock');
-      const launcher = fcgiLauncher(v, sock, dir);
-      return { cmd: '/bin/sh', args: ['-c', `${launcher} & while [ ! -S ${q(sock)} ]; do sleep 0.05; done; exec nginx "$@"`, 'sh', ...nginxArgs],
-        config: { file, text }, notes: [] };
+      return backendFirst(fcgiLauncher(v, sock, dir), sock, { cmd: 'nginx', args: nginxArgs, config: { file, text }, notes: [] });
     }
-    return { cmd: 'nginx', args: nginxArgs, config: { file, text }, notes: [] };
+    return withFpm(v, dir, { cmd: 'nginx', args: nginxArgs, config: { file, text }, notes: [] });
   },
 
   lighttpd(ctx, v, http, https, dir) {
@@ -160,11 +164,17 @@ fastcgi.server = ("/cgi" => ((
 alias.url = ("/cgi" => ${q(v.cgiScript)})
 $HTTP["url"] =~ "^/cgi(/|$)" { cgi.assign = ("" => "") }
 ${env ? `setenv.add-environment = (${env})` : ''}`}
+${v.fpm ? `# *.php to php-fpm on its socket (SCRIPT_FILENAME = document root + path, checked to exist).
+server.modules += ("mod_fastcgi")
+fastcgi.server += (".php" => ((
+  "socket" => ${q(fpmSocket(dir))},
+  "check-local" => "enable"
+)))` : ''}
 `;
     const file = path.join(dir, 'lighttpd.conf');
     const args = ['-D', '-f', file];
     if (ctx.lighttpdModDir) args.push('-m', ctx.lighttpdModDir);
-    return { cmd: 'lighttpd', args, config: { file, text }, notes: [] };
+    return withFpm(v, dir, { cmd: 'lighttpd', args, config: { file, text }, notes: [] });
   },
 
   node(ctx, v, http, https) {
@@ -214,8 +224,39 @@ script = ${q(v.cgiScript)}
 max_processes = 16
 timeout = 120
 ${env ? `[cgi.env]\n${env}\n` : ''}`}`;
+  // max_conns = php-fpm's children: each child serves one kept connection at a time.
+  const php = v.fpm ? `\n[[fastcgi]]\npath = "/php/"\nsocket = ${q(`unix:${fpmSocket(dir)}`)}\nroot = ${q(ctx.docroot)}\nmax_conns = ${v.fpm.processes}\n` : '';
   const file = path.join(dir, 'lisod.conf');
-  return { cmd: process.execPath, args: [ctx.lisodMain, '--config', file, '--foreground'], cwd: ctx.repo, config: { file, text }, notes };
+  return { cmd: process.execPath, args: [ctx.lisodMain, '--config', file, '--foreground'], cwd: ctx.repo, config: { file, text: text + php }, notes };
+}
+
+export const FPM_BINARY = '/usr/sbin/php-fpm8.2';
+const fpmSocket = (dir) => path.join(dir, 'fpm.sock');
+
+/**
+ * The plan with php-fpm started first (when the variant asks for it): one pool, pm static with
+ * `processes` children, on a socket of its own that nginx's workers (nobody) may use; run as
+ * the harness's user (-R allows root), in the foreground (-F), as the server's child.
+ * @param {Variant} v @param {string} dir @param {Plan} plan @returns {Plan}
+ */
+function withFpm(v, dir, plan) {
+  if (!v.fpm) return plan;
+  const sock = fpmSocket(dir);
+  const conf = path.join(dir, 'php-fpm.conf');
+  fs.writeFileSync(conf, `[global]\ndaemonize = no\nerror_log = ${path.join(dir, 'fpm.log')}\npid = ${path.join(dir, 'fpm.pid')}\n` +
+    `[bench]\nlisten = ${sock}\nlisten.mode = 0666\npm = static\npm.max_children = ${v.fpm.processes}\n`);
+  const config = plan.config ? { ...plan.config, text: `${plan.config.text}\n# php-fpm (${conf}):\n# ${fs.readFileSync(conf, 'utf8').trim().replaceAll('\n', '\n# ')}\n` } : plan.config;
+  return backendFirst(`${FPM_BINARY} -F -R -y ${q(conf)}`, sock, { ...plan, config });
+}
+
+/**
+ * The plan run by /bin/sh after `launcher` (in the background) has made `sock`; the shell then
+ * execs the server, so the backend is the server's child and the harness measures and stops
+ * both as one tree.
+ * @param {string} launcher @param {string} sock @param {Plan} plan @returns {Plan}
+ */
+function backendFirst(launcher, sock, plan) {
+  return { ...plan, cmd: '/bin/sh', args: ['-c', `${launcher} & while [ ! -S ${q(sock)} ]; do sleep 0.05; done; exec "$0" "$@"`, plan.cmd, ...plan.args] };
 }
 
 /**
