@@ -7,7 +7,7 @@ import { CgiRunner } from './cgi.js';
 import { appPrefixes, type LisodConfig } from './config.js';
 import type { FastCgiMount } from './config_fastcgi.js';
 import { FastCgiTransport } from './fastcgi/backend.js';
-import { routeUnderRoot } from './fastcgi/route.js';
+import { RootRouter } from './fastcgi/route.js';
 import type { Logger } from './log.js';
 import type { NativeHandlers, NativeServer } from './native.js';
 
@@ -23,12 +23,12 @@ export function fastCgiRunner(m: FastCgiMount, shared: Shared, logger: Logger): 
   const transport = new FastCgiTransport({
     address: m.socket, mount: `${m.prefix}/`, connectTimeoutMs: m.connectTimeoutMs, maxConns: m.maxConns,
   });
-  const root = m.root;
+  const router = m.root === null ? null : new RootRouter(m.prefix, m.root, m.index);
   return new AppRunner({
     prefix: m.prefix,
     transport,
     scriptFilename: m.command?.[0] ?? '',
-    route: root === null ? undefined : (target) => routeUnderRoot(target, m.prefix, root, m.index),
+    route: router === null ? undefined : (target) => router.route(target),
     timeoutMs: m.timeoutMs,
     maxProcesses: m.maxConns,
     maxQueue: m.maxQueue,

@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import type { AppBody, AppEnd, AppInput, AppOutput, AppProcess, AppTransport } from '../app_transport.js';
 import {
-  FastCgiProtocolError, ProtocolStatus, RecordDecoder, RecordType, decodeEndRequest, encodeBeginRequest,
-  encodeParams, encodeStdin, type FcgiRecord,
+  FastCgiProtocolError, ProtocolStatus, RecordDecoder, RecordType, decodeEndRequest, encodeRequest, encodeStdin,
+  type FcgiRecord,
 } from './record.js';
 
 export type BackendAddress = { path: string } | { host: string; port: number };
@@ -67,6 +67,7 @@ class Connection {
   readonly decoder = new RecordDecoder();
   connected = false;
   reused = false; // served a request before: a failure without any answer may be retried
+  idleSince = 0; // when it went back to the pool
   #nextId = 0;
   user: ConnectionUser | null = null;
 
@@ -133,6 +134,7 @@ export class FastCgiTransport implements AppTransport {
   #open = 0; // connections not yet closed, idle ones included
   #seq = 0;
   #stopped = false;
+  #idleSweep: NodeJS.Timeout | null = null; // runs while connections are idle (no timer per request)
 
   constructor(options: FastCgiOptions) {
     this.#options = options;
@@ -150,6 +152,7 @@ export class FastCgiTransport implements AppTransport {
   stop(): void {
     this.#stopped = true;
     for (const c of this.#idle.splice(0)) c.destroy();
+    this.#sweepIdle();
   }
 
   get connectTimeoutMs(): number {
@@ -167,8 +170,6 @@ export class FastCgiTransport implements AppTransport {
     if (!fresh) {
       const c = this.#idle.pop();
       if (c) {
-        c.socket.setTimeout(0);
-        c.socket.removeAllListeners('timeout');
         c.reused = true;
         return c;
       }
@@ -181,8 +182,7 @@ export class FastCgiTransport implements AppTransport {
 
   /** Back to the pool after END_REQUEST; any byte or close while idle drops it. */
   release(c: Connection): void {
-    c.socket.removeAllListeners('timeout').removeAllListeners('drain');
-    c.socket.setTimeout(0);
+    c.socket.removeAllListeners('drain');
     if (this.#stopped || this.#idle.length >= this.#options.maxConns || c.decoder.pendingBytes > 0) {
       c.destroy();
       return;
@@ -191,9 +191,20 @@ export class FastCgiTransport implements AppTransport {
       data: () => this.#drop(c), // nothing may arrive between requests
       broken: () => this.#drop(c),
     };
-    c.socket.setTimeout(kIdleMs, () => this.#drop(c));
+    c.idleSince = Date.now();
     c.socket.resume();
     this.#idle.push(c);
+    this.#idleSweep ??= setInterval(() => this.#sweepIdle(), kIdleMs / 2).unref();
+  }
+
+  /** Closes connections idle for kIdleMs or more; the sweep stops when none is idle. */
+  #sweepIdle(): void {
+    const old = Date.now() - kIdleMs;
+    while (this.#idle.length > 0 && this.#idle[0]!.idleSince <= old) this.#idle.shift()!.destroy();
+    if (this.#idle.length === 0 && this.#idleSweep !== null) {
+      clearInterval(this.#idleSweep);
+      this.#idleSweep = null;
+    }
   }
 
   #drop(c: Connection): void {
@@ -302,21 +313,21 @@ class Exchange extends EventEmitter implements AppProcess {
     else socket.resume();
 
     // One write (one syscall) for what is at hand: the head, and a buffered body.
-    const out = [encodeBeginRequest(this.#id, true), encodeParams(this.#id, this.#env)];
-    const end = (): void => { out.push(...encodeStdin(this.#id, Buffer.alloc(0))); };
     const body = this.#body;
+    let stdin: Buffer | null = null;
+    let end = false;
     if (body === 'none') {
-      end();
+      end = true;
     } else if (Buffer.isBuffer(body)) {
-      out.push(...encodeStdin(this.#id, body));
-      if (body.length > 0) end();
+      stdin = body;
+      end = true; // an empty buffered body is the end-of-stream record alone
     } else if (body === 'stream') {
-      if (this.#stdinEnded) end();
+      end = this.#stdinEnded;
     } else {
       this.#fileOffset = 0;
       process.nextTick(() => this.#pumpFile(c, body.fd, body.length));
     }
-    socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+    socket.write(encodeRequest(this.#id, true, this.#env, stdin, end));
   }
 
   /** Sends the spooled body file in STDIN records, with backpressure; positional reads allow a retry. */

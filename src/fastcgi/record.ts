@@ -83,10 +83,12 @@ export function encodeRecords(type: number, requestId: number, content: Buffer):
 
 /** BEGIN_REQUEST for the responder role; keepConn asks the application not to close after it. */
 export function encodeBeginRequest(requestId: number, keepConn: boolean, role = kRoleResponder): Buffer {
-  const body = Buffer.alloc(8);
-  body.writeUInt16BE(role, 0);
-  body[2] = keepConn ? kFlagKeepConn : 0;
-  return Buffer.concat(encodeRecords(RecordType.BeginRequest, requestId, body));
+  const b = header(RecordType.BeginRequest, requestId, 8, 0);
+  const record = Buffer.alloc(16);
+  b.copy(record, 0);
+  record.writeUInt16BE(role, 8);
+  record[10] = keepConn ? kFlagKeepConn : 0;
+  return record;
 }
 
 export function encodeAbortRequest(requestId: number): Buffer {
@@ -103,21 +105,51 @@ function nvLength(n: number): Buffer {
 
 /** Name-value pairs (spec §3.4): lengths below 128 in one byte, others in four (high bit set). */
 export function encodeNameValuePairs(pairs: Iterable<[string, string]>): Buffer {
-  const parts: Buffer[] = [];
-  for (const [name, value] of pairs) {
-    const n = Buffer.from(name, 'utf8');
-    const v = Buffer.from(value, 'utf8');
-    parts.push(nvLength(n.length), nvLength(v.length), n, v);
+  // Two passes over the strings (byte lengths, then writes) into one buffer: no per-pair Buffers.
+  const list = Array.isArray(pairs) ? (pairs as [string, string][]) : [...pairs];
+  let total = 0;
+  for (const [name, value] of list) {
+    const n = Buffer.byteLength(name, 'utf8');
+    const v = Buffer.byteLength(value, 'utf8');
+    if (n > 0x7fffffff || v > 0x7fffffff) nvLength(Math.max(n, v)); // throws
+    total += (n < 0x80 ? 1 : 4) + (v < 0x80 ? 1 : 4) + n + v;
   }
-  return Buffer.concat(parts);
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  const putLength = (len: number): void => {
+    if (len < 0x80) out[at++] = len;
+    else at = out.writeUInt32BE((len | 0x80000000) >>> 0, at);
+  };
+  for (const [name, value] of list) {
+    putLength(Buffer.byteLength(name, 'utf8'));
+    putLength(Buffer.byteLength(value, 'utf8'));
+    at += out.write(name, at, 'utf8');
+    at += out.write(value, at, 'utf8');
+  }
+  return out;
 }
 
 /** The whole PARAMS stream: the pairs split over as many records as needed, then the empty one. */
 export function encodeParams(requestId: number, env: Record<string, string>): Buffer {
+  return Buffer.concat(paramsRecords(requestId, env));
+}
+
+function paramsRecords(requestId: number, env: Record<string, string>): Buffer[] {
   const pairs = encodeNameValuePairs(Object.entries(env));
   const records = encodeRecords(RecordType.Params, requestId, pairs);
   if (pairs.length > 0) records.push(...encodeRecords(RecordType.Params, requestId, Buffer.alloc(0)));
-  return Buffer.concat(records);
+  return records;
+}
+
+/**
+ * A request's opening in one buffer (one write): BEGIN_REQUEST, the PARAMS stream, then
+ * `stdin` as STDIN records when given, and the empty STDIN record when `endStdin`.
+ */
+export function encodeRequest(requestId: number, keepConn: boolean, env: Record<string, string>, stdin: Buffer | null, endStdin: boolean): Buffer {
+  const pieces = [encodeBeginRequest(requestId, keepConn), ...paramsRecords(requestId, env)];
+  if (stdin !== null && stdin.length > 0) pieces.push(...encodeRecords(RecordType.Stdin, requestId, stdin));
+  if (endStdin) pieces.push(header(RecordType.Stdin, requestId, 0, 0));
+  return Buffer.concat(pieces);
 }
 
 /** STDIN records for `data`; an empty buffer gives the end-of-stream record. */

@@ -11,6 +11,33 @@ export interface ScriptRoute {
   pathInfo: string;
 }
 
+const kRootTtlMs = 1000; // root's own real path is looked up again after this
+
+/**
+ * The routes of one mount: routeUnderRoot with root's real path looked up at most once a
+ * second (an operator's change of the root symlink shows within a second; each script is
+ * still resolved on every request).
+ */
+export class RootRouter {
+  #realRoot: string | null = null;
+  #at = -Infinity;
+
+  constructor(private readonly prefix: string, private readonly root: string, private readonly index: string | null) {}
+
+  route(target: CgiTarget): ScriptRoute | null {
+    const now = Date.now();
+    if (now - this.#at > kRootTtlMs || this.#realRoot === null) {
+      this.#at = now;
+      try {
+        this.#realRoot = fs.realpathSync.native(this.root);
+      } catch {
+        this.#realRoot = null;
+      }
+    }
+    return this.#realRoot === null ? null : routeUnder(target, this.prefix, this.root, this.#realRoot, this.index);
+  }
+}
+
 /**
  * Returns the route for `target` under mount `prefix`, or null (→ 404) when no prefix of the
  * path (from the whole path down to the mount prefix) is a regular file inside `root`. A path
@@ -18,19 +45,25 @@ export interface ScriptRoute {
  * Throws CgiTargetError for a path that does not decode (→ 400).
  */
 export function routeUnderRoot(target: CgiTarget, prefix: string, root: string, index: string | null): ScriptRoute | null {
-  const decoded = percentDecode(target.path);
-  const segments = decoded.split('/');
-  if (segments.some((s) => s === '.' || s === '..')) return null;
   let realRoot: string;
   try {
-    realRoot = fs.realpathSync(root);
+    realRoot = fs.realpathSync.native(root);
   } catch {
     return null;
   }
+  return routeUnder(target, prefix, root, realRoot, index);
+}
+
+function routeUnder(target: CgiTarget, prefix: string, root: string, realRoot: string, index: string | null): ScriptRoute | null {
+  const decoded = percentDecode(target.path);
+  const segments = decoded.split('/');
+  if (segments.some((s) => s === '.' || s === '..')) return null;
+  const inside = realRoot.endsWith(path.sep) ? realRoot : realRoot + path.sep;
   const isScript = (scriptName: string): boolean => {
     try {
-      const real = fs.realpathSync(path.join(root, scriptName));
-      return (real === realRoot || real.startsWith(realRoot + path.sep)) && fs.statSync(real).isFile();
+      // A missing path is the common miss (no exception for it); ENOTDIR and others throw.
+      const st = fs.statSync(root + scriptName, { throwIfNoEntry: false });
+      return st !== undefined && st.isFile() && fs.realpathSync.native(root + scriptName).startsWith(inside);
     } catch {
       return false;
     }
