@@ -4,6 +4,8 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <algorithm>
+#include <cstring>
 #include <memory>
 
 #include "cgi_output_addon.h"
@@ -190,8 +192,7 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
   void onAppBody(uint32_t id, const char* data, size_t len, bool end) override {
     if (finalizing_) return;
     Napi::HandleScope scope(env_);
-    Napi::Value chunk = end ? env_.Null() : Napi::Buffer<char>::Copy(env_, data, len).As<Napi::Value>();
-    call(on_body_, {Napi::Number::New(env_, id), chunk});
+    call(on_body_, {Napi::Number::New(env_, id), end ? env_.Null() : bodyView(data, len)});
   }
   void onAppClose(uint32_t id) override {
     if (finalizing_) return;
@@ -211,6 +212,18 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
   }
 
  private:
+  // A body chunk as a Uint8Array over one ArrayBuffer reused for every chunk (grown when a
+  // chunk is larger), valid only during the body event: a fresh Buffer per chunk left a
+  // 64 MiB upload's worth of garbage backing stores (~35 MiB RSS) for V8 to collect late.
+  Napi::Value bodyView(const char* data, size_t len) {
+    if (body_buf_.IsEmpty() || body_buf_.Value().ByteLength() < len) {
+      body_buf_ = Napi::Persistent(Napi::ArrayBuffer::New(env_, std::max<size_t>(len, 64 * 1024)));
+    }
+    Napi::ArrayBuffer ab = body_buf_.Value();
+    std::memcpy(ab.Data(), data, len);
+    return Napi::Uint8Array::New(env_, len, ab, 0);
+  }
+
   void call(Napi::FunctionReference& fn, std::initializer_list<napi_value> args) {
     if (finalizing_) return;
     try {
@@ -339,6 +352,7 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
   std::unique_ptr<Server> server_;
   Napi::ObjectReference receiver_;
   Napi::FunctionReference on_request_, on_body_, on_close_, on_drain_, on_error_;
+  Napi::Reference<Napi::ArrayBuffer> body_buf_;  // see bodyView()
   std::unique_ptr<Napi::AsyncContext> context_;
 };
 

@@ -7,6 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <climits>
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -57,7 +60,10 @@ class PlainTransport final : public Transport {
 
 class TlsTransport final : public Transport {
  public:
-  TlsTransport(int fd, SSL* ssl) : ssl_(ssl) { SSL_set_fd(ssl_, fd); SSL_set_accept_state(ssl_); }
+  TlsTransport(int fd, SSL* ssl) : ssl_(ssl), fd_(fd) { SSL_set_fd(ssl_, fd); SSL_set_accept_state(ssl_); }
+  // Over a BIO instead of a socket (fd_ = -1): the SSL owns bio; plain-mode bytes and the
+  // first-byte peek go through it too, so no syscall touches the connection's bytes.
+  TlsTransport(BIO* bio, SSL* ssl) : ssl_(ssl) { SSL_set_bio(ssl_, bio, bio); SSL_set_accept_state(ssl_); }
   ~TlsTransport() override { SSL_free(ssl_); }
 
   IoResult handshake() override {
@@ -65,9 +71,8 @@ class TlsTransport final : public Transport {
       // A TLS connection opens with a handshake record (0x16); an upper-case letter is
       // the method of a plain HTTP request sent to this port.
       char first;
-      ssize_t n = ::recv(SSL_get_fd(ssl_), &first, 1, MSG_PEEK);
-      if (n < 0) return fromErrno(n);
-      if (n == 0) return {IoResult::kClosed};
+      IoResult peeked = peekFirst(&first);
+      if (peeked.kind != IoResult::kOk) return peeked;
       first_byte_seen_ = true;
       if (first >= 'A' && first <= 'Z') {
         plain_ = true;
@@ -81,7 +86,7 @@ class TlsTransport final : public Transport {
     return classify(r);
   }
   IoResult read(char* buf, size_t len) override {
-    if (plain_) return fromErrno(::recv(SSL_get_fd(ssl_), buf, len, 0));
+    if (plain_) return rawRead(buf, len);
     ERR_clear_error();
     size_t n = 0;
     int r = SSL_read_ex(ssl_, buf, len, &n);
@@ -89,7 +94,7 @@ class TlsTransport final : public Transport {
     return classify(r);
   }
   IoResult write(const char* buf, size_t len) override {
-    if (plain_) return writeResult(::send(SSL_get_fd(ssl_), buf, len, MSG_NOSIGNAL));
+    if (plain_) return rawWrite(buf, len);
     ERR_clear_error();
     size_t n = 0;
     int r = SSL_write_ex(ssl_, buf, len, &n);
@@ -101,7 +106,9 @@ class TlsTransport final : public Transport {
   IoResult sendFile(int, off_t*, size_t) override { return {IoResult::kError}; }
   // TLS records of 16 KiB leave in full segments: on loopback one wake-up of the reader
   // per ~64 KiB instead of per record.
-  void setCork(bool on) override { setTcpCork(SSL_get_fd(ssl_), on); }
+  void setCork(bool on) override {
+    if (fd_ >= 0) setTcpCork(fd_, on);
+  }
   void shutdown() override {
     if (plain_) return;
     ERR_clear_error();
@@ -123,6 +130,37 @@ class TlsTransport final : public Transport {
   }
 
  private:
+  // The transport's own bytes, below TLS (the first-byte check and plain-HTTP mode).
+  IoResult peekFirst(char* c) {
+    if (fd_ >= 0) {
+      ssize_t n = ::recv(fd_, c, 1, MSG_PEEK);
+      return n == 1 ? IoResult{IoResult::kOk, 1} : fromErrno(n);
+    }
+    char* p = nullptr;  // BIO_nread0: the readable bytes in place, none consumed
+    long n = BIO_nread0(SSL_get_rbio(ssl_), &p);
+    if (n > 0) {
+      *c = p[0];
+      return {IoResult::kOk, 1};
+    }
+    return bioResult(SSL_get_rbio(ssl_), n, IoResult::kWantRead);
+  }
+  IoResult rawRead(char* buf, size_t len) {
+    if (fd_ >= 0) return fromErrno(::recv(fd_, buf, len, 0));
+    BIO* b = SSL_get_rbio(ssl_);
+    return bioResult(b, BIO_read(b, buf, static_cast<int>(std::min<size_t>(len, INT_MAX))), IoResult::kWantRead);
+  }
+  IoResult rawWrite(const char* buf, size_t len) {
+    if (fd_ >= 0) return writeResult(::send(fd_, buf, len, MSG_NOSIGNAL));
+    BIO* b = SSL_get_wbio(ssl_);
+    return bioResult(b, BIO_write(b, buf, static_cast<int>(std::min<size_t>(len, INT_MAX))), IoResult::kWantWrite);
+  }
+  // A BIO call's return: bytes, 0 = the peer closed, < 0 retry (want) or closed.
+  static IoResult bioResult(BIO* b, long n, IoResult::Kind want) {
+    if (n > 0) return {IoResult::kOk, static_cast<size_t>(n)};
+    if (n < 0 && BIO_should_retry(b)) return {want};
+    return {IoResult::kClosed};
+  }
+
   // SSL_get_error(3): WANT_* can come from either direction (renegotiation-free TLS
   // 1.3 still sends tickets/key updates), so both are reported to the caller.
   IoResult classify(int r) {
@@ -132,7 +170,7 @@ class TlsTransport final : public Transport {
       case SSL_ERROR_WANT_WRITE: return {IoResult::kWantWrite};
       case SSL_ERROR_ZERO_RETURN: return {IoResult::kClosed};
       case SSL_ERROR_SYSCALL:
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return {IoResult::kWantRead};
+        if (fd_ >= 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return {IoResult::kWantRead};
         ERR_clear_error();
         return {IoResult::kClosed};  // peer vanished (EOF or reset)
       default: {
@@ -151,6 +189,7 @@ class TlsTransport final : public Transport {
   }
 
   SSL* ssl_;
+  int fd_ = -1;  // -1: over a BIO (makeTlsTransportOnBio)
   std::string last_error_;
   std::unique_ptr<ClientIdentity> identity_;
   bool first_byte_seen_ = false;
@@ -169,6 +208,17 @@ std::unique_ptr<Transport> makeTlsTransport(int fd, SSL_CTX* ctx) {
     return nullptr;
   }
   return std::make_unique<TlsTransport>(fd, ssl);
+}
+
+std::unique_ptr<Transport> makeTlsTransportOnBio(BIO* bio, SSL_CTX* ctx) {
+  ERR_clear_error();
+  SSL* ssl = SSL_new(ctx);
+  if (ssl == nullptr) {
+    ERR_clear_error();
+    BIO_free(bio);
+    return nullptr;
+  }
+  return std::make_unique<TlsTransport>(bio, ssl);
 }
 
 }  // namespace lisod

@@ -10,6 +10,7 @@
 #include "tls_identity.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
+typedef struct bio_st BIO;
 
 namespace lisod {
 
@@ -59,5 +60,9 @@ class Transport {
 std::unique_ptr<Transport> makePlainTransport(int fd);
 // Returns nullptr when SSL_new fails (out of memory).
 std::unique_ptr<Transport> makeTlsTransport(int fd, SSL_CTX* ctx);
+// The same TLS transport over a BIO (it takes one reference to bio) instead of the
+// connection's socket: the bytes never meet a syscall, setCork does nothing. Used by the
+// tls fuzz target over a memory BIO pair; the Connection still polls its own fd.
+std::unique_ptr<Transport> makeTlsTransportOnBio(BIO* bio, SSL_CTX* ctx);
 
 }  // namespace lisod

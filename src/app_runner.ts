@@ -161,14 +161,15 @@ export class AppRunner {
     this.#enqueue(ex);
   }
 
-  #onBody(id: number, chunk: Buffer | null): void {
+  /** view: valid during this call only (NativeHandlers.body); whatever keeps bytes copies them. */
+  #onBody(id: number, view: Uint8Array | null): void {
     const ex = this.#exchanges.get(id);
     if (!ex || ex.bodyEnded) return;
-    if (chunk === null) ex.bodyEnded = true;
+    if (view === null) ex.bodyEnded = true;
     if (!ex.bodyWanted) return;
     const spool = ex.spool;
     if (spool) {
-      if (chunk === null) {
+      if (view === null) {
         spool.finish((body) => {
           if (ex.ended) {
             if (!Buffer.isBuffer(body)) fs.close(body.fd, () => {});
@@ -181,13 +182,14 @@ export class AppRunner {
         return;
       }
       try {
-        if (!spool.write(chunk, () => this.#resumeBody(ex))) this.#pauseBody(ex);
+        if (!spool.write(view, () => this.#resumeBody(ex))) this.#pauseBody(ex);
       } catch (e) {
         if (e instanceof SpoolFullError) this.#fail(ex, 503, e.message, 'warn');
         else this.#fail(ex, 500, `buffering the request body in ${this.#o.spoolDir}: ${(e as Error).message}`);
       }
       return;
     }
+    const chunk = view && Buffer.from(view); // streaming: the pipe or backend keeps it
     const run = ex.run;
     if (!run?.proc.stdin) {
       if (chunk) ex.pendingBody.push(chunk);

@@ -10,6 +10,12 @@ import type { AppBodyFile } from './app_transport.js';
 export const kMemoryBodyBytes = 64 * 1024;
 /** Bytes waiting for the disk above which the body is paused. */
 const kWriteHighWater = 256 * 1024;
+/**
+ * File-bound bytes are copied into slabs of this size, reused once written: the chunks the
+ * addon hands over are borrowed views, and a fresh Buffer per chunk left a large upload's worth
+ * of garbage for V8 to collect late (a 64 MiB upload raised RSS by ~35 MiB).
+ */
+const kSlabBytes = 64 * 1024;
 // O_TMPFILE (Linux ≥ 3.11: open(2)) = __O_TMPFILE | O_DIRECTORY; __O_TMPFILE is 020000000 on
 // every architecture Node runs on except alpha/sparc/parisc. Node passes numeric flags through.
 const kOTmpFile = 0o20000000 | fs.constants.O_DIRECTORY;
@@ -61,8 +67,12 @@ export class BodySpool {
   #chunks: Buffer[] = [];
   #fd: number | undefined;
   #writing = false;
-  #queued: Buffer[] = [];
-  #queuedBytes = 0;
+  #queued: Buffer[] = []; // full slabs (or the last, partial one at finish) waiting for the disk
+  #queuedBytes = 0; // bytes staged for the disk: #queued and #slab
+  #slab: Buffer | undefined; // being filled
+  #slabUsed = 0;
+  #free: Buffer[] = []; // written slabs, for reuse
+  #fileOffset = 0; // where the next writev goes
   #onDrain: (() => void) | undefined;
   #onFlushed: (() => void) | undefined;
   #error: Error | undefined;
@@ -79,26 +89,25 @@ export class BodySpool {
   }
 
   /**
-   * Adds a chunk. Returns false when the caller should pause the body until `onDrain`.
-   * Throws SpoolFullError when the budget is exhausted, or the file error that stopped it.
+   * Adds a copy of chunk (which the caller may reuse on return). Returns false when the caller
+   * should pause the body until `onDrain`. Throws SpoolFullError when the budget is exhausted,
+   * or the file error that stopped it.
    */
-  write(chunk: Buffer, onDrain: () => void): boolean {
+  write(chunk: Uint8Array, onDrain: () => void): boolean {
     if (this.#error) throw this.#error;
     if (this.#released) return true; // discarded: nothing more is kept
     if (!this.budget.take(chunk.length)) throw new SpoolFullError(`spool_max_bytes (${this.budget.max}) reached`);
     this.length += chunk.length;
     if (this.#fd === undefined && this.length <= kMemoryBodyBytes) {
-      this.#chunks.push(chunk);
+      this.#chunks.push(Buffer.from(chunk));
       return true;
     }
     if (this.#fd === undefined) {
       this.#fd = openAnonymous(this.dir); // throws: the caller answers 500
-      this.#queued = this.#chunks;
-      this.#queuedBytes = this.length - chunk.length;
+      for (const c of this.#chunks) this.#stage(c);
       this.#chunks = [];
     }
-    this.#queued.push(chunk);
-    this.#queuedBytes += chunk.length;
+    this.#stage(chunk);
     this.#pump();
     if (this.#queuedBytes <= kWriteHighWater) return true;
     this.#onDrain = onDrain;
@@ -113,11 +122,13 @@ export class BodySpool {
       this.#chunks = [];
       return;
     }
+    this.#seal(); // the last, partial slab
     this.#onFlushed = () => {
       const fd = this.#fd!;
       this.#fd = undefined; // handed over
       done({ fd, length: this.length });
     };
+    this.#pump();
     if (!this.#writing) this.#flushed();
   }
 
@@ -130,6 +141,8 @@ export class BodySpool {
     this.#released = true;
     this.#chunks = [];
     this.#queued = [];
+    this.#free = [];
+    this.#slab = undefined;
     this.#onDrain = this.#onFlushed = undefined;
     this.#done = true;
     if (this.#fd !== undefined && !this.#writing) this.#close();
@@ -141,16 +154,42 @@ export class BodySpool {
     if (fd !== undefined) fs.close(fd, () => {});
   }
 
+  /** Copies chunk into slabs; each full slab joins the queue for the disk. */
+  #stage(chunk: Uint8Array): void {
+    this.#queuedBytes += chunk.length;
+    for (let off = 0; off < chunk.length;) {
+      if (this.#slab === undefined) {
+        this.#slab = this.#free.pop() ?? Buffer.allocUnsafeSlow(kSlabBytes);
+        this.#slabUsed = 0;
+      }
+      const n = Math.min(kSlabBytes - this.#slabUsed, chunk.length - off);
+      this.#slab.set(chunk.subarray(off, off + n), this.#slabUsed);
+      this.#slabUsed += n;
+      off += n;
+      if (this.#slabUsed === kSlabBytes) this.#seal();
+    }
+  }
+
+  #seal(): void {
+    if (this.#slab !== undefined && this.#slabUsed > 0) this.#queued.push(this.#slab.subarray(0, this.#slabUsed));
+    this.#slab = undefined;
+  }
+
   #pump(): void {
     if (this.#writing || this.#queued.length === 0 || this.#fd === undefined) return;
     const bufs = this.#queued;
-    const bytes = this.#queuedBytes;
+    let bytes = 0;
+    for (const b of bufs) bytes += b.length;
     this.#queued = [];
-    this.#queuedBytes = 0;
-    const position = this.length - bytes; // the queue is always the tail of the body
+    const position = this.#fileOffset;
+    this.#fileOffset += bytes;
     this.#writing = true;
     fs.writev(this.#fd, bufs, position, (err, written) => {
       this.#writing = false;
+      this.#queuedBytes -= bytes;
+      if (!this.#released) {
+        for (const b of bufs) if (b.length === kSlabBytes) this.#free.push(b); // whole slabs
+      }
       if (!err && written !== bytes) err = Object.assign(new Error(`short write (${written} of ${bytes} bytes)`), { code: 'EIO' });
       if (err) {
         this.#error = new Error(`writing the request body to spool_dir ${this.dir}: ${err.message}`);

@@ -105,7 +105,9 @@ export type AccessRecord = [string, number, string, string, string, number, numb
 
 export interface NativeHandlers {
   request(req: CgiRequest): void;
-  body(id: number, chunk: Buffer | null): void; // null = end of body
+  // null = end of body. The chunk is a view into a buffer the addon reuses for the next
+  // chunk: valid during the call only, so copy what you keep.
+  body(id: number, chunk: Uint8Array | null): void;
   close(id: number): void; // connection gone before end(); stop the script
   drain(id: number): void; // write() returned false earlier; room again
   error(level: 'error' | 'warn' | 'info', message: string): void;

@@ -1,21 +1,25 @@
 // libFuzzer target for the TLS path: lisod's own TlsContext (its real settings, a P-256
 // certificate made at start-up) and TLS transport under a real Connection, Server and
-// libuv loop, fed client bytes over a socketpair. The client side is either raw fuzz
-// bytes (handshake records, plain HTTP sent to the TLS port, garbage) or a real OpenSSL
-// client over a memory BIO pair whose records the fuzzer forwards, so fuzzed requests
-// reach SSL_read after a handshake; the two mix freely (raw bytes after the handshake
-// corrupt the record stream). Checks ASan/UBSan, the application contract (fuzz_bed.h)
-// and that the connection closes once the client leaves.
+// libuv loop. The transport runs over a memory BIO pair (makeTlsTransportOnBio): no
+// syscall touches the bytes; the Connection's poll handle sits on a socket that is always
+// ready, so the loop calls it each turn and the BIOs decide what happens. The fuzzer owns
+// the wire between the pair and a real OpenSSL client (itself behind a second BIO pair):
+// raw fuzz bytes (handshake records, plain HTTP sent to the TLS port, garbage) and the
+// client's records mix freely, delivered whole or split at a fuzzer-chosen size, so
+// fuzzed requests reach SSL_read after a handshake. Checks ASan/UBSan, the application
+// contract (fuzz_bed.h) and that the connection closes once the client leaves.
+// FUZZ_TLS_VERBOSE=1 prints per input whether the handshake completed and what came back.
 //
 // Input: byte 0 = flags (kFlag*), then ops; kind = op & 7, param = op >> 3 (0..31):
-//   0 RAW param+1 bytes to the socket      7 RAW (param+1)*32 bytes
+//   0 RAW param+1 bytes to the wire        7 RAW (param+1)*32 bytes
 //   1 HANDSHAKE up to param+1 client steps (each: client step, forward, loop turn)
 //   2 WRITE param+1 bytes as client application data
-//   3 TICK param+1 loop turns               4 READ: param 0 stop reading, else read all
+//   3 TICK param+1 loop turns
+//   4 READ/SPLIT: param 0 client stops reading, 1 reads all; 2..31 the wire delivers at
+//     most kSplit[param] bytes to the server per loop turn (31: no limit)
 //   5 CLIENT param%5: 0 close_notify, 1 key update, 2 renegotiate, 3 half-close, 4 app act
 //   6 TIME jump kJumpMs[param & 7] then sweep
 // Built by scripts/fuzz.mjs (links the system OpenSSL 3; the addon uses Node's 3.x).
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -25,6 +29,8 @@
 #include <openssl/x509.h>
 
 #include <cerrno>
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "../../native/tls_context.h"
@@ -91,11 +97,18 @@ Tls& tls() {
   return *t;
 }
 
-// The fuzzer's end of the socketpair, with a real client behind a memory BIO pair.
+// Split sizes for op 4 (bytes per loop turn the wire delivers to the server).
+constexpr size_t kSplit[32] = {0, 0, 1, 2, 3, 4, 5, 7, 8, 11, 13, 16, 21, 29, 32, 47, 64, 100, 127, 128,
+                               200, 255, 256, 300, 512, 1000, 1024, 1500, 4096, 5000, 16384, SIZE_MAX};
+
+// The wire: the server's end of its BIO pair, and a real client behind a second pair.
 class Client {
  public:
-  Client(int fd, uint8_t flags) : fd_(fd) {
+  // server_bio receives the server's half of a new pair (for makeTlsTransportOnBio).
+  Client(uint8_t flags, BIO** server_bio) {
     Tls& t = tls();
+    const size_t buffer = flags & kFlagSmallBuffers ? 4096 : 0;  // 0: OpenSSL's 17 KiB
+    FUZZ_CHECK(BIO_new_bio_pair(server_bio, buffer, &server_, buffer) == 1);
     ssl_ = SSL_new(t.client);
     BIO* internal = nullptr;
     FUZZ_CHECK(BIO_new_bio_pair(&internal, 0, &net_, 0) == 1);
@@ -119,6 +132,7 @@ class Client {
     }
     SSL_free(ssl_);
     BIO_free(net_);
+    BIO_free(server_);
     ERR_clear_error();
   }
 
@@ -143,40 +157,56 @@ class Client {
     SSL_do_handshake(ssl_);
     ERR_clear_error();
   }
+  // The server reads EOF once it has taken what the wire holds.
   void halfClose() {
     pump();
-    ::shutdown(fd_, SHUT_WR);
+    out_.clear();
+    BIO_shutdown_wr(server_);
     closed_ = true;
   }
-  void setReading(bool on) { reading_ = on; }
+  void readOrSplit(uint8_t param) {
+    if (param < 2) reading_ = param != 0;
+    else split_ = kSplit[param];
+  }
+  void noSplit() { split_ = SIZE_MAX; }
+  // For FUZZ_TLS_VERBOSE: whether a handshake completed, and response bytes decrypted.
+  bool handshaken() const { return SSL_is_init_finished(ssl_); }
+  size_t received() const { return received_; }
 
-  // Moves records both ways: what the client SSL produced (and raw bytes) to the socket
-  // while it has room; what arrived from the server into the client (or the bin).
+  // Moves records both ways: what the client SSL produced (and raw bytes) to the server
+  // while its BIO has room (at most split_ bytes a turn); what the server wrote into the
+  // client (or the bin).
   void pump() {
     char buf[16384];
     for (int n; (n = BIO_read(net_, buf, sizeof buf)) > 0;) out_.append(buf, static_cast<size_t>(n));
-    while (!out_.empty() && !closed_) {
-      ssize_t n = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
-      if (n <= 0) break;
-      out_.erase(0, static_cast<size_t>(n));
+    size_t budget = split_;
+    while (!out_.empty() && !closed_ && budget > 0) {
+      const size_t room = BIO_ctrl_get_write_guarantee(server_);
+      const size_t k = std::min({out_.size(), room, budget, sizeof buf});
+      if (k == 0) break;
+      FUZZ_CHECK(BIO_write(server_, out_.data(), static_cast<int>(k)) == static_cast<int>(k));
+      out_.erase(0, k);
+      if (budget != SIZE_MAX) budget -= k;
     }
-    if (closed_) out_.clear();
-    while (reading_) {
+    while (true) {
+      const size_t pending = BIO_ctrl_pending(server_);
+      if (pending == 0) break;
+      if (!reading_) break;
       size_t room = BIO_ctrl_get_write_guarantee(net_);
       if (room == 0) {  // the client SSL's inbox is full: let it consume
         drainApplicationData();
         room = BIO_ctrl_get_write_guarantee(net_);
         if (room == 0) break;
       }
-      ssize_t n = ::recv(fd_, buf, std::min(room, sizeof buf), 0);
+      const int n = BIO_read(server_, buf, static_cast<int>(std::min({room, pending, sizeof buf})));
       if (n <= 0) break;
-      BIO_write(net_, buf, static_cast<int>(n));
+      FUZZ_CHECK(BIO_write(net_, buf, n) == n);
     }
     drainApplicationData();
   }
   void discardAll() {
     char buf[16384];
-    while (::recv(fd_, buf, sizeof buf, 0) > 0) {
+    while (BIO_read(server_, buf, sizeof buf) > 0) {
     }
   }
 
@@ -184,15 +214,16 @@ class Client {
   void drainApplicationData() {
     char buf[16384];
     size_t n = 0;
-    while (SSL_read_ex(ssl_, buf, sizeof buf, &n) == 1) {
-    }
+    while (SSL_read_ex(ssl_, buf, sizeof buf, &n) == 1) received_ += n;
     ERR_clear_error();
   }
 
-  int fd_;
   SSL* ssl_ = nullptr;
-  BIO* net_ = nullptr;
-  std::string out_;
+  BIO* net_ = nullptr;     // the client's network end
+  BIO* server_ = nullptr;  // the wire's end of the server's pair
+  std::string out_;        // bytes on the wire towards the server
+  size_t split_ = SIZE_MAX;
+  size_t received_ = 0;
   bool reading_ = true, closed_ = false;
 };
 
@@ -210,15 +241,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t flags = s.next();
   Server* server = startInput(flags & kFlagSmall, false, {(flags & kFlagAnswerAtEnd) != 0, false});
 
+  // The Connection polls fds[0], kept always readable (a byte waits in it, unread) and
+  // writable; its transport moves bytes only through the BIO pair.
   int fds[2];
-  socketPair(fds, flags & kFlagSmallBuffers ? 4096 : 0);
-  std::unique_ptr<Transport> transport = makeTlsTransport(fds[0], tls().server->get());
+  socketPair(fds);
+  FUZZ_CHECK(::write(fds[1], "!", 1) == 1);
+  BIO* server_bio = nullptr;
+  Client client(flags, &server_bio);
+  std::unique_ptr<Transport> transport = makeTlsTransportOnBio(server_bio, tls().server->get());
   FUZZ_CHECK(transport != nullptr);
   PeerInfo info{"192.0.2.1", "198.51.100.2", 40000, 8443};
   Connection* c = server->adopt(fds[0], std::move(transport), info, false);
   FUZZ_CHECK(c != nullptr);
   {
-    Client client(fds[1], flags);
     auto alive = [&] { return server->connectionCount() > 0; };
     while (!s.done() && alive()) {
       const uint8_t op = s.next();
@@ -235,7 +270,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           break;
         case 2: client.write(s.take(param + 1u)); break;
         case 3: tick(param + 1); break;
-        case 4: client.setReading(param != 0); break;
+        case 4: client.readOrSplit(param); break;
         case 5:
           switch (param % 5) {
             case 0: client.closeNotify(); break;
@@ -252,10 +287,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     client.halfClose();
     finishConnection(server, [&] {
-      client.setReading(true);
+      client.readOrSplit(1);
+      client.noSplit();
       client.pump();
       client.discardAll();
     });
+    static const bool verbose = std::getenv("FUZZ_TLS_VERBOSE") != nullptr;
+    if (verbose) {
+      std::fprintf(stderr, "fuzz tls: handshake %s, %zu application requests, %zu response bytes decrypted\n",
+                   client.handshaken() ? "done" : "not done", b.app.requests(), client.received());
+    }
   }
   ::close(fds[1]);
   ERR_clear_error();

@@ -101,6 +101,7 @@ class Tls {
   }
   tick(n = 1) { this.bytes.push(op(3, n - 1)); return this; }
   read(stop = false) { this.bytes.push(op(4, stop ? 0 : 1)); return this; }
+  split(param) { this.bytes.push(op(4, param)); return this; } // 2..31: kSplit[param] bytes a turn
   client(action) { this.bytes.push(op(5, action)); return this; }
   time(j) { this.bytes.push(op(6, j)); return this; }
   buffer() { return Buffer.from(this.bytes); }
@@ -118,6 +119,8 @@ const tls = {
   half_close: new Tls(0).handshake(6).write('GET / HTTP/1.1\r\n').client(3).tick(3),
   plain_http: new Tls(T.noSni).raw(Buffer.from(get('/'))).tick(2),
   hello_fragment: new Tls(0).raw(helloStart).tick(1).time(1).tick(1),
+  split_29: new Tls(0).split(13).handshake(32).tick(16).write(get('/') + get('/index.html')).tick(16).read(),
+  split_1000_tls12: new Tls(T.tls12).split(25).handshake(16).write(get('/big.bin')).tick(8).split(2).tick(16).read(),
   cgi_body: new Tls(T.small).handshake(6).write('POST /cgi/p HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody').tick(2).read(),
 };
 
