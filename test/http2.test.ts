@@ -25,7 +25,8 @@ const site = useLisod(test, {
   servers: {
     h2: { config: { http2: true, http2_max_concurrent_streams: 100 } },
     stall: { config: { http2: true, send_timeout: 2 } },
-    off: {},
+    off: { config: { http2: false } },
+    byDefault: {},
   },
 });
 
@@ -188,7 +189,18 @@ test('access log lines say HTTP/2.0', async (t) => {
   t.regex(fs.readFileSync(log, 'utf8'), /"GET \/hello\.txt\?log-me HTTP\/2\.0" 200 13 "-" "h2-agent"/);
 });
 
-test('http2 is off by default: ALPN h2 is not offered', async (t) => {
+test('http2 is on by default (ALPN h2, then http/1.1); HTTP/1.1 clients are unaffected', async (t) => {
+  const raw = await frames(site.byDefault.httpsPort, 'get', 1);
+  t.is(raw.alpn, 'h2');
+  t.is(raw.status['1'], 200);
+  const curl = async (proto: string): Promise<string> => (await run('curl', ['-sS', proto, '--cacert', pki.caCert, '-o', '/dev/null',
+    '-w', '%{http_version} %{http_code}', '--resolve', `localhost:${site.byDefault.httpsPort}:127.0.0.1`,
+    `https://localhost:${site.byDefault.httpsPort}/hello.txt`])).stdout;
+  t.is(await curl('--http2'), '2 200');
+  t.is(await curl('--http1.1'), '1.1 200');
+});
+
+test('http2 = false: ALPN h2 is not offered', async (t) => {
   const raw = await frames(site.off.httpsPort, 'get', 1).catch((e: Error) => e);
   const { stdout } = await run('curl', ['-sS', '--http2', '--cacert', pki.caCert, '-o', '/dev/null', '-w', '%{http_version} %{http_code}',
     '--resolve', `localhost:${site.off.httpsPort}:127.0.0.1`, `https://localhost:${site.off.httpsPort}/hello.txt`]);
