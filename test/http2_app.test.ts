@@ -3,7 +3,7 @@
 // both ways under flow control, uploads with and without content-length, NPH heads turned
 // into :status, local redirects, a client that never opens its window (the script is held
 // back, other streams go on), resets mid-upload and mid-download (the script is killed, fds
-// back), more streams than max_processes (queue, then 503 per stream), Flaskr over
+// back), a body cut short (RST_STREAM), 413 per stream, more streams than max_processes (queue, then 503 per stream), Flaskr over
 // flaskr.fcgi, and the access log. Real lisod, real TLS (test CA), curl, Node and python3-h2.
 import test from 'ava';
 import { execFile, spawn } from 'node:child_process';
@@ -31,7 +31,7 @@ const flaskrDir = tempDir('h2-flaskr-');
 const site = useLisod(test, {
   servers: {
     cgi: { config: { http2: true, cgi: { script } } },
-    queue: { config: { http2: true, cgi: { script, max_processes: 2, max_queue: 3 } } },
+    queue: { config: { http2: true, max_body_bytes: 1 << 20, cgi: { script, max_processes: 2, max_queue: 3 } } },
     stream: { config: { http2: true, cgi: { script, request_buffering: false } } },
     fcgi: {
       omit: ['cgi'],
@@ -231,6 +231,24 @@ test('more streams than max_processes + max_queue on one connection: 2 run, 3 wa
     t.is(busy.length, 5);
     for (const r of ok) t.is(r.body.toString(), 'slept\n');
     for (const r of busy) t.is(r.headers['retry-after'], '1');
+    t.is((await request(s, { ':path': '/cgi/env' })).status, 200, 'the connection serves on');
+  } finally {
+    s.close();
+  }
+});
+
+test('a body cut short resets that stream only; bodies over max_body_bytes get 413 per stream', async (t) => {
+  const s = connect(site.queue.httpsPort);
+  try {
+    const short = await request(s, { ':path': '/cgi/short' }).then(() => null, (e: Error & { code?: string }) => e);
+    t.truthy(short, 'the stream must not end as if complete');
+    t.regex(String(short?.message), /INTERNAL_ERROR|code 2/);
+    const big = crypto.randomBytes((1 << 20) + 1);
+    const declared = await request(s, { ':method': 'POST', ':path': '/cgi/env', 'content-length': String(big.length) }, big);
+    t.is(declared.status, 413);
+    const parts = Array.from({ length: 17 }, (_, i) => big.subarray(i << 16, (i + 1) << 16));
+    const streamed = await request(s, { ':method': 'POST', ':path': '/cgi/env' }, parts).catch((e: Error) => e);
+    t.true(streamed instanceof Error || streamed.status === 413, String(streamed instanceof Error ? streamed.message : streamed.status));
     t.is((await request(s, { ':path': '/cgi/env' })).status, 200, 'the connection serves on');
   } finally {
     s.close();

@@ -2,7 +2,8 @@
 # Test CGI script for applications over HTTP/2, by PATH_INFO: /env (environment and the
 # sha256/length of stdin as JSON), /echo (stdin streamed back, Content-Length from
 # CONTENT_LENGTH), /big?mib=N&marker=FILE (N MiB, then FILE is written), /sleep?s=N,
-# /nph and /nph-chunked (the whole response, status line first), /local (local redirect).
+# /nph and /nph-chunked (the whole response, status line first), /short (fewer bytes than
+# its Content-Length), /local (local redirect).
 import hashlib
 import json
 import os
@@ -42,6 +43,8 @@ elif path == "/nph":
               b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
 elif path == "/nph-chunked":
     out.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=1\r\n world\r\n0\r\n\r\n")
+elif path == "/short":
+    out.write(b"Content-Type: text/plain\r\nContent-Length: 100\r\n\r\nonly this")
 elif path == "/local":
     out.write(b"Location: /cgi/env?from=local\r\n\r\n")
 else:
