@@ -3,7 +3,7 @@
 // both ways under flow control, uploads with and without content-length, NPH heads turned
 // into :status, local redirects, a client that never opens its window (the script is held
 // back, other streams go on), resets mid-upload and mid-download (the script is killed, fds
-// back), a body cut short (RST_STREAM), 413 per stream, more streams than max_processes (queue, then 503 per stream), Flaskr over
+// back), a body cut short (RST_STREAM), 413 and 408 per stream, more streams than max_processes (queue, then 503 per stream), Flaskr over
 // flaskr.fcgi, and the access log. Real lisod, real TLS (test CA), curl, Node and python3-h2.
 import test from 'ava';
 import { execFile, spawn } from 'node:child_process';
@@ -32,7 +32,7 @@ const site = useLisod(test, {
   servers: {
     cgi: { config: { http2: true, cgi: { script } } },
     queue: { config: { http2: true, cgi: { script, max_processes: 2, max_queue: 3 } } },
-    small: { config: { http2: true, max_body_bytes: 1 << 20, cgi: { script } } },
+    small: { config: { http2: true, max_body_bytes: 1 << 20, body_timeout: 1, cgi: { script } } },
     stream: { config: { http2: true, cgi: { script, request_buffering: false } } },
     fcgi: {
       omit: ['cgi'],
@@ -251,6 +251,27 @@ test('a body cut short resets that stream only; bodies over max_body_bytes get 4
     const streamed = await request(s, { ':method': 'POST', ':path': '/cgi/env' }, parts).catch((e: Error) => e);
     t.true(streamed instanceof Error || streamed.status === 413, String(streamed instanceof Error ? streamed.message : streamed.status));
     t.is((await request(s, { ':path': '/cgi/env' })).status, 200, 'the connection serves on');
+  } finally {
+    s.close();
+  }
+});
+
+test('an upload that stops mid-body gets 408 on its stream after body_timeout; other streams go on', async (t) => {
+  const s = connect(site.small.httpsPort);
+  try {
+    const reply = new Promise<Reply>((resolve, reject) => {
+      const req = s.request({ ':method': 'POST', ':path': '/cgi/env', 'content-length': '1000' });
+      const chunks: Buffer[] = [];
+      let got: http2.IncomingHttpHeaders = {};
+      req.on('response', (h) => { got = h; });
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => resolve({ status: Number(got[':status']), headers: got, body: Buffer.concat(chunks) }));
+      req.on('error', (e) => (got[':status'] ? resolve({ status: Number(got[':status']), headers: got, body: Buffer.concat(chunks) }) : reject(e)));
+      req.write(Buffer.alloc(100, 1)); // and never the rest
+    });
+    t.is((await request(s, { ':path': '/cgi/env' })).status, 200, 'another stream is served meanwhile');
+    const r = await reply;
+    t.is(r.status, 408);
   } finally {
     s.close();
   }
