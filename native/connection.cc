@@ -551,7 +551,7 @@ void Connection::logAccess() {
 void Connection::die() {
   if (dead_) return;
   if (req_.active && req_.status != 0) logAccess();
-  if (h2_) h2_->logUnfinished();
+  if (h2_) h2_->logUnfinished();  // and each application still answering gets its close
   dead_ = true;
   if (idle) server_->markBusy(this);
   if (app_ended_) {

@@ -25,11 +25,14 @@ void Connection::serveStatic() {
   sendPlan(planStatic(*server_, q), keep_alive_);
 }
 
-int Connection::accessStatus(std::string_view target) {
-  const AccessRules& rules = server_->accessRules();
+int accessStatusFor(const AccessRules& rules, std::string_view target, const ClientIdentity* identity) {
   if (rules.empty()) return 0;
   std::string_view path = originPath(target);
-  return rules.check(path.substr(0, path.find_first_of("?#")), transport_->identity());
+  return rules.check(path.substr(0, path.find_first_of("?#")), identity);
+}
+
+int Connection::accessStatus(std::string_view target) {
+  return accessStatusFor(server_->accessRules(), target, transport_->identity());
 }
 
 void Connection::respondError(int status, bool keep_alive, std::string_view detail) {

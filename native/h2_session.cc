@@ -4,10 +4,12 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cctype>
 #include <vector>
 
 #include "access_log.h"
+#include "h2_app.h"
 #include "http_request.h"
 #include "response.h"
 #include "response_plan.h"
@@ -28,6 +30,13 @@ struct H2Stream {
   ResponsePlan plan;
   uint64_t sent = 0;  // body bytes handed to nghttp2
   int status = 0;
+  // Application mounts: every regular field is kept for the AppRequest.
+  static constexpr int kMountUnknown = -2;
+  int mount = kMountUnknown;  // matchAppPrefix of :path, known at the first regular field
+  std::string authority;
+  std::vector<std::string> app_headers;  // flat name, value
+  int64_t content_length = -1;
+  std::unique_ptr<H2App> app;
 };
 
 namespace {
@@ -68,7 +77,18 @@ struct H2Callbacks {
     if (s->header_bytes > self->server_->config().max_head) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;  // trailers are ignored
     std::string_view n = view(name, namelen), v = view(value, valuelen);
+    if (!n.empty() && n[0] != ':') {
+      if (s->mount == H2Stream::kMountUnknown) s->mount = matchAppPrefix(s->path, self->server_->config().app_prefixes);
+      if (s->mount >= 0 && n != "host") {  // :authority is the host (RFC 9113 §8.3.1)
+        s->app_headers.emplace_back(n);
+        s->app_headers.emplace_back(v);
+      }
+    }
     if (n == ":method") s->method.assign(v);
+    else if (n == ":authority") s->authority.assign(v);
+    else if (n == "content-length") {  // nghttp2 checked it is a number
+      std::from_chars(v.data(), v.data() + v.size(), s->content_length);
+    }
     else if (n == ":path") s->path.assign(v);
     else if (n == "if-modified-since") s->ims.assign(v);
     else if (n == "range") s->range.assign(v);
@@ -82,10 +102,18 @@ struct H2Callbacks {
     return 0;
   }
 
-  static int onDataChunk(nghttp2_session* ng, uint8_t, int32_t id, const uint8_t*, size_t len, void* user) {
+  static int onDataChunk(nghttp2_session* ng, uint8_t, int32_t id, const uint8_t* data, size_t len, void* user) {
     auto* self = static_cast<H2Session*>(user);
+    // With NGHTTP2_OPT_NO_AUTO_WINDOW_UPDATE: the connection window comes back at once
+    // (each stream's window bounds what waits); a stream's as its reader takes the bytes.
+    nghttp2_session_consume_connection(ng, len);
     H2Stream* s = stream(ng, id);
     if (s == nullptr) return 0;
+    if (s->app) {
+      s->app->bodyData(data, len);
+      return 0;
+    }
+    nghttp2_session_consume_stream(ng, id, len);
     s->body_bytes += len;
     if (s->body_bytes > self->server_->config().max_body && !s->responded) {
       self->respond(*s, planError(413, "The request body is too large."));
@@ -96,10 +124,23 @@ struct H2Callbacks {
   static int onFrameRecv(nghttp2_session* ng, const nghttp2_frame* frame, void* user) {
     auto* self = static_cast<H2Session*>(user);
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
-    if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
     H2Stream* s = stream(ng, frame->hd.stream_id);
     if (s == nullptr) return 0;
+    bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST && !s->responded) {
+      if (s->mount == H2Stream::kMountUnknown) s->mount = matchAppPrefix(s->path, self->server_->config().app_prefixes);
+      if (s->mount >= 0) {  // an application takes the body as it comes
+        s->request_done = end;
+        self->dispatch(*s);
+        return 0;
+      }
+    }
+    if (!end) return 0;
     s->request_done = true;
+    if (s->app) {
+      s->app->bodyEnd();
+      return 0;
+    }
     if (!s->responded) self->dispatch(*s);
     return 0;
   }
@@ -108,7 +149,13 @@ struct H2Callbacks {
     auto* self = static_cast<H2Session*>(user);
     auto it = self->streams_.find(id);
     if (it == self->streams_.end()) return 0;
-    if (it->second->status != 0) self->logStream(*it->second);
+    if (it->second->app) {
+      it->second->app->detach();  // a client reset kills the script
+      --self->app_streams_;
+    }
+    if (it->second->status != 0 || (it->second->app && it->second->app->status() != 0)) {
+      self->logStream(*it->second);
+    }
     self->streams_.erase(it);
     return 0;
   }
@@ -141,7 +188,8 @@ std::unique_ptr<H2Session> H2Session::create(Server* server, std::string_view re
     nghttp2_session_callbacks_del(cbs);
     return nullptr;
   }
-  nghttp2_option_set_no_http_messaging(opt, 0);  // pseudo-header and content-length checks on
+  nghttp2_option_set_no_http_messaging(opt, 0);
+  nghttp2_option_set_no_auto_window_update(opt, 1);  // windows come back as bodies are taken  // pseudo-header and content-length checks on
   nghttp2_option_set_stream_reset_rate_limit(opt, kResetBurst, kResetRate);
   nghttp2_option_set_max_continuations(opt, kMaxContinuations);
   nghttp2_option_set_max_settings(opt, 32);
@@ -218,7 +266,13 @@ size_t H2Session::resetSlowStreams(uint64_t now_ms, uint64_t limit_ms) {
     if (!s->request_done && !s->responded && now_ms - s->opened_ms >= limit_ms) slow.push_back(s.get());
   }
   for (H2Stream* s : slow) respond(*s, planError(408, "The request did not arrive in time."));
-  return slow.size();
+  size_t n = slow.size();
+  std::vector<H2App*> apps;
+  for (const auto& [id, s] : streams_) {
+    if (s->app) apps.push_back(s->app.get());
+  }
+  for (H2App* app : apps) n += app->expire(now_ms) ? 1 : 0;  // resets are queued, not closed yet
+  return n;
 }
 
 void H2Session::dispatch(H2Stream& s) {
@@ -233,11 +287,9 @@ void H2Session::dispatch(H2Stream& s) {
     respond(s, planError(denied));
     return;
   }
-  if (matchAppPrefix(path, cfg.app_prefixes) >= 0) {
-    // Applications are served over HTTP/1.1 only: HTTP_1_1_REQUIRED (RFC 9113 §7) makes
-    // browsers and curl retry this request over HTTP/1.1.
-    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_HTTP_1_1_REQUIRED);
-    s.responded = true;
+  if (s.mount == H2Stream::kMountUnknown) s.mount = matchAppPrefix(path, cfg.app_prefixes);
+  if (s.mount >= 0) {
+    startApp(s, s.mount);
     return;
   }
   Method m = methodOf(s.method);
@@ -259,6 +311,71 @@ void H2Session::dispatch(H2Stream& s) {
   q.get_or_head = m != Method::kPost;
   q.identity = identity_;
   respond(s, planStatic(*server_, q));
+}
+
+void H2Session::startApp(H2Stream& s, int mount) {
+  if (int status = methodStatus(methodOf(s.method), true)) {
+    respond(s, planError(status, "This method is not implemented."));
+    return;
+  }
+  if (s.content_length > 0 && static_cast<uint64_t>(s.content_length) > server_->config().max_body) {
+    respond(s, planError(413, "The request body is too large."));
+    return;
+  }
+  AppRequest r;
+  r.method = s.method;
+  r.target = s.path;
+  r.version = "HTTP/2.0";
+  r.headers = std::move(s.app_headers);
+  if (!s.authority.empty()) {  // HTTP_HOST and SERVER_NAME come from :authority
+    r.headers.emplace_back("host");
+    r.headers.emplace_back(s.authority);
+  }
+  r.remote_address = remote_;
+  r.remote_port = peer_.remote_port;
+  r.local_address = peer_.local_address;
+  r.local_port = peer_.local_port;
+  r.tls = true;
+  r.has_body = !s.request_done;
+  r.content_length = r.has_body ? s.content_length : 0;
+  r.identity = identity_;
+  r.mount = mount;
+  s.responded = true;  // from here on the application answers
+  s.head_only = s.method == "HEAD";
+  s.app = std::make_unique<H2App>(this, s.id, s.head_only, std::move(r));
+  ++app_streams_;
+  wake_();
+}
+
+void H2Session::respondError(int32_t id, int status, std::string_view detail) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return;
+  respond(*it->second, planError(status, detail));
+  wake_();
+}
+
+void H2Session::attach(std::function<void()> wake, H2Peer peer) {
+  wake_ = std::move(wake);
+  peer_ = std::move(peer);
+}
+
+void H2Session::pumpApps() {
+  if (app_streams_ == 0) return;
+  std::vector<int32_t> ids;
+  for (const auto& [id, s] : streams_) {
+    if (s->app) ids.push_back(id);
+  }
+  // JavaScript runs in pump(); it queues frames but cannot close a stream meanwhile.
+  for (int32_t id : ids) {
+    auto it = streams_.find(id);
+    if (it != streams_.end() && it->second->app) it->second->app->pump();
+  }
+}
+
+void H2Session::detachApps() {
+  for (auto& [id, s] : streams_) {
+    if (s->app) s->app->detach();
+  }
 }
 
 void H2Session::respond(H2Stream& s, ResponsePlan&& plan) {
@@ -299,8 +416,13 @@ void H2Session::respond(H2Stream& s, ResponsePlan&& plan) {
 
 void H2Session::logUnfinished() {
   for (auto& [id, s] : streams_) {
-    if (s->status != 0) logStream(*s);
+    if (s->status != 0 || (s->app && s->app->status() != 0)) logStream(*s);
     s->status = 0;
+    if (s->app) {
+      s->app->detach();
+      s->app.reset();  // no line twice
+      --app_streams_;
+    }
   }
 }
 
@@ -314,8 +436,9 @@ void H2Session::logStream(const H2Stream& s) {
   e.version = "HTTP/2.0";
   e.referer = s.referer;
   e.user_agent = s.user_agent;
-  e.status = s.status;
-  e.bytes = s.sent;
+  bool app = s.app && s.app->status() != 0;  // else an error answered for the application
+  e.status = app ? s.app->status() : s.status;
+  e.bytes = app ? s.app->sent() : s.sent;
   server_->logAccess(e);
 }
 
