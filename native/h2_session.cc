@@ -28,7 +28,8 @@ struct H2Stream {
   uint64_t body_bytes = 0;
   bool request_done = false, responded = false, head_only = false;
   ResponsePlan plan;
-  uint64_t sent = 0;  // body bytes handed to nghttp2
+  uint64_t sent = 0;    // body bytes written out (static bodies: by sendData)
+  uint64_t queued = 0;  // static body bytes promised to nghttp2's DATA frames (≥ sent)
   int status = 0;
   // Application mounts: every regular field is kept for the AppRequest.
   static constexpr int kMountUnknown = -2;
@@ -154,16 +155,38 @@ struct H2Callbacks {
     return 0;
   }
 
-  static ssize_t readBody(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
+  // A static body's DATA frame: only its length is decided here (NGHTTP2_DATA_FLAG_NO_COPY);
+  // sendData then writes the frame with the bytes straight from the plan into produce()'s
+  // output, not through nghttp2's frame buffer (one copy fewer per body byte).
+  static ssize_t readBody(nghttp2_session*, int32_t, uint8_t*, size_t length, uint32_t* flags,
                           nghttp2_data_source* source, void* user) {
     auto* self = static_cast<H2Session*>(user);
     auto* s = static_cast<H2Stream*>(source->ptr);
-    long n = s->plan.readBody(s->sent, reinterpret_cast<char*>(buf), length);
-    if (n < 0) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // the file shrank: reset the stream
-    s->sent += static_cast<uint64_t>(n);
+    uint64_t size = s->plan.bodySize();
+    size_t n = static_cast<size_t>(std::min<uint64_t>(length, size - std::min(size, s->queued)));
+    s->queued += n;
     s->progress_ms = self->server_->nowMs();
-    if (s->sent >= s->plan.bodySize()) *flags |= NGHTTP2_DATA_FLAG_EOF;
-    return n;
+    if (s->queued >= size) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    return static_cast<ssize_t>(n);
+  }
+
+  static int sendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
+                      nghttp2_data_source* source, void* user) {
+    auto* self = static_cast<H2Session*>(user);
+    auto* s = static_cast<H2Stream*>(source->ptr);
+    if (self->produce_out_ == nullptr) return NGHTTP2_ERR_WOULDBLOCK;  // only produce() sends
+    std::string& out = *self->produce_out_;
+    size_t mark = out.size();
+    out.append(reinterpret_cast<const char*>(framehd), 9);
+    if (frame->data.padlen > 0) out.push_back(static_cast<char>(frame->data.padlen - 1));  // we never pad
+    if (!s->plan.appendBody(s->sent, length, out)) {
+      out.resize(mark);
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // the file shrank: reset the stream
+    }
+    if (frame->data.padlen > 1) out.append(frame->data.padlen - 1, '\0');
+    s->sent += length;
+    return out.size() >= self->produce_max_ ? NGHTTP2_ERR_PAUSE : 0;  // mem_send returns; produce() writes
   }
 };
 
@@ -177,6 +200,7 @@ std::unique_ptr<H2Session> H2Session::create(Server* server, std::string_view re
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, H2Callbacks::onDataChunk);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, H2Callbacks::onFrameRecv);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, H2Callbacks::onStreamClose);
+  nghttp2_session_callbacks_set_send_data_callback(cbs, H2Callbacks::sendData);
   nghttp2_option* opt = nullptr;
   if (nghttp2_option_new(&opt) != 0) {
     nghttp2_session_callbacks_del(cbs);
@@ -224,6 +248,8 @@ bool H2Session::receive(const char* data, size_t len) {
 
 bool H2Session::produce(std::string& out, size_t max) {
   size_t before = out.size();
+  produce_out_ = &out;  // sendData appends DATA frames here, in order with the rest
+  produce_max_ = max;
   while (out.size() < max && !send_failed_) {
     const uint8_t* p = nullptr;
     ssize_t n = nghttp2_session_mem_send(session_, &p);
@@ -231,6 +257,7 @@ bool H2Session::produce(std::string& out, size_t max) {
     if (n <= 0) break;
     out.append(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
   }
+  produce_out_ = nullptr;
   return out.size() > before;
 }
 
@@ -365,36 +392,41 @@ void H2Session::respond(H2Stream& s, ResponsePlan&& plan) {
   s.responded = true;
   s.plan = std::move(plan);
   s.status = s.plan.status;
-  std::string status = std::to_string(s.status);
-  std::string length = std::to_string(s.plan.bodySize());
-  std::vector<std::string> names;  // lower-cased (RFC 9113 §8.2.1)
-  names.reserve(s.plan.headers.size());
-  std::vector<nghttp2_nv> nv;
-  nv.reserve(s.plan.headers.size() + 4);
-  auto add = [&nv](std::string_view n, std::string_view v) {
-    nv.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
-                  reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+  // No allocation per response: the nv array, the numbers and the lower-cased names
+  // (RFC 9113 §8.2.1) live on the stack; nghttp2_submit_response copies them.
+  constexpr size_t kMaxFields = 24, kNameBytes = 512;
+  nghttp2_nv nv[kMaxFields];
+  size_t count = 0;
+  char lower[kNameBytes];
+  size_t lower_used = 0;
+  auto add = [&](std::string_view n, std::string_view v) {
+    if (count == kMaxFields) return;
+    nv[count++] = {reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
+                   reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(), NGHTTP2_NV_FLAG_NONE};
   };
-  add(":status", status);
+  char status[8], length[24];
+  char* status_end = std::to_chars(status, status + sizeof status, s.status).ptr;
+  char* length_end = std::to_chars(length, length + sizeof length, s.plan.bodySize()).ptr;
+  add(":status", std::string_view(status, status_end - status));
   add("server", kServerSoftware);
   add("date", server_->httpDate());
   for (const auto& [name, value] : s.plan.headers) {
-    if (checkHeaderField(name, value) != nullptr) continue;
-    std::string& lower = names.emplace_back(name);
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (checkHeaderField(name, value) != nullptr || name.size() > kNameBytes - lower_used) continue;
+    char* l = lower + lower_used;
+    for (size_t i = 0; i < name.size(); ++i) {
+      char c = name[i];
+      l[i] = c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c;
+    }
+    lower_used += name.size();
+    add(std::string_view(l, name.size()), value);
   }
-  size_t i = 0;
-  for (const auto& [name, value] : s.plan.headers) {
-    if (checkHeaderField(name, value) != nullptr) continue;
-    add(names[i++], value);
-  }
-  if (s.plan.send_length) add("content-length", length);
+  if (s.plan.send_length) add("content-length", std::string_view(length, length_end - length));
   bool body = !s.head_only && s.plan.bodySize() > 0;
   s.progress_ms = server_->nowMs();
   nghttp2_data_provider provider{};
   provider.source.ptr = &s;
   provider.read_callback = H2Callbacks::readBody;
-  nghttp2_submit_response(session_, s.id, nv.data(), nv.size(), body ? &provider : nullptr);
+  nghttp2_submit_response(session_, s.id, nv, count, body ? &provider : nullptr);
 }
 
 void H2Session::logUnfinished() {

@@ -99,6 +99,8 @@ class H2Session {
   bool send_failed_ = false;  // nghttp2 cannot produce more (out of memory): close now
   bool stopping_ = false;  // our GOAWAY is queued
   std::unordered_map<int32_t, std::unique_ptr<H2Stream>> streams_;
+  std::string* produce_out_ = nullptr;  // during produce(): where sendData appends DATA frames,
+  size_t produce_max_ = 0;              // pausing nghttp2 once out holds this much
 };
 
 }  // namespace lisod

@@ -71,6 +71,31 @@ StaticQuery StaticFields::query(std::string_view target, bool get_or_head, const
   return q;
 }
 
+bool ResponsePlan::appendBody(uint64_t at, size_t len, std::string& out) const {
+  if (at + len > bodySize()) return false;
+  if (!file) {
+    out.append(body, static_cast<size_t>(at), len);
+    return true;
+  }
+  if (file->has_content) {
+    if (offset + at + len > file->content.size()) return false;
+    out.append(file->content, static_cast<size_t>(offset + at), len);
+    return true;
+  }
+  size_t base = out.size();
+  out.resize(base + len);
+  size_t done = 0;
+  while (done < len) {
+    ssize_t got = ::pread(file->fd, out.data() + base + done, len - done, static_cast<off_t>(offset + at + done));
+    if (got <= 0) {  // the file shrank or vanished
+      out.resize(base);
+      return false;
+    }
+    done += static_cast<size_t>(got);
+  }
+  return true;
+}
+
 ResponsePlan planError(int status, std::string_view detail) {
   ResponsePlan p;
   p.status = status;

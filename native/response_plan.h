@@ -32,6 +32,9 @@ struct ResponsePlan {
   // dst: from memory, or pread from the cached file (never the whole file). Returns the
   // count, or -1 when the file cannot be read (it shrank or vanished).
   long readBody(uint64_t at, char* dst, size_t len) const;
+  // Appends exactly len body bytes starting at `at` to out (one copy: from memory, or
+  // pread into out's new tail). false when the file cannot be read (out is unchanged).
+  bool appendBody(uint64_t at, size_t len, std::string& out) const;
 };
 
 // The facts of a request a static answer depends on.

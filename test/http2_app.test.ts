@@ -32,7 +32,8 @@ const site = useLisod(test, {
   servers: {
     cgi: { config: { http2: true, cgi: { script } } },
     queue: { config: { http2: true, cgi: { script, max_processes: 2, max_queue: 3 } } },
-    small: { config: { http2: true, max_body_bytes: 1 << 20, body_timeout: 1, cgi: { script } } },
+    small: { config: { http2: true, max_body_bytes: 1 << 20, cgi: { script } } },
+    impatient: { config: { http2: true, body_timeout: 1, cgi: { script } } },
     stream: { config: { http2: true, cgi: { script, request_buffering: false } } },
     fcgi: {
       omit: ['cgi'],
@@ -257,7 +258,7 @@ test('a body cut short resets that stream only; bodies over max_body_bytes get 4
 });
 
 test('an upload that stops mid-body gets 408 on its stream after body_timeout; other streams go on', async (t) => {
-  const s = connect(site.small.httpsPort);
+  const s = connect(site.impatient.httpsPort);
   try {
     const reply = new Promise<Reply>((resolve, reject) => {
       const req = s.request({ ':method': 'POST', ':path': '/cgi/env', 'content-length': '1000' });
