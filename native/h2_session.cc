@@ -433,11 +433,7 @@ void H2Session::logUnfinished() {
   for (auto& [id, s] : streams_) {
     if (s->status != 0 || (s->app && s->app->status() != 0)) logStream(*s);
     s->status = 0;
-    if (s->app) {
-      s->app->detach();
-      s->app.reset();  // no line twice
-      --app_streams_;
-    }
+    if (s->app) s->app->detach();  // kept: a pump() on the stack may still be inside it
   }
 }
 
