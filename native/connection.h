@@ -66,8 +66,8 @@ class Connection final : public AppSink {
     bool body_chunked = false;
     uint64_t body_left = 0;     // Content-Length bytes still to read
     bool body_done = true;
-    std::string target, ims, range;
-    std::string if_none_match, if_match, if_unmodified_since, if_range, accept_encoding;
+    std::string target;
+    StaticFields fields;  // for a static answer
     bool post = false;
     // access log
     std::string method, version, referer, user_agent;

@@ -11,18 +11,7 @@
 namespace lisod {
 
 void Connection::serveStatic() {
-  StaticQuery q;
-  q.target = req_.target;
-  q.if_modified_since = req_.ims;
-  q.range = req_.range;
-  q.if_none_match = req_.if_none_match;
-  q.if_match = req_.if_match;
-  q.if_unmodified_since = req_.if_unmodified_since;
-  q.if_range = req_.if_range;
-  q.accept_encoding = req_.accept_encoding;
-  q.get_or_head = !req_.post;
-  q.identity = transport_->identity();
-  sendPlan(planStatic(*server_, q), keep_alive_);
+  sendPlan(planStatic(*server_, req_.fields.query(req_.target, !req_.post, transport_->identity())), keep_alive_);
 }
 
 int accessStatusFor(const AccessRules& rules, std::string_view target, const ClientIdentity* identity) {

@@ -22,8 +22,8 @@ namespace lisod {
 struct H2Stream {
   int32_t id = 0;
   uint64_t opened_ms = 0, progress_ms = 0;  // progress: the last response DATA produced
-  std::string method, path, ims, range, referer, user_agent;
-  std::string if_none_match, if_match, if_unmodified_since, if_range, accept_encoding;
+  std::string method, path, referer, user_agent;
+  StaticFields fields;  // for a static answer
   size_t header_bytes = 0;  // decoded header list size as RFC 9113 §6.5.2 counts it
   uint64_t body_bytes = 0;
   bool request_done = false, responded = false, head_only = false;
@@ -91,13 +91,7 @@ struct H2Callbacks {
       std::from_chars(v.data(), v.data() + v.size(), s->content_length);
     }
     else if (n == ":path") s->path.assign(v);
-    else if (n == "if-modified-since") s->ims.assign(v);
-    else if (n == "range") s->range.assign(v);
-    else if (n == "if-none-match") s->if_none_match.assign(v);
-    else if (n == "if-match") s->if_match.assign(v);
-    else if (n == "if-unmodified-since") s->if_unmodified_since.assign(v);
-    else if (n == "if-range") s->if_range.assign(v);
-    else if (n == "accept-encoding") s->accept_encoding.assign(v);
+    else if (s->fields.take(n, v)) return 0;
     else if (n == "referer") s->referer.assign(v);
     else if (n == "user-agent") s->user_agent.assign(v);
     return 0;
@@ -330,18 +324,7 @@ void H2Session::dispatch(H2Stream& s) {
                                                : "This method is not implemented."));
     return;
   }
-  StaticQuery q;
-  q.target = path;
-  q.if_modified_since = s.ims;
-  q.range = s.range;
-  q.if_none_match = s.if_none_match;
-  q.if_match = s.if_match;
-  q.if_unmodified_since = s.if_unmodified_since;
-  q.if_range = s.if_range;
-  q.accept_encoding = s.accept_encoding;
-  q.get_or_head = m != Method::kPost;
-  q.identity = identity_;
-  respond(s, planStatic(*server_, q));
+  respond(s, planStatic(*server_, s.fields.query(path, m != Method::kPost, identity_)));
 }
 
 void H2Session::startApp(H2Stream& s, int mount) {
