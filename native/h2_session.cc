@@ -212,6 +212,7 @@ std::unique_ptr<H2Session> H2Session::create(Server* server, std::string_view re
   nghttp2_option_set_max_continuations(opt, kMaxContinuations);
   nghttp2_option_set_max_settings(opt, 32);
   nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+  nghttp2_option_set_no_closed_streams(opt, 1);  // no RFC 7540 priority tree to keep them for
   int rv = nghttp2_session_server_new2(&self->session_, cbs, self.get(), opt);
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
@@ -221,8 +222,11 @@ std::unique_ptr<H2Session> H2Session::create(Server* server, std::string_view re
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg.h2_max_streams},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(std::min<size_t>(cfg.max_head, UINT32_MAX))},
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      // RFC 9218 §2.1: no RFC 7540 dependency tree (lisod ignores priorities anyway); nghttp2
+      // then schedules streams round-robin by urgency and keeps no tree per stream.
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
-  if (nghttp2_submit_settings(self->session_, NGHTTP2_FLAG_NONE, settings, 3) != 0) return nullptr;
+  if (nghttp2_submit_settings(self->session_, NGHTTP2_FLAG_NONE, settings, std::size(settings)) != 0) return nullptr;
   return self;
 }
 

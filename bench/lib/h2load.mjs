@@ -19,7 +19,7 @@ const SIZE = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 };
 
 /**
  * Parses h2load 1.x output.
- * @param {string} text @returns {import('./wrk.mjs').WrkResult & {protocol:string|null}}
+ * @param {string} text @returns {import('./wrk.mjs').WrkResult & {protocol:string|null, tls:string|null}}
  */
 export function parseH2load(text) {
   const fin = /finished in ([\d.]+)(us|ms|s), ([\d.]+) req\/s, ([\d.]+)(B|KB|MB|GB)\/s/.exec(text);
@@ -29,6 +29,7 @@ export function parseH2load(text) {
   const mean = /time for request:\s+[\d.]+(?:us|ms|s)\s+[\d.]+(?:us|ms|s)\s+([\d.]+)(us|ms|s)/.exec(text);
   const traffic = /traffic: [\d.]+\w+ \((\d+)\) total/.exec(text);
   const proto = /Application protocol: (\S+)/.exec(text);
+  const tls = /TLS Protocol: (\S+)\s+Cipher: (\S+)/.exec(text);
   const seconds = (Number(fin[1]) * TIME[fin[2]]) / 1e6;
   const succeeded = Number(req[4]);
   return {
@@ -41,5 +42,6 @@ export function parseH2load(text) {
     errors: { connect: 0, read: Number(req[6]), write: Number(req[5]), timeout: Number(req[7]) },
     non2xx: codes ? Number(codes[2]) + Number(codes[3]) + Number(codes[4]) : 0,
     protocol: proto ? proto[1] : null,
+    tls: tls ? `${tls[1]} ${tls[2]}` : null,
   };
 }

@@ -183,6 +183,7 @@ async function measureWrk(sup, sc, srv, url, o, sample) {
   if (code !== 0) throw new Error(`${client.cmd} exited with ${code}: ${text.slice(-500)}`);
   const r = client.parse(text);
   if ('protocol' in r && r.protocol !== 'h2') throw new Error(`h2load negotiated ${r.protocol ?? 'nothing'}, not h2`);
+  if ('tls' in r && r.tls) sample.notes.push(`h2load: ${r.tls}`);
   const wallUs = Number(after.at - before.at) / 1e3;
   const serverUs = ticksToUs(after.server - before.server);
   Object.assign(sample, {
