@@ -143,7 +143,8 @@ void H2App::detach() {
   if (detached_) return;
   detached_ = true;
   server_->unregisterApp(id_);
-  if (started_ && !ended_) server_->events()->onAppClose(id_);
+  // Also after our own reset (send timeout, a bad NPH head): the application still runs.
+  if (started_ && !app_done_) server_->events()->onAppClose(id_);
 }
 
 bool H2App::expire(uint64_t now) {
@@ -245,12 +246,12 @@ bool H2App::appWrite(const char* data, size_t len) {
   if (raw_ && !begun_) {
     raw_head_.append(data, len);
     if (nphHeadLength(raw_head_) == 0) {
-      if (raw_head_.size() > server_->config().max_head) appAbort();
+      if (raw_head_.size() > server_->config().max_head) cut();
       return true;
     }
     if (!beginFromNph()) {
       status_ = 502;
-      appAbort();
+      cut();
       return true;
     }
   } else if (begun_ && has_body_) {
@@ -269,7 +270,7 @@ void H2App::append(const char* data, size_t len) {
     decoded.assign(data, len);
     long r = chunked_->decode(decoded.data(), &len);
     if (r == ChunkedDecoder::kError || r == ChunkedDecoder::kTooLarge) {
-      appAbort();
+      cut();
       return;
     }
     data = decoded.data();
@@ -294,9 +295,11 @@ void H2App::resume() {
 }
 
 void H2App::appEnd() {
+  if (detached_) return;
+  app_done_ = true;
   if (!live()) return;
   if (raw_ && !begun_) {  // an NPH head that never ended
-    appAbort();
+    cut();
     return;
   }
   ended_ = true;
@@ -310,7 +313,12 @@ void H2App::appEnd() {
 }
 
 void H2App::appAbort() {
-  if (!live()) return;
+  if (detached_) return;
+  app_done_ = true;
+  if (live()) cut();
+}
+
+void H2App::cut() {
   ended_ = aborted_ = true;
   if (!begun_ || !has_body_) {
     reset();

@@ -75,6 +75,7 @@ class H2App final : public AppSink {
   void append(const char* data, size_t len);
   void resume();  // the data source was deferred and has something to say now
   void reset();   // RST_STREAM INTERNAL_ERROR: the response cannot be completed
+  void cut();     // what was written goes out, then reset() (the response is unusable)
   bool live() const { return !detached_ && !ended_; }
 
   H2Session* session_;
@@ -84,6 +85,7 @@ class H2App final : public AppSink {
   bool head_only_;
   AppRequest request_;  // sent by the first pump()
   bool started_ = false, detached_ = false;
+  bool app_done_ = false;  // the application called end() or abort(): no close event owed
   // request body
   std::string in_;
   uint64_t body_bytes_ = 0;

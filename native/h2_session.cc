@@ -350,7 +350,7 @@ void H2Session::startApp(H2Stream& s, int mount) {
   r.local_address = peer_.local_address;
   r.local_port = peer_.local_port;
   r.tls = true;
-  r.has_body = !s.request_done;
+  r.has_body = !s.request_done && s.content_length != 0;  // content-length: 0 is no body (nghttp2 holds DATA to it)
   r.content_length = r.has_body ? s.content_length : 0;
   r.identity = identity_;
   r.mount = mount;

@@ -152,10 +152,12 @@ void FakeApp::onAppRequest(const AppRequest& r) {
   FUZZ_CHECK(find(r.id) == nullptr);
   FUZZ_CHECK(server_->app(r.id) != nullptr);
   FUZZ_CHECK(!r.method.empty() && !r.target.empty() && r.headers.size() % 2 == 0);
-  FUZZ_CHECK(r.version == "HTTP/1.1" || r.version == "HTTP/1.0");
+  FUZZ_CHECK(modes_.multiplexed ? r.version == "HTTP/2.0" : (r.version == "HTTP/1.1" || r.version == "HTTP/1.0"));
   FUZZ_CHECK(r.content_length >= -1);
   FUZZ_CHECK(!r.has_body || r.content_length != 0);
-  for (const Exchange& e : ex_) FUZZ_CHECK(e.ended || e.closed);  // one at a time
+  if (!modes_.multiplexed) {
+    for (const Exchange& e : ex_) FUZZ_CHECK(e.ended || e.closed);  // one at a time
+  }
   Exchange e;
   e.id = r.id;
   e.has_body = r.has_body;
