@@ -177,6 +177,8 @@ async function main() {
     fpm: sc.fpm ? { processes: 2 } : null,
     workers: sc.workers,
     pinned: sc.pinned,
+    h2: sc.kind === 'h2load',
+    deflate: Boolean(sc.acceptEncoding),
   });
   const plan = scenarios.filter((sc) => (sc.cgi !== 'flaskr' || flaskrOk) && (!sc.fpm || fpmOk))
     .map((sc) => ({ sc, servers: sc.servers.filter((s) => servers.includes(s)) }))
@@ -189,7 +191,7 @@ async function main() {
     samples.get(key).push(s);
     if (s.command && !commands.has(sc.id)) commands.set(sc.id, s.command);
     const ck = `${server}${sc.resumption ? '' : ' (resumption off)'}${sc.cgi === 'flaskr' ? ` (Flaskr${sc.fcgi ? ', FastCGI' : ''})` : ''}${sc.fpm ? ' (php-fpm)' : ''}` +
-      `${sc.workers != null ? ' (scaling rows)' : ''}`;
+      `${sc.workers != null ? ' (scaling rows)' : ''}${sc.kind === 'h2load' ? ' (HTTP/2 rows)' : ''}${sc.acceptEncoding && sc.kind !== 'h2load' ? ' (gzip row)' : ''}`;
     if (s.serverCommand && !configs.has(ck)) configs.set(ck, `$ ${s.serverCommand}${s.serverConfig ? `\n\n${s.serverConfig}` : ''}`);
     console.error(`${label} ${sc.id.padEnd(24)} ${server.padEnd(9)} ${describe(s)}`);
     return s;

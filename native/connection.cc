@@ -323,13 +323,7 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
     return;
   }
   req_.target.assign(path);
-  req_.ims.assign(info.if_modified_since);
-  req_.range.assign(info.range);
-  req_.if_none_match.assign(info.if_none_match);
-  req_.if_match.assign(info.if_match);
-  req_.if_unmodified_since.assign(info.if_unmodified_since);
-  req_.if_range.assign(info.if_range);
-  req_.accept_encoding.assign(info.accept_encoding);
+  req_.fields.assign(info);
   req_.post = info.method == Method::kPost;
   in_begin_ += consumed;
   if (req_.body_done) {
@@ -556,7 +550,7 @@ void Connection::logAccess() {
 void Connection::die() {
   if (dead_) return;
   if (req_.active && req_.status != 0) logAccess();
-  if (h2_) h2_->logUnfinished();
+  if (h2_) h2_->logUnfinished();  // and each application still answering gets its close
   dead_ = true;
   if (idle) server_->markBusy(this);
   if (app_ended_) {

@@ -90,8 +90,8 @@ std::shared_ptr<FileEntry> FileCache::open(std::string real_path, uint64_t now_m
 
 std::shared_ptr<const FileEntry> FileCache::sibling(const FileEntry& original, std::string_view suffix,
                                                     uint64_t now_ms) {
-  std::string key = original.path;
-  key.append(suffix);
+  sibling_key_.assign(original.path).append(suffix);
+  const std::string& key = sibling_key_;
   auto it = siblings_.find(key);
   if (it != siblings_.end()) {
     Sibling& s = it->second;
@@ -107,7 +107,7 @@ std::shared_ptr<const FileEntry> FileCache::sibling(const FileEntry& original, s
   int status = resolveFilePath(root_, key, &real);
   if (status == 0) e = open(std::move(real), now_ms, &status);
   if (siblings_.size() >= kMaxEntries) siblings_.clear();
-  siblings_[std::move(key)] = Sibling{e, now_ms};
+  siblings_[key] = Sibling{e, now_ms};
   return e;
 }
 

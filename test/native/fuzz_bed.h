@@ -47,6 +47,7 @@ class FakeApp final : public ServerEvents {
   struct Modes {
     bool answer_at_body_end = false;  // 200 "ok" inside the body-end event (re-entrant)
     bool answer_at_request = false;   // 503 inside the request event, before any body
+    bool multiplexed = false;         // HTTP/2: several exchanges at once, version HTTP/2.0
   };
   void reset(Server* server, Modes modes);
   // One application step chosen by action (payload bytes come from s).
