@@ -66,6 +66,7 @@ void Connection::onPoll(uv_poll_t* handle, int status, int events) {
     c->updateInterest();
     return;
   }
+  if (events & (UV_READABLE | UV_DISCONNECT)) c->read_drained_ = false;
   c->drive();
 }
 
@@ -222,6 +223,10 @@ void Connection::step() {
 bool Connection::readInput() {
   // An idle connection owns no buffer: it reads into the server's scratch space and
   // keeps a buffer only once bytes arrive (≈0.5 KiB per idle keep-alive client).
+  if (read_drained_) {
+    interest_ |= UV_READABLE;
+    return false;
+  }
   bool borrowed = in_cap_ == 0;
   if (!borrowed && in_cap_ - in_end_ < kReadChunk / 2) {
     if (in_begin_ > 0) {
@@ -236,6 +241,7 @@ bool Connection::readInput() {
   IoResult r = transport_->read(dst, room);
   switch (r.kind) {
     case IoResult::kOk:
+      read_drained_ = r.n < room && transport_->shortCountMeansWouldBlock();
       if (idle) server_->markBusy(this);
       if (borrowed) {
         growInput(std::max(kReadChunk, r.n));
@@ -425,8 +431,13 @@ Connection::Flush Connection::flushOutput() {
     if (out_off_ < out_.size()) {
       IoResult r = transport_->write(out_.data() + out_off_, out_.size() - out_off_);
       if (r.kind == IoResult::kOk) {
+        size_t asked = out_.size() - out_off_;
         out_off_ += r.n;
         last_write_ms_ = server_->nowMs();
+        if (r.n < asked && transport_->shortCountMeansWouldBlock()) {
+          interest_ |= UV_WRITABLE;  // the socket buffer is full: a retry would only say EAGAIN
+          return Flush::kBlocked;
+        }
         continue;
       }
       if (r.kind == IoResult::kWantWrite) interest_ |= UV_WRITABLE;
@@ -461,6 +472,10 @@ Connection::Flush Connection::flushOutput() {
       if (r.kind == IoResult::kOk && r.n > 0) {
         file_left_ -= r.n;
         last_write_ms_ = server_->nowMs();
+        if (r.n < want && file_left_ > 0 && transport_->shortCountMeansWouldBlock()) {
+          interest_ |= UV_WRITABLE;  // socket buffer full: wait for room, no EAGAIN round trip
+          return Flush::kBlocked;
+        }
         continue;
       }
       if (r.kind == IoResult::kWantWrite) {

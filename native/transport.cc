@@ -40,19 +40,24 @@ class PlainTransport final : public Transport {
   IoResult handshake() override { return {IoResult::kOk}; }
   IoResult read(char* buf, size_t len) override { return fromErrno(::recv(fd_, buf, len, 0)); }
   IoResult write(const char* buf, size_t len) override {
-    return writeResult(::send(fd_, buf, len, MSG_NOSIGNAL));
+    return writeResult(::send(fd_, buf, len, MSG_NOSIGNAL | (more_ ? MSG_MORE : 0)));
   }
   bool hasBuffered() const override { return false; }
   bool canSendFile() const override { return true; }
   IoResult sendFile(int file_fd, off_t* offset, size_t len) override {
     return writeResult(::sendfile(fd_, file_fd, offset, len));
   }
-  void setCork(bool on) override { setTcpCork(fd_, on); }
+  // MSG_MORE on the head instead of two TCP_CORK setsockopt calls per response: the head
+  // waits for the file's first pages, and sendfile pushes the last partial segment itself
+  // when it completes the length it was given.
+  void setCork(bool on) override { more_ = on; }
+  bool shortCountMeansWouldBlock() const override { return true; }
   void shutdown() override {}
   bool isTls() const override { return false; }
 
  private:
   int fd_;
+  bool more_ = false;
 };
 
 class TlsTransport final : public Transport {
