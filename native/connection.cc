@@ -221,14 +221,18 @@ void Connection::step() {
 }
 
 bool Connection::readInput() {
-  // An idle connection owns no buffer: it reads into the server's scratch space and
-  // keeps a buffer only once bytes arrive (≈0.5 KiB per idle keep-alive client).
+  // An idle connection owns no buffer: it takes one from the server's pool for a read and
+  // keeps it only once bytes arrive (≈0.5 KiB per idle keep-alive client).
   if (read_drained_) {
     interest_ |= UV_READABLE;
     return false;
   }
   bool borrowed = in_cap_ == 0;
-  if (!borrowed && in_cap_ - in_end_ < kReadChunk / 2) {
+  if (borrowed) {
+    in_ = server_->buffers().takeInput();
+    in_cap_ = BufferPool::kInputBytes;
+    in_begin_ = in_end_ = 0;
+  } else if (in_cap_ - in_end_ < kReadChunk / 2) {
     if (in_begin_ > 0) {
       std::memmove(in_.get(), in_.get() + in_begin_, inLen());
       in_end_ -= in_begin_;
@@ -236,18 +240,16 @@ bool Connection::readInput() {
     }
     if (in_cap_ - in_end_ < kReadChunk / 2) growInput(in_cap_ * 2);
   }
-  char* dst = borrowed ? server_->scratch() : in_.get() + in_end_;
-  size_t room = borrowed ? Server::kScratchBytes : in_cap_ - in_end_;
-  IoResult r = transport_->read(dst, room);
+  size_t room = in_cap_ - in_end_;
+  IoResult r = transport_->read(in_.get() + in_end_, room);
+  if (r.kind != IoResult::kOk && borrowed) {
+    in_cap_ = 0;
+    server_->buffers().giveInput(std::move(in_));
+  }
   switch (r.kind) {
     case IoResult::kOk:
       read_drained_ = r.n < room && transport_->shortCountMeansWouldBlock();
       if (idle) server_->markBusy(this);
-      if (borrowed) {
-        growInput(std::max(kReadChunk, r.n));
-        std::memcpy(in_.get(), dst, r.n);
-        in_begin_ = in_end_ = 0;
-      }
       in_end_ += r.n;
       if (state_ == State::kReadBody) {
         deadline_ms_ = server_->nowMs() + server_->config().body_timeout_ms;
@@ -278,6 +280,7 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
   RequestInfo info = classifyRequest(head, cfg.max_body);
   req_ = Request{};
   req_.active = true;
+  if (out_.empty() && out_.capacity() < 256) out_ = server_->buffers().takeOutput();
   last_write_ms_ = server_->nowMs();  // the send timeout counts from when output exists
   req_.head_only = info.method == Method::kHead;
   req_.target.assign(head.target);
@@ -532,10 +535,11 @@ void Connection::growInput(size_t capacity) {
 void Connection::maybeReleaseBuffers() {
   if (inLen() == 0) {
     in_begin_ = in_end_ = 0;
+    if (in_cap_ == BufferPool::kInputBytes) server_->buffers().giveInput(std::move(in_));
     in_.reset();
     in_cap_ = 0;
   }
-  std::string().swap(out_);
+  server_->buffers().giveOutput(std::move(out_));
 }
 
 void Connection::beginLinger() {

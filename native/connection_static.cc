@@ -41,6 +41,11 @@ void Connection::respondError(int status, bool keep_alive, std::string_view deta
 void Connection::sendPlan(ResponsePlan&& p, bool keep_alive) {
   keep_alive_ = keep_alive;
   req_.status = p.status;
+  // One allocation for head and in-memory body instead of a string growing by doubling.
+  size_t need = out_.size() + 160;  // status line, Server, Date, Connection, Content-Length
+  for (const auto& [name, value] : p.headers) need += name.size() + value.size() + 4;
+  if (!req_.head_only) need += !p.file ? p.body.size() : p.file->has_content ? p.length : 0;
+  out_.reserve(need);
   appendResponseStart(out_, p.status, reasonPhrase(p.status), server_->httpDate(), keep_alive);
   for (const auto& [name, value] : p.headers) appendHeader(out_, name, value);
   uint64_t length = p.bodySize();

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include "conditional.h"
 #include "static_file.h"
 
 namespace lisod {
@@ -73,6 +74,7 @@ std::shared_ptr<FileEntry> FileCache::open(std::string real_path, uint64_t now_m
   e->ino = st.st_ino;
   e->mime = mimeType(e->path);
   formatHttpDate(e->mtime, e->last_modified);
+  e->etag = makeEtag(e->mtime, e->size);
   e->checked_ms = now_ms;
   if (e->size <= kSmallFileBytes) {
     e->content.resize(e->size);
@@ -90,7 +92,8 @@ std::shared_ptr<FileEntry> FileCache::open(std::string real_path, uint64_t now_m
 
 std::shared_ptr<const FileEntry> FileCache::sibling(const FileEntry& original, std::string_view suffix,
                                                     uint64_t now_ms) {
-  std::string key = original.path;
+  std::string& key = sibling_key_;
+  key.assign(original.path);
   key.append(suffix);
   auto it = siblings_.find(key);
   if (it != siblings_.end()) {
@@ -107,7 +110,7 @@ std::shared_ptr<const FileEntry> FileCache::sibling(const FileEntry& original, s
   int status = resolveFilePath(root_, key, &real);
   if (status == 0) e = open(std::move(real), now_ms, &status);
   if (siblings_.size() >= kMaxEntries) siblings_.clear();
-  siblings_[std::move(key)] = Sibling{e, now_ms};
+  siblings_[key] = Sibling{e, now_ms};
   return e;
 }
 
