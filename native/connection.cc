@@ -278,26 +278,27 @@ void Connection::handleParseError(int error) {
 void Connection::handleHead(size_t consumed, const RequestHead& head) {
   const ServerConfig& cfg = server_->config();
   RequestInfo info = classifyRequest(head, cfg.max_body);
-  req_ = Request{};
-  req_.active = true;
+  if (req_) *req_ = Request{};
+  else req_ = std::make_unique<Request>();
+  req().active = true;
   if (out_.empty() && out_.capacity() < 256) out_ = server_->buffers().takeOutput();
   last_write_ms_ = server_->nowMs();  // the send timeout counts from when output exists
-  req_.head_only = info.method == Method::kHead;
-  req_.target.assign(head.target);
+  req().head_only = info.method == Method::kHead;
+  req().target.assign(head.target);
   keep_alive_ = info.keep_alive;
-  req_.version = head.minor_version == 0 ? "HTTP/1.0" : "HTTP/1.1";
+  req().version = head.minor_version == 0 ? "HTTP/1.0" : "HTTP/1.1";
   if (cfg.access_log) {
-    req_.method.assign(head.method);
+    req().method.assign(head.method);
     for (size_t i = 0; i < head.num_headers; ++i) {
-      if (equalsIgnoreCase(head.headers[i].name, "referer")) req_.referer.assign(head.headers[i].value);
-      if (equalsIgnoreCase(head.headers[i].name, "user-agent")) req_.user_agent.assign(head.headers[i].value);
+      if (equalsIgnoreCase(head.headers[i].name, "referer")) req().referer.assign(head.headers[i].value);
+      if (equalsIgnoreCase(head.headers[i].name, "user-agent")) req().user_agent.assign(head.headers[i].value);
     }
   }
   body_deadline_ms_ = server_->nowMs() + cfg.body_total_timeout_ms;
-  req_.body_chunked = info.chunked;
-  req_.body_left = info.chunked ? 0 : info.content_length;
-  req_.body_done = !info.chunked && info.content_length == 0;
-  if (info.chunked) chunked_.emplace(cfg.max_body);
+  req().body_chunked = info.chunked;
+  req().body_left = info.chunked ? 0 : info.content_length;
+  req().body_done = !info.chunked && info.content_length == 0;
+  if (info.chunked) req().chunked.emplace(cfg.max_body);
 
   if (info.status != 0) {
     in_begin_ += consumed;
@@ -307,7 +308,7 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
   std::string_view path = originPath(head.target);
   if (int denied = accessStatus(path)) {  // before any file or script is touched
     in_begin_ += consumed;
-    respondError(denied, keep_alive_ && req_.body_done);
+    respondError(denied, keep_alive_ && req().body_done);
     return;
   }
   const int mount = matchAppPrefix(path, cfg.app_prefixes);
@@ -316,32 +317,32 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
     in_begin_ += consumed;
     // Kept alive only when the request ended with its head; a body we would have to
     // skip leaves the stream unframed for us. No 100 Continue: the body is not wanted.
-    respondError(status, keep_alive_ && req_.body_done,
+    respondError(status, keep_alive_ && req().body_done,
                  status == 405 ? "This resource accepts GET, HEAD and POST." : "This method is not implemented.");
     return;
   }
-  if (info.expect_continue && !req_.body_done && head.minor_version == 1) {
+  if (info.expect_continue && !req().body_done && head.minor_version == 1) {
     out_.append("HTTP/1.1 100 Continue\r\n\r\n");
   }
   if (is_app) {
     startApp(head, info.chunked ? -1 : static_cast<int64_t>(info.content_length), mount);
     if (dead_) return;
     in_begin_ += consumed;
-    state_ = req_.body_done ? State::kAwaitApp : State::kReadBody;
-    if (req_.body_done) server_->events()->onAppBody(app_id_, nullptr, 0, true);
+    state_ = req().body_done ? State::kAwaitApp : State::kReadBody;
+    if (req().body_done) server_->events()->onAppBody(app_id_, nullptr, 0, true);
     return;
   }
-  req_.target.assign(path);
-  req_.ims.assign(info.if_modified_since);
-  req_.range.assign(info.range);
-  req_.if_none_match.assign(info.if_none_match);
-  req_.if_match.assign(info.if_match);
-  req_.if_unmodified_since.assign(info.if_unmodified_since);
-  req_.if_range.assign(info.if_range);
-  req_.accept_encoding.assign(info.accept_encoding);
-  req_.post = info.method == Method::kPost;
+  req().target.assign(path);
+  req().ims.assign(info.if_modified_since);
+  req().range.assign(info.range);
+  req().if_none_match.assign(info.if_none_match);
+  req().if_match.assign(info.if_match);
+  req().if_unmodified_since.assign(info.if_unmodified_since);
+  req().if_range.assign(info.if_range);
+  req().accept_encoding.assign(info.accept_encoding);
+  req().post = info.method == Method::kPost;
   in_begin_ += consumed;
-  if (req_.body_done) {
+  if (req().body_done) {
     serveStatic();
   } else {
     state_ = State::kReadBody;  // POST to a static file: read the body, answer like GET
@@ -350,7 +351,7 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
 }
 
 void Connection::startApp(const RequestHead& head, int64_t content_length, int mount) {
-  req_.is_app = true;
+  req().is_app = true;
   app_id_ = server_->registerApp(this);
   app_begun_ = app_ended_ = app_wants_drain_ = body_paused_ = false;
   AppRequest r;
@@ -378,7 +379,7 @@ void Connection::startApp(const RequestHead& head, int64_t content_length, int m
   r.local_address = peer_.local_address;
   r.local_port = peer_.local_port;
   r.tls = transport_->isTls();
-  r.has_body = !req_.body_done;
+  r.has_body = !req().body_done;
   r.content_length = content_length;
   r.identity = transport_->identity();
   r.mount = mount;
@@ -391,13 +392,13 @@ void Connection::consumeBody() {
   size_t avail = inLen();
   size_t deliver_len = 0;
   bool finished = false;
-  if (req_.body_chunked) {
+  if (req().body_chunked) {
     size_t len = avail;
-    long r = chunked_->decode(data, &len);
+    long r = req().chunked->decode(data, &len);
     if (r == ChunkedDecoder::kError || r == ChunkedDecoder::kTooLarge) {
       int status = r == ChunkedDecoder::kError ? 400 : 413;
       in_begin_ = in_end_ = 0;
-      if (req_.is_app && app_begun_) {
+      if (req().is_app && app_begun_) {
         die();
         return;
       }
@@ -413,15 +414,15 @@ void Connection::consumeBody() {
       in_begin_ = in_end_;
     }
   } else {
-    deliver_len = static_cast<size_t>(std::min<uint64_t>(req_.body_left, avail));
-    req_.body_left -= deliver_len;
+    deliver_len = static_cast<size_t>(std::min<uint64_t>(req().body_left, avail));
+    req().body_left -= deliver_len;
     in_begin_ += deliver_len;
-    finished = req_.body_left == 0;
+    finished = req().body_left == 0;
   }
-  if (req_.is_app && deliver_len > 0) server_->events()->onAppBody(app_id_, data, deliver_len, false);
+  if (req().is_app && deliver_len > 0) server_->events()->onAppBody(app_id_, data, deliver_len, false);
   if (dead_ || !finished) return;
-  req_.body_done = true;
-  if (req_.is_app) {
+  req().body_done = true;
+  if (req().is_app) {
     state_ = State::kAwaitApp;
     server_->events()->onAppBody(app_id_, nullptr, 0, true);
   } else {
@@ -507,9 +508,8 @@ void Connection::finishResponse() {
     server_->unregisterApp(app_id_);
     app_id_ = 0;
   }
-  bool body_pending = !req_.body_done;
-  req_ = Request{};
-  chunked_.reset();
+  bool body_pending = !req().body_done;
+  req_.reset();  // an idle connection holds no Request (see req())
   framing_ = Framing::kNone;
   app_begun_ = app_ended_ = body_paused_ = false;
   if (!keep_alive_ || body_pending || stop_when_idle_) {
@@ -551,25 +551,25 @@ void Connection::beginLinger() {
 }
 
 void Connection::logAccess() {
-  if (!req_.active || !server_->config().access_log) return;
+  if (!req_ || !req_->active || !server_->config().access_log) return;
   AccessEntry e;
   e.remote = peer_.remote_address;
   const ClientIdentity* id = transport_->identity();  // the verified CN, once per connection
-  e.user = id != nullptr ? id->user() : std::string_view(req_.user);
-  e.method = req_.method.empty() ? std::string_view("-") : std::string_view(req_.method);
-  e.target = req_.target;
-  e.version = req_.version;
-  e.referer = req_.referer;
-  e.user_agent = req_.user_agent;
-  e.status = req_.status;
-  e.bytes = req_.body_bytes_sent;
+  e.user = id != nullptr ? id->user() : std::string_view(req().user);
+  e.method = req().method.empty() ? std::string_view("-") : std::string_view(req().method);
+  e.target = req().target;
+  e.version = req().version;
+  e.referer = req().referer;
+  e.user_agent = req().user_agent;
+  e.status = req().status;
+  e.bytes = req().body_bytes_sent;
   server_->logAccess(e);
-  req_.active = false;
+  req().active = false;
 }
 
 void Connection::die() {
   if (dead_) return;
-  if (req_.active && req_.status != 0) logAccess();
+  if (req_ && req_->active && req_->status != 0) logAccess();
   if (h2_) h2_->logUnfinished();
   dead_ = true;
   if (idle) server_->markBusy(this);
@@ -585,7 +585,7 @@ void Connection::detachApp() {
   if (app_id_ == 0) return;
   uint32_t id = app_id_;
   app_id_ = 0;
-  req_.is_app = false;
+  req().is_app = false;
   server_->unregisterApp(id);
   server_->events()->onAppClose(id);
 }
@@ -627,12 +627,12 @@ void Connection::sweep(uint64_t now) {
       // client sending a byte a second cannot hold a connection (or a script) for long.
       bool total = now >= body_deadline_ms_;
       if ((!expired && !total) || body_paused_) return;
-      if (req_.is_app && app_begun_) {
+      if (req().is_app && app_begun_) {
         abort();
         return;
       }
       detachApp();
-      req_.body_done = true;
+      req().body_done = true;
       respondError(408, false, total ? "The request body took longer than body_total_timeout."
                                      : "The request body did not arrive in time.");
       kick();

@@ -12,15 +12,15 @@ namespace lisod {
 
 void Connection::serveStatic() {
   StaticQuery q;
-  q.target = req_.target;
-  q.if_modified_since = req_.ims;
-  q.range = req_.range;
-  q.if_none_match = req_.if_none_match;
-  q.if_match = req_.if_match;
-  q.if_unmodified_since = req_.if_unmodified_since;
-  q.if_range = req_.if_range;
-  q.accept_encoding = req_.accept_encoding;
-  q.get_or_head = !req_.post;
+  q.target = req().target;
+  q.if_modified_since = req().ims;
+  q.range = req().range;
+  q.if_none_match = req().if_none_match;
+  q.if_match = req().if_match;
+  q.if_unmodified_since = req().if_unmodified_since;
+  q.if_range = req().if_range;
+  q.accept_encoding = req().accept_encoding;
+  q.get_or_head = !req().post;
   q.identity = transport_->identity();
   sendPlan(planStatic(*server_, q), keep_alive_);
 }
@@ -33,18 +33,18 @@ int Connection::accessStatus(std::string_view target) {
 }
 
 void Connection::respondError(int status, bool keep_alive, std::string_view detail) {
-  req_.active = true;
-  if (req_.method.empty() && server_->config().access_log) req_.method = "-";
+  req().active = true;
+  if (req().method.empty() && server_->config().access_log) req().method = "-";
   sendPlan(planError(status, detail), keep_alive);
 }
 
 void Connection::sendPlan(ResponsePlan&& p, bool keep_alive) {
   keep_alive_ = keep_alive;
-  req_.status = p.status;
+  req().status = p.status;
   // One allocation for head and in-memory body instead of a string growing by doubling.
   size_t need = out_.size() + 160;  // status line, Server, Date, Connection, Content-Length
   for (const auto& [name, value] : p.headers) need += name.size() + value.size() + 4;
-  if (!req_.head_only) need += !p.file ? p.body.size() : p.file->has_content ? p.length : 0;
+  if (!req().head_only) need += !p.file ? p.body.size() : p.file->has_content ? p.length : 0;
   out_.reserve(need);
   appendResponseStart(out_, p.status, reasonPhrase(p.status), server_->httpDate(), keep_alive);
   for (const auto& [name, value] : p.headers) appendHeader(out_, name, value);
@@ -52,8 +52,8 @@ void Connection::sendPlan(ResponsePlan&& p, bool keep_alive) {
   if (p.send_length) appendHeader(out_, "Content-Length", length);
   out_.append("\r\n");
   state_ = State::kWrite;
-  if (req_.head_only || length == 0) return;
-  req_.body_bytes_sent = length;
+  if (req().head_only || length == 0) return;
+  req().body_bytes_sent = length;
   if (!p.file) {
     out_.append(p.body);
   } else if (p.file->has_content) {
