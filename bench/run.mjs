@@ -174,6 +174,8 @@ async function main() {
     fcgi: sc.fcgi ? { command: path.join(path.dirname(flaskr), 'flaskr.fcgi'), processes: 2 } : null,
     workers: sc.workers,
     pinned: sc.pinned,
+    h2: sc.kind === 'h2load',
+    deflate: Boolean(sc.acceptEncoding),
   });
   const plan = scenarios.filter((sc) => sc.cgi !== 'flaskr' || flaskrOk)
     .map((sc) => ({ sc, servers: sc.servers.filter((s) => servers.includes(s)) }))
@@ -186,7 +188,7 @@ async function main() {
     samples.get(key).push(s);
     if (s.command && !commands.has(sc.id)) commands.set(sc.id, s.command);
     const ck = `${server}${sc.resumption ? '' : ' (resumption off)'}${sc.cgi === 'flaskr' ? ` (Flaskr${sc.fcgi ? ', FastCGI' : ''})` : ''}` +
-      `${sc.workers != null ? ' (scaling rows)' : ''}`;
+      `${sc.workers != null ? ' (scaling rows)' : ''}${sc.kind === 'h2load' ? ' (HTTP/2 rows)' : ''}${sc.acceptEncoding && sc.kind !== 'h2load' ? ' (gzip row)' : ''}`;
     if (s.serverCommand && !configs.has(ck)) configs.set(ck, `$ ${s.serverCommand}${s.serverConfig ? `\n\n${s.serverConfig}` : ''}`);
     console.error(`${label} ${sc.id.padEnd(24)} ${server.padEnd(9)} ${describe(s)}`);
     return s;

@@ -262,35 +262,35 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
     std::string reason = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
     int status = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
     checkResponseHead(info.Env(), status, reason, headers);  // throws: nothing is sent
-    if (Connection* c = server_->app(idArg(info))) c->appBegin(status, reason, headers);
+    if (AppSink* c = server_->app(idArg(info))) c->appBegin(status, reason, headers);
     return info.Env().Undefined();
   }
   Napi::Value beginRaw(const Napi::CallbackInfo& info) {
     bool keep_alive = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
-    if (Connection* c = server_->app(idArg(info))) c->appBeginRaw(keep_alive);
+    if (AppSink* c = server_->app(idArg(info))) c->appBeginRaw(keep_alive);
     return info.Env().Undefined();
   }
   Napi::Value write(const Napi::CallbackInfo& info) {
     if (!info[1].IsBuffer()) throw Napi::TypeError::New(info.Env(), "write(id, chunk): chunk must be a Buffer");
     Napi::Buffer<char> b = info[1].As<Napi::Buffer<char>>();
-    Connection* c = server_->app(idArg(info));
+    AppSink* c = server_->app(idArg(info));
     bool below = c == nullptr || c->appWrite(b.Data(), b.Length());
     return Napi::Boolean::New(info.Env(), below);
   }
   Napi::Value end(const Napi::CallbackInfo& info) {
-    if (Connection* c = server_->app(idArg(info))) c->appEnd();
+    if (AppSink* c = server_->app(idArg(info))) c->appEnd();
     return info.Env().Undefined();
   }
   Napi::Value abort(const Napi::CallbackInfo& info) {
-    if (Connection* c = server_->app(idArg(info))) c->appAbort();
+    if (AppSink* c = server_->app(idArg(info))) c->appAbort();
     return info.Env().Undefined();
   }
   Napi::Value pauseBody(const Napi::CallbackInfo& info) {
-    if (Connection* c = server_->app(idArg(info))) c->appPauseBody(true);
+    if (AppSink* c = server_->app(idArg(info))) c->appPauseBody(true);
     return info.Env().Undefined();
   }
   Napi::Value resumeBody(const Napi::CallbackInfo& info) {
-    if (Connection* c = server_->app(idArg(info))) c->appPauseBody(false);
+    if (AppSink* c = server_->app(idArg(info))) c->appPauseBody(false);
     return info.Env().Undefined();
   }
   Napi::Value reloadTls(const Napi::CallbackInfo& info) {
@@ -307,7 +307,7 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
     return info.Env().Undefined();
   }
   Napi::Value accessStatus(const Napi::CallbackInfo& info) {
-    Connection* c = server_->app(idArg(info));
+    AppSink* c = server_->app(idArg(info));
     // No connection (the client left): fail closed, nothing is run for nobody.
     int status = c == nullptr ? 403 : c->accessStatus(info[1].ToString().Utf8Value());
     return Napi::Number::New(info.Env(), status);

@@ -1,6 +1,7 @@
 // ETags, entity-tag list matching and RFC 9110 §13.2.2 precondition order.
 #include "conditional.h"
 
+#include <charconv>
 #include <cstdio>
 
 #include "static_file.h"
@@ -30,10 +31,15 @@ size_t readEntityTag(std::string_view s, std::string_view* opaque, bool* weak) {
 }  // namespace
 
 std::string makeEtag(int64_t mtime, uint64_t size, std::string_view suffix) {
-  char buf[48];
-  int n = std::snprintf(buf, sizeof buf, "\"%llx-%llx", static_cast<unsigned long long>(mtime < 0 ? 0 : mtime),
-                        static_cast<unsigned long long>(size));
-  std::string out(buf, static_cast<size_t>(n));
+  char buf[48];  // '"' + 16 + '-' + 16 hex digits; to_chars: no printf per request
+  char* p = buf;
+  *p++ = '"';
+  p = std::to_chars(p, buf + sizeof buf, static_cast<uint64_t>(mtime < 0 ? 0 : mtime), 16).ptr;
+  *p++ = '-';
+  p = std::to_chars(p, buf + sizeof buf, size, 16).ptr;
+  std::string out;
+  out.reserve(static_cast<size_t>(p - buf) + suffix.size() + 1);
+  out.append(buf, static_cast<size_t>(p - buf));
   out.append(suffix);
   out.push_back('"');
   return out;

@@ -333,13 +333,7 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
     return;
   }
   req().target.assign(path);
-  req().ims.assign(info.if_modified_since);
-  req().range.assign(info.range);
-  req().if_none_match.assign(info.if_none_match);
-  req().if_match.assign(info.if_match);
-  req().if_unmodified_since.assign(info.if_unmodified_since);
-  req().if_range.assign(info.if_range);
-  req().accept_encoding.assign(info.accept_encoding);
+  req().fields.assign(info);
   req().post = info.method == Method::kPost;
   in_begin_ += consumed;
   if (req().body_done) {
@@ -570,7 +564,7 @@ void Connection::logAccess() {
 void Connection::die() {
   if (dead_) return;
   if (req_ && req_->active && req_->status != 0) logAccess();
-  if (h2_) h2_->logUnfinished();
+  if (h2_) h2_->logUnfinished();  // and each application still answering gets its close
   dead_ = true;
   if (idle) server_->markBusy(this);
   if (app_ended_) {

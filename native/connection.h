@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "app_sink.h"
 #include "chunked.h"
 #include "file_cache.h"
 #include "response_plan.h"
@@ -24,7 +25,7 @@ struct PeerInfo {
   int remote_port = 0, local_port = 0;
 };
 
-class Connection {
+class Connection final : public AppSink {
  public:
   // Takes ownership of fd. reject: answer 503 to the first request and close.
   Connection(Server* server, int fd, std::unique_ptr<Transport> transport, PeerInfo peer, bool reject);
@@ -37,16 +38,14 @@ class Connection {
   void abort();                  // server shutdown: close as soon as possible
   void stopWhenIdle();           // graceful stop: close once the current response is done
 
-  // Application (CGI) response, see Server::app*.
-  void appBegin(int status, const std::string& reason, const std::vector<std::string>& headers);
-  void appBeginRaw(bool keep_alive);  // NPH: bytes as written; keep_alive when their head frames the body
-  bool appWrite(const char* data, size_t len);  // false: above high water
-  void appEnd();
-  void appAbort();  // response cut short: flush what was written, close without completing the framing
-  void appPauseBody(bool paused);
-  // [[access]] verdict for a request-target on this connection (0 = allowed, else the
-  // status to answer): the check a CGI local redirect repeats before re-dispatching.
-  int accessStatus(std::string_view target);
+  // AppSink (connection_app.cc): the HTTP/1.1 application response, see Server::app.
+  void appBegin(int status, const std::string& reason, const std::vector<std::string>& headers) override;
+  void appBeginRaw(bool keep_alive) override;  // NPH: bytes as written
+  bool appWrite(const char* data, size_t len) override;
+  void appEnd() override;
+  void appAbort() override;  // closes without completing the framing
+  void appPauseBody(bool paused) override;
+  int accessStatus(std::string_view target) override;
 
   Connection* prev = nullptr;
   Connection* next = nullptr;
@@ -68,8 +67,8 @@ class Connection {
     std::optional<ChunkedDecoder> chunked;  // set when body_chunked
     uint64_t body_left = 0;     // Content-Length bytes still to read
     bool body_done = true;
-    std::string target, ims, range;
-    std::string if_none_match, if_match, if_unmodified_since, if_range, accept_encoding;
+    std::string target;
+    StaticFields fields;  // for a static answer
     bool post = false;
     // access log
     std::string method, version, referer, user_agent;

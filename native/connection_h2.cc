@@ -17,6 +17,7 @@ bool Connection::startH2() {
     die();
     return false;
   }
+  h2_->attach([this] { kick(); }, H2Peer{peer_.local_address, peer_.remote_port, peer_.local_port});
   state_ = State::kH2;
   deadline_ms_ = server_->nowMs() + server_->config().keep_alive_timeout_ms;
   return true;
@@ -24,6 +25,8 @@ bool Connection::startH2() {
 
 bool Connection::stepH2() {
   if (stop_when_idle_) h2_->shutdown();  // GOAWAY; streams in flight complete
+  h2_->pumpApps();  // application events (JavaScript) run here, never inside nghttp2
+  if (dead_) return false;
   if (flushOutput() != Flush::kDone) return false;
   if (h2_->produce(out_, kH2OutBytes)) {
     if (h2_->openStreams() == 0 && !stop_when_idle_) {

@@ -11,25 +11,17 @@
 namespace lisod {
 
 void Connection::serveStatic() {
-  StaticQuery q;
-  q.target = req().target;
-  q.if_modified_since = req().ims;
-  q.range = req().range;
-  q.if_none_match = req().if_none_match;
-  q.if_match = req().if_match;
-  q.if_unmodified_since = req().if_unmodified_since;
-  q.if_range = req().if_range;
-  q.accept_encoding = req().accept_encoding;
-  q.get_or_head = !req().post;
-  q.identity = transport_->identity();
-  sendPlan(planStatic(*server_, q), keep_alive_);
+  sendPlan(planStatic(*server_, req().fields.query(req().target, !req().post, transport_->identity())), keep_alive_);
+}
+
+int accessStatusFor(const AccessRules& rules, std::string_view target, const ClientIdentity* identity) {
+  if (rules.empty()) return 0;
+  std::string_view path = originPath(target);
+  return rules.check(path.substr(0, path.find_first_of("?#")), identity);
 }
 
 int Connection::accessStatus(std::string_view target) {
-  const AccessRules& rules = server_->accessRules();
-  if (rules.empty()) return 0;
-  std::string_view path = originPath(target);
-  return rules.check(path.substr(0, path.find_first_of("?#")), transport_->identity());
+  return accessStatusFor(server_->accessRules(), target, transport_->identity());
 }
 
 void Connection::respondError(int status, bool keep_alive, std::string_view detail) {

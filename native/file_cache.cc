@@ -92,9 +92,8 @@ std::shared_ptr<FileEntry> FileCache::open(std::string real_path, uint64_t now_m
 
 std::shared_ptr<const FileEntry> FileCache::sibling(const FileEntry& original, std::string_view suffix,
                                                     uint64_t now_ms) {
-  std::string& key = sibling_key_;
-  key.assign(original.path);
-  key.append(suffix);
+  sibling_key_.assign(original.path).append(suffix);
+  const std::string& key = sibling_key_;
   auto it = siblings_.find(key);
   if (it != siblings_.end()) {
     Sibling& s = it->second;

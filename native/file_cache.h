@@ -74,7 +74,7 @@ class FileCache {
     uint64_t checked_ms = 0;
   };
   std::unordered_map<std::string, Sibling> siblings_;  // by original path + suffix
-  std::string sibling_key_;  // reused: no allocation per lookup
+  std::string sibling_key_;  // sibling()'s lookup key, reused: no allocation per request
 };
 
 }  // namespace lisod

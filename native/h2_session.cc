@@ -4,10 +4,12 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cctype>
 #include <vector>
 
 #include "access_log.h"
+#include "h2_app.h"
 #include "http_request.h"
 #include "response.h"
 #include "response_plan.h"
@@ -20,14 +22,22 @@ namespace lisod {
 struct H2Stream {
   int32_t id = 0;
   uint64_t opened_ms = 0, progress_ms = 0;  // progress: the last response DATA produced
-  std::string method, path, ims, range, referer, user_agent;
-  std::string if_none_match, if_match, if_unmodified_since, if_range, accept_encoding;
+  std::string method, path, referer, user_agent;
+  StaticFields fields;  // for a static answer
   size_t header_bytes = 0;  // decoded header list size as RFC 9113 §6.5.2 counts it
   uint64_t body_bytes = 0;
   bool request_done = false, responded = false, head_only = false;
   ResponsePlan plan;
-  uint64_t sent = 0;  // body bytes handed to nghttp2
+  uint64_t sent = 0;    // body bytes written out (static bodies: by sendData)
+  uint64_t queued = 0;  // static body bytes promised to nghttp2's DATA frames (≥ sent)
   int status = 0;
+  // Application mounts: every regular field is kept for the AppRequest.
+  static constexpr int kMountUnknown = -2;
+  int mount = kMountUnknown;  // matchAppPrefix of :path, known at the first regular field
+  std::string authority;
+  std::vector<std::string> app_headers;  // flat name, value
+  int64_t content_length = -1;
+  std::unique_ptr<H2App> app;
 };
 
 namespace {
@@ -68,24 +78,37 @@ struct H2Callbacks {
     if (s->header_bytes > self->server_->config().max_head) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;  // trailers are ignored
     std::string_view n = view(name, namelen), v = view(value, valuelen);
+    if (!n.empty() && n[0] != ':') {
+      if (s->mount == H2Stream::kMountUnknown) s->mount = matchAppPrefix(s->path, self->server_->config().app_prefixes);
+      if (s->mount >= 0 && n != "host") {  // :authority is the host (RFC 9113 §8.3.1)
+        s->app_headers.emplace_back(n);
+        s->app_headers.emplace_back(v);
+      }
+    }
     if (n == ":method") s->method.assign(v);
+    else if (n == ":authority") s->authority.assign(v);
+    else if (n == "content-length") {  // nghttp2 checked it is a number
+      std::from_chars(v.data(), v.data() + v.size(), s->content_length);
+    }
     else if (n == ":path") s->path.assign(v);
-    else if (n == "if-modified-since") s->ims.assign(v);
-    else if (n == "range") s->range.assign(v);
-    else if (n == "if-none-match") s->if_none_match.assign(v);
-    else if (n == "if-match") s->if_match.assign(v);
-    else if (n == "if-unmodified-since") s->if_unmodified_since.assign(v);
-    else if (n == "if-range") s->if_range.assign(v);
-    else if (n == "accept-encoding") s->accept_encoding.assign(v);
+    else if (s->fields.take(n, v)) return 0;
     else if (n == "referer") s->referer.assign(v);
     else if (n == "user-agent") s->user_agent.assign(v);
     return 0;
   }
 
-  static int onDataChunk(nghttp2_session* ng, uint8_t, int32_t id, const uint8_t*, size_t len, void* user) {
+  static int onDataChunk(nghttp2_session* ng, uint8_t, int32_t id, const uint8_t* data, size_t len, void* user) {
     auto* self = static_cast<H2Session*>(user);
+    // With NGHTTP2_OPT_NO_AUTO_WINDOW_UPDATE: the connection window comes back at once
+    // (each stream's window bounds what waits); a stream's as its reader takes the bytes.
+    nghttp2_session_consume_connection(ng, len);
     H2Stream* s = stream(ng, id);
     if (s == nullptr) return 0;
+    if (s->app) {
+      s->app->bodyData(data, len);
+      return 0;
+    }
+    nghttp2_session_consume_stream(ng, id, len);
     s->body_bytes += len;
     if (s->body_bytes > self->server_->config().max_body && !s->responded) {
       self->respond(*s, planError(413, "The request body is too large."));
@@ -96,10 +119,23 @@ struct H2Callbacks {
   static int onFrameRecv(nghttp2_session* ng, const nghttp2_frame* frame, void* user) {
     auto* self = static_cast<H2Session*>(user);
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
-    if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
     H2Stream* s = stream(ng, frame->hd.stream_id);
     if (s == nullptr) return 0;
+    bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST && !s->responded) {
+      if (s->mount == H2Stream::kMountUnknown) s->mount = matchAppPrefix(s->path, self->server_->config().app_prefixes);
+      if (s->mount >= 0) {  // an application takes the body as it comes
+        s->request_done = end;
+        self->dispatch(*s);
+        return 0;
+      }
+    }
+    if (!end) return 0;
     s->request_done = true;
+    if (s->app) {
+      s->app->bodyEnd();
+      return 0;
+    }
     if (!s->responded) self->dispatch(*s);
     return 0;
   }
@@ -108,21 +144,49 @@ struct H2Callbacks {
     auto* self = static_cast<H2Session*>(user);
     auto it = self->streams_.find(id);
     if (it == self->streams_.end()) return 0;
-    if (it->second->status != 0) self->logStream(*it->second);
+    if (it->second->app) {
+      it->second->app->detach();  // a client reset kills the script
+      --self->app_streams_;
+    }
+    if (it->second->status != 0 || (it->second->app && it->second->app->status() != 0)) {
+      self->logStream(*it->second);
+    }
     self->streams_.erase(it);
     return 0;
   }
 
-  static ssize_t readBody(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
+  // A static body's DATA frame: only its length is decided here (NGHTTP2_DATA_FLAG_NO_COPY);
+  // sendData then writes the frame with the bytes straight from the plan into produce()'s
+  // output, not through nghttp2's frame buffer (one copy fewer per body byte).
+  static ssize_t readBody(nghttp2_session*, int32_t, uint8_t*, size_t length, uint32_t* flags,
                           nghttp2_data_source* source, void* user) {
     auto* self = static_cast<H2Session*>(user);
     auto* s = static_cast<H2Stream*>(source->ptr);
-    long n = s->plan.readBody(s->sent, reinterpret_cast<char*>(buf), length);
-    if (n < 0) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // the file shrank: reset the stream
-    s->sent += static_cast<uint64_t>(n);
+    uint64_t size = s->plan.bodySize();
+    size_t n = static_cast<size_t>(std::min<uint64_t>(length, size - std::min(size, s->queued)));
+    s->queued += n;
     s->progress_ms = self->server_->nowMs();
-    if (s->sent >= s->plan.bodySize()) *flags |= NGHTTP2_DATA_FLAG_EOF;
-    return n;
+    if (s->queued >= size) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    return static_cast<ssize_t>(n);
+  }
+
+  static int sendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
+                      nghttp2_data_source* source, void* user) {
+    auto* self = static_cast<H2Session*>(user);
+    auto* s = static_cast<H2Stream*>(source->ptr);
+    if (self->produce_out_ == nullptr) return NGHTTP2_ERR_WOULDBLOCK;  // only produce() sends
+    std::string& out = *self->produce_out_;
+    size_t mark = out.size();
+    out.append(reinterpret_cast<const char*>(framehd), 9);
+    if (frame->data.padlen > 0) out.push_back(static_cast<char>(frame->data.padlen - 1));  // we never pad
+    if (!s->plan.appendBody(s->sent, length, out)) {
+      out.resize(mark);
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // the file shrank: reset the stream
+    }
+    if (frame->data.padlen > 1) out.append(frame->data.padlen - 1, '\0');
+    s->sent += length;
+    return out.size() >= self->produce_max_ ? NGHTTP2_ERR_PAUSE : 0;  // mem_send returns; produce() writes
   }
 };
 
@@ -136,16 +200,19 @@ std::unique_ptr<H2Session> H2Session::create(Server* server, std::string_view re
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, H2Callbacks::onDataChunk);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, H2Callbacks::onFrameRecv);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, H2Callbacks::onStreamClose);
+  nghttp2_session_callbacks_set_send_data_callback(cbs, H2Callbacks::sendData);
   nghttp2_option* opt = nullptr;
   if (nghttp2_option_new(&opt) != 0) {
     nghttp2_session_callbacks_del(cbs);
     return nullptr;
   }
-  nghttp2_option_set_no_http_messaging(opt, 0);  // pseudo-header and content-length checks on
+  nghttp2_option_set_no_http_messaging(opt, 0);
+  nghttp2_option_set_no_auto_window_update(opt, 1);  // windows come back as bodies are taken  // pseudo-header and content-length checks on
   nghttp2_option_set_stream_reset_rate_limit(opt, kResetBurst, kResetRate);
   nghttp2_option_set_max_continuations(opt, kMaxContinuations);
   nghttp2_option_set_max_settings(opt, 32);
   nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+  nghttp2_option_set_no_closed_streams(opt, 1);  // no RFC 7540 priority tree to keep them for
   int rv = nghttp2_session_server_new2(&self->session_, cbs, self.get(), opt);
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
@@ -155,8 +222,11 @@ std::unique_ptr<H2Session> H2Session::create(Server* server, std::string_view re
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg.h2_max_streams},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(std::min<size_t>(cfg.max_head, UINT32_MAX))},
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      // RFC 9218 §2.1: no RFC 7540 dependency tree (lisod ignores priorities anyway); nghttp2
+      // then schedules streams round-robin by urgency and keeps no tree per stream.
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
-  if (nghttp2_submit_settings(self->session_, NGHTTP2_FLAG_NONE, settings, 3) != 0) return nullptr;
+  if (nghttp2_submit_settings(self->session_, NGHTTP2_FLAG_NONE, settings, std::size(settings)) != 0) return nullptr;
   return self;
 }
 
@@ -182,6 +252,8 @@ bool H2Session::receive(const char* data, size_t len) {
 
 bool H2Session::produce(std::string& out, size_t max) {
   size_t before = out.size();
+  produce_out_ = &out;  // sendData appends DATA frames here, in order with the rest
+  produce_max_ = max;
   while (out.size() < max && !send_failed_) {
     const uint8_t* p = nullptr;
     ssize_t n = nghttp2_session_mem_send(session_, &p);
@@ -189,6 +261,7 @@ bool H2Session::produce(std::string& out, size_t max) {
     if (n <= 0) break;
     out.append(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
   }
+  produce_out_ = nullptr;
   return out.size() > before;
 }
 
@@ -218,7 +291,13 @@ size_t H2Session::resetSlowStreams(uint64_t now_ms, uint64_t limit_ms) {
     if (!s->request_done && !s->responded && now_ms - s->opened_ms >= limit_ms) slow.push_back(s.get());
   }
   for (H2Stream* s : slow) respond(*s, planError(408, "The request did not arrive in time."));
-  return slow.size();
+  size_t n = slow.size();
+  std::vector<H2App*> apps;
+  for (const auto& [id, s] : streams_) {
+    if (s->app) apps.push_back(s->app.get());
+  }
+  for (H2App* app : apps) n += app->expire(now_ms) ? 1 : 0;  // resets are queued, not closed yet
+  return n;
 }
 
 void H2Session::dispatch(H2Stream& s) {
@@ -233,11 +312,9 @@ void H2Session::dispatch(H2Stream& s) {
     respond(s, planError(denied));
     return;
   }
-  if (matchAppPrefix(path, cfg.app_prefixes) >= 0) {
-    // Applications are served over HTTP/1.1 only: HTTP_1_1_REQUIRED (RFC 9113 §7) makes
-    // browsers and curl retry this request over HTTP/1.1.
-    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_HTTP_1_1_REQUIRED);
-    s.responded = true;
+  if (s.mount == H2Stream::kMountUnknown) s.mount = matchAppPrefix(path, cfg.app_prefixes);
+  if (s.mount >= 0) {
+    startApp(s, s.mount);
     return;
   }
   Method m = methodOf(s.method);
@@ -247,60 +324,124 @@ void H2Session::dispatch(H2Stream& s) {
                                                : "This method is not implemented."));
     return;
   }
-  StaticQuery q;
-  q.target = path;
-  q.if_modified_since = s.ims;
-  q.range = s.range;
-  q.if_none_match = s.if_none_match;
-  q.if_match = s.if_match;
-  q.if_unmodified_since = s.if_unmodified_since;
-  q.if_range = s.if_range;
-  q.accept_encoding = s.accept_encoding;
-  q.get_or_head = m != Method::kPost;
-  q.identity = identity_;
-  respond(s, planStatic(*server_, q));
+  respond(s, planStatic(*server_, s.fields.query(path, m != Method::kPost, identity_)));
+}
+
+void H2Session::startApp(H2Stream& s, int mount) {
+  if (int status = methodStatus(methodOf(s.method), true)) {
+    respond(s, planError(status, "This method is not implemented."));
+    return;
+  }
+  if (s.content_length > 0 && static_cast<uint64_t>(s.content_length) > server_->config().max_body) {
+    respond(s, planError(413, "The request body is too large."));
+    return;
+  }
+  AppRequest r;
+  r.method = s.method;
+  r.target = s.path;
+  r.version = "HTTP/2.0";
+  r.headers = std::move(s.app_headers);
+  if (!s.authority.empty()) {  // HTTP_HOST and SERVER_NAME come from :authority
+    r.headers.emplace_back("host");
+    r.headers.emplace_back(s.authority);
+  }
+  r.remote_address = remote_;
+  r.remote_port = peer_.remote_port;
+  r.local_address = peer_.local_address;
+  r.local_port = peer_.local_port;
+  r.tls = true;
+  r.has_body = !s.request_done;
+  r.content_length = r.has_body ? s.content_length : 0;
+  r.identity = identity_;
+  r.mount = mount;
+  s.responded = true;  // from here on the application answers
+  s.head_only = s.method == "HEAD";
+  s.app = std::make_unique<H2App>(this, s.id, s.head_only, std::move(r));
+  ++app_streams_;
+  wake_();
+}
+
+void H2Session::respondError(int32_t id, int status, std::string_view detail) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return;
+  respond(*it->second, planError(status, detail));
+  wake_();
+}
+
+void H2Session::attach(std::function<void()> wake, H2Peer peer) {
+  wake_ = std::move(wake);
+  peer_ = std::move(peer);
+}
+
+void H2Session::pumpApps() {
+  if (app_streams_ == 0) return;
+  std::vector<int32_t> ids;
+  for (const auto& [id, s] : streams_) {
+    if (s->app) ids.push_back(id);
+  }
+  // JavaScript runs in pump(); it queues frames but cannot close a stream meanwhile.
+  for (int32_t id : ids) {
+    auto it = streams_.find(id);
+    if (it != streams_.end() && it->second->app) it->second->app->pump();
+  }
+}
+
+void H2Session::detachApps() {
+  for (auto& [id, s] : streams_) {
+    if (s->app) s->app->detach();
+  }
 }
 
 void H2Session::respond(H2Stream& s, ResponsePlan&& plan) {
   s.responded = true;
   s.plan = std::move(plan);
   s.status = s.plan.status;
-  std::string status = std::to_string(s.status);
-  std::string length = std::to_string(s.plan.bodySize());
-  std::vector<std::string> names;  // lower-cased (RFC 9113 §8.2.1)
-  names.reserve(s.plan.headers.size());
-  std::vector<nghttp2_nv> nv;
-  nv.reserve(s.plan.headers.size() + 4);
-  auto add = [&nv](std::string_view n, std::string_view v) {
-    nv.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
-                  reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+  // No allocation per response: the nv array, the numbers and the lower-cased names
+  // (RFC 9113 §8.2.1) live on the stack; nghttp2_submit_response copies them.
+  constexpr size_t kMaxFields = 24, kNameBytes = 512;
+  nghttp2_nv nv[kMaxFields];
+  size_t count = 0;
+  char lower[kNameBytes];
+  size_t lower_used = 0;
+  auto add = [&](std::string_view n, std::string_view v) {
+    if (count == kMaxFields) return;
+    nv[count++] = {reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
+                   reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(), NGHTTP2_NV_FLAG_NONE};
   };
-  add(":status", status);
+  char status[8], length[24];
+  char* status_end = std::to_chars(status, status + sizeof status, s.status).ptr;
+  char* length_end = std::to_chars(length, length + sizeof length, s.plan.bodySize()).ptr;
+  add(":status", std::string_view(status, status_end - status));
   add("server", kServerSoftware);
   add("date", server_->httpDate());
   for (const auto& [name, value] : s.plan.headers) {
-    if (checkHeaderField(name, value) != nullptr) continue;
-    std::string& lower = names.emplace_back(name);
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (checkHeaderField(name, value) != nullptr || name.size() > kNameBytes - lower_used) continue;
+    char* l = lower + lower_used;
+    for (size_t i = 0; i < name.size(); ++i) {
+      char c = name[i];
+      l[i] = c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c;
+    }
+    lower_used += name.size();
+    add(std::string_view(l, name.size()), value);
   }
-  size_t i = 0;
-  for (const auto& [name, value] : s.plan.headers) {
-    if (checkHeaderField(name, value) != nullptr) continue;
-    add(names[i++], value);
-  }
-  if (s.plan.send_length) add("content-length", length);
+  if (s.plan.send_length) add("content-length", std::string_view(length, length_end - length));
   bool body = !s.head_only && s.plan.bodySize() > 0;
   s.progress_ms = server_->nowMs();
   nghttp2_data_provider provider{};
   provider.source.ptr = &s;
   provider.read_callback = H2Callbacks::readBody;
-  nghttp2_submit_response(session_, s.id, nv.data(), nv.size(), body ? &provider : nullptr);
+  nghttp2_submit_response(session_, s.id, nv, count, body ? &provider : nullptr);
 }
 
 void H2Session::logUnfinished() {
   for (auto& [id, s] : streams_) {
-    if (s->status != 0) logStream(*s);
+    if (s->status != 0 || (s->app && s->app->status() != 0)) logStream(*s);
     s->status = 0;
+    if (s->app) {
+      s->app->detach();
+      s->app.reset();  // no line twice
+      --app_streams_;
+    }
   }
 }
 
@@ -314,8 +455,9 @@ void H2Session::logStream(const H2Stream& s) {
   e.version = "HTTP/2.0";
   e.referer = s.referer;
   e.user_agent = s.user_agent;
-  e.status = s.status;
-  e.bytes = s.sent;
+  bool app = s.app && s.app->status() != 0;  // else an error answered for the application
+  e.status = app ? s.app->status() : s.status;
+  e.bytes = app ? s.app->sent() : s.sent;
   server_->logAccess(e);
 }
 

@@ -4,9 +4,10 @@
 // this the bytes it reads and writes what produce() returns. Requests are answered by the
 // code HTTP/1.1 uses (response_plan.h, access rules, the access log), never a copy.
 //
-// Served over h2: static files (HEAD, 304, 206, 416), redirects and every error status.
-// Not (yet): the application prefix answers 501 over h2 (clients use HTTP/1.1 for it).
-// No server push, no h2c; priorities and request trailers are ignored.
+// Served over h2: static files (HEAD, 304, 206, 416), redirects, every error status, and
+// the application mounts (CGI, FastCGI) through H2App (h2_app.h), bodies streamed both
+// ways under flow control. No server push, no h2c; priorities and request trailers are
+// ignored.
 //
 // Limits (abuse is refused on this connection only): SETTINGS_MAX_CONCURRENT_STREAMS;
 // SETTINGS_MAX_HEADER_LIST_SIZE = max_head (a larger decoded header list resets the
@@ -15,6 +16,7 @@
 // (rapid reset, CVE-2023-44487) end the session with GOAWAY (nghttp2 ≥ 1.61 enforces both).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -27,7 +29,14 @@ typedef struct nghttp2_session nghttp2_session;
 namespace lisod {
 
 class Server;
+class H2App;
 struct H2Stream;
+
+// Where the connection is, for the application's environment (RFC 3875 §4.1).
+struct H2Peer {
+  std::string local_address;
+  int remote_port = 0, local_port = 0;
+};
 
 class H2Session {
  public:
@@ -56,25 +65,42 @@ class H2Session {
   // Resets streams whose request (headers or body) has not finished within limit_ms of
   // opening: a slow-stream client cannot hold its slots. Returns how many were reset.
   size_t resetSlowStreams(uint64_t now_ms, uint64_t limit_ms);
-  // The connection is going away: access lines for the answered streams still open (the
+  // The connection's wake-up (its kick): application calls made outside the connection's
+  // step (a response write, a body resume) need it to step again. peer: for AppRequest.
+  void attach(std::function<void()> wake, H2Peer peer);
+  // From the connection's step, outside nghttp2: events due to the application (H2App::pump).
+  void pumpApps();
+  // The connection is gone: each application still answering gets its close event.
+  void detachApps();
+  // The connection is going away (detaches the applications too): access lines for the answered streams still open (the
   // bytes field counts what reached nghttp2), as HTTP/1.1 logs a response cut short.
   void logUnfinished();
 
  private:
   H2Session(Server* server, std::string_view remote, const ClientIdentity* identity);
   friend struct H2Callbacks;
+  friend class H2App;
   void dispatch(H2Stream& s);
+  void startApp(H2Stream& s, int mount);
+  // Answers stream id with an error page, if the stream is still open (H2App's fallback
+  // before any response head went out).
+  void respondError(int32_t id, int status, std::string_view detail);
   void respond(H2Stream& s, struct ResponsePlan&& plan);
   void logStream(const H2Stream& s);
 
   Server* server_;
   std::string remote_;
   const ClientIdentity* identity_;
+  std::function<void()> wake_ = [] {};
+  H2Peer peer_;
+  size_t app_streams_ = 0;  // streams with an H2App
   nghttp2_session* session_ = nullptr;
   bool failed_ = false;       // a connection error: the GOAWAY goes out, then close
   bool send_failed_ = false;  // nghttp2 cannot produce more (out of memory): close now
   bool stopping_ = false;  // our GOAWAY is queued
   std::unordered_map<int32_t, std::unique_ptr<H2Stream>> streams_;
+  std::string* produce_out_ = nullptr;  // during produce(): where sendData appends DATA frames,
+  size_t produce_max_ = 0;              // pausing nghttp2 once out holds this much
 };
 
 }  // namespace lisod

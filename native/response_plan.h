@@ -16,6 +16,7 @@
 namespace lisod {
 
 class Server;
+struct RequestInfo;
 
 struct ResponsePlan {
   int status = 200;
@@ -31,6 +32,9 @@ struct ResponsePlan {
   // dst: from memory, or pread from the cached file (never the whole file). Returns the
   // count, or -1 when the file cannot be read (it shrank or vanished).
   long readBody(uint64_t at, char* dst, size_t len) const;
+  // Appends exactly len body bytes starting at `at` to out (one copy: from memory, or
+  // pread into out's new tail). false when the file cannot be read (out is unchanged).
+  bool appendBody(uint64_t at, size_t len, std::string& out) const;
 };
 
 // The facts of a request a static answer depends on.
@@ -40,6 +44,19 @@ struct StaticQuery {
   std::string_view if_none_match, if_match, if_unmodified_since, if_range, accept_encoding;
   bool get_or_head = true;  // false for a POST answered like GET (If-None-Match → 412)
   const ClientIdentity* identity = nullptr;
+};
+
+// The request fields a static answer depends on (first occurrence of each), kept as
+// copies: HTTP/1.1 fills them from its head (assign) before the head bytes go, an h2 stream
+// from its header callback (take). query() is the one place a StaticQuery is made.
+struct StaticFields {
+  std::string if_modified_since, range, if_none_match, if_match, if_unmodified_since, if_range, accept_encoding;
+
+  void assign(const RequestInfo& info);
+  // Keeps value when lower_name is one of the fields above and it has none yet; false
+  // when the name is not one of them.
+  bool take(std::string_view lower_name, std::string_view value);
+  StaticQuery query(std::string_view target, bool get_or_head, const ClientIdentity* identity) const;
 };
 
 // 200/206/304/412/416 for a file, 301 for a directory without '/', 406 when the client

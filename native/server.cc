@@ -325,16 +325,16 @@ const char* Server::httpDate() {
   return date_;
 }
 
-uint32_t Server::registerApp(Connection* c) {
+uint32_t Server::registerApp(AppSink* sink) {
   uint32_t id = next_app_id_++;
   if (next_app_id_ == 0) next_app_id_ = 1;
-  apps_[id] = c;
+  apps_[id] = sink;
   return id;
 }
 
 void Server::unregisterApp(uint32_t id) { apps_.erase(id); }
 
-Connection* Server::app(uint32_t id) const {
+AppSink* Server::app(uint32_t id) const {
   auto it = apps_.find(id);
   return it == apps_.end() ? nullptr : it->second;
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "access_log.h"
+#include "app_sink.h"
 #include "access_rules.h"
 #include "buffer_pool.h"
 #include "compress_cache.h"
@@ -110,9 +111,9 @@ class Server {
   // result (nullptr if libuv refused the fd) lives until connectionCount() drops.
   Connection* adopt(int fd, std::unique_ptr<Transport> transport, PeerInfo peer, bool reject);
 
-  // The connection waiting on application response AppRequest::id, or nullptr when
-  // it is gone (harmless for the caller: the client left).
-  Connection* app(uint32_t id) const;
+  // Where application response AppRequest::id goes (an HTTP/1.1 connection or an HTTP/2
+  // stream), or nullptr when it is gone (harmless for the caller: the client left).
+  AppSink* app(uint32_t id) const;
 
   // Used by Connection.
   const ServerConfig& config() const { return config_; }
@@ -124,7 +125,7 @@ class Server {
   CompressCache& compressed() { return compressed_; }
   BufferPool& buffers() { return buffers_; }  // spare connection buffers (buffer_pool.h)
   const char* httpDate();  // cached IMF-fixdate for the current second
-  uint32_t registerApp(Connection* c);
+  uint32_t registerApp(AppSink* sink);
   void unregisterApp(uint32_t id);
   void connectionClosed(Connection* c);
   // Formats e (Combined Log Format) and appends it to the access log, if there is one.
@@ -163,7 +164,7 @@ class Server {
   Connection* idle_head_ = nullptr;  // oldest idle keep-alive connection …
   Connection* idle_tail_ = nullptr;  // … and the newest
   size_t connections_ = 0;
-  std::unordered_map<uint32_t, Connection*> apps_;
+  std::unordered_map<uint32_t, AppSink*> apps_;
   uint32_t next_app_id_ = 1;
   uv_timer_t* sweep_timer_ = nullptr;
   uv_timer_t* accept_pause_timer_ = nullptr;

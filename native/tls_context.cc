@@ -18,6 +18,11 @@ constexpr const char* kCipherList =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+// TLS 1.3 in the same order as the 1.2 list (Mozilla "intermediate"): AES-128-GCM first.
+// OpenSSL's default puts AES-256-GCM first, which with server preference cost every TLS 1.3
+// client 14 AES rounds per block instead of 10 (h2load -c10 -m10 of 100 KiB files: the
+// cipher was 23% of lisod's CPU; nginx and lighttpd negotiated AES-128 with the same client).
+constexpr const char* kCipherSuites13 = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 constexpr const char* kGroups = "X25519:P-256:P-384";
 constexpr unsigned char kSessionContext[] = "lisod";
 
@@ -72,7 +77,8 @@ std::unique_ptr<TlsContext> TlsContext::create(const TlsOptions& options, std::s
                                SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                             SSL_MODE_RELEASE_BUFFERS);
-  if (SSL_CTX_set_cipher_list(ctx, kCipherList) != 1 || SSL_CTX_set1_groups_list(ctx, kGroups) != 1) {
+  if (SSL_CTX_set_cipher_list(ctx, kCipherList) != 1 || SSL_CTX_set_ciphersuites(ctx, kCipherSuites13) != 1 ||
+      SSL_CTX_set1_groups_list(ctx, kGroups) != 1) {
     *error = "cannot configure TLS ciphers: " + opensslReason();
     return nullptr;
   }

@@ -25,8 +25,8 @@ curl, systemd (systemd-analyze), logrotate, util-linux (prlimit, setsid): servic
 php-fpm, php-cgi: FastCGI peers; python3-h2, nghttp2-client, libnghttp2-dev: HTTP/2 client and headers; \
 clang, libclang-rt-14-dev, libssl-dev, libuv1-dev, zlib1g-dev: the libFuzzer targets npm test runs (npm run fuzz too)"
 # Needed by `npm run bench`.
-bench_pkgs="wrk nginx lighttpd lighttpd-mod-openssl"
-bench_why="wrk, nginx, lighttpd, lighttpd-mod-openssl: benchmark peers"
+bench_pkgs="wrk nghttp2-client nginx lighttpd lighttpd-mod-openssl lighttpd-mod-deflate"
+bench_why="wrk, nghttp2-client (h2load), nginx, lighttpd, lighttpd-mod-openssl, lighttpd-mod-deflate: benchmark clients and peers"
 
 case "$group" in
   # npm start from a checkout builds the addon too (npm install leaves it when headers are missing).

@@ -1,4 +1,4 @@
-// HTTP/2 keys: http2 (offer ALPN "h2" on the TLS port; off by default) and
+// HTTP/2 keys: http2 (offer ALPN "h2" on the TLS port; on by default where it can be) and
 // http2_max_concurrent_streams (SETTINGS_MAX_CONCURRENT_STREAMS), with their checks.
 import { ConfigError, type ConfigDraft, type DraftKey, type FileReader, type Origin } from './config_reader.js';
 
@@ -36,7 +36,9 @@ export function nodeHasSafeNghttp2(version: string = process.versions.node): boo
 
 export function finishHttp2(draft: ConfigDraft, at: (key: DraftKey) => Origin | null): Http2Config {
   const v = draft.values;
-  const enabled = v.http2 ?? false;
+  // Unset: on whenever there is a TLS port and this Node's nghttp2 is safe; only an explicit
+  // `http2 = true` that cannot be honoured is an error.
+  const enabled = v.http2 ?? (v.httpsPort !== undefined && nodeHasSafeNghttp2());
   if (enabled && v.httpsPort === undefined) {
     throw new ConfigError('http2 = true needs https_port: HTTP/2 is offered over TLS only (no h2c)', at('http2'));
   }

@@ -1,6 +1,6 @@
 // HTTP/2 over TLS (http2 = true): ALPN, static answers shared with HTTP/1.1 (200, HEAD,
 // 304, 206, 416, 404, 301, 405), 10 MiB under flow control, many streams, the application
-// prefix sent back to HTTP/1.1, the access log, and hostile frames (python3-h2): rapid
+// prefix over h2, the access log, and hostile frames (python3-h2): rapid
 // reset, CONTINUATION flood, oversized header lists, bad frames, window overflow, stalls.
 import test from 'ava';
 import { execFile } from 'node:child_process';
@@ -25,7 +25,8 @@ const site = useLisod(test, {
   servers: {
     h2: { config: { http2: true, http2_max_concurrent_streams: 100 } },
     stall: { config: { http2: true, send_timeout: 2 } },
-    off: {},
+    off: { config: { http2: false } },
+    byDefault: {},
   },
 });
 
@@ -165,19 +166,18 @@ test('many concurrent streams on one connection all complete', async (t) => {
   }
 });
 
-test('the application prefix is sent back to HTTP/1.1 (HTTP_1_1_REQUIRED); curl retries and gets it', async (t) => {
+test('the application prefix is served over h2 too (test/http2_app.test.ts has the details)', async (t) => {
   const s = connect(site.h2.httpsPort);
   try {
-    const err = await request(s, { ':path': '/cgi/x' }).then(() => null, (e: Error & { code?: string }) => e);
-    t.truthy(err);
-    t.regex(String(err?.message), /HTTP_1_1_REQUIRED|code 13/);
+    const r = await request(s, { ':path': '/cgi/x' });
+    t.is(r.status, 200);
     t.is((await request(s, { ':path': '/hello.txt' })).status, 200, 'the connection serves on');
   } finally {
     s.close();
   }
   const { stdout } = await run('curl', ['-sS', '--http2', '--cacert', pki.caCert, '-o', '/dev/null', '-w', '%{http_version} %{http_code}',
     '--resolve', `localhost:${site.h2.httpsPort}:127.0.0.1`, `https://localhost:${site.h2.httpsPort}/cgi/x`]);
-  t.is(stdout.split(' ')[0], '1.1');
+  t.is(stdout, '2 200');
 });
 
 test('access log lines say HTTP/2.0', async (t) => {
@@ -189,7 +189,18 @@ test('access log lines say HTTP/2.0', async (t) => {
   t.regex(fs.readFileSync(log, 'utf8'), /"GET \/hello\.txt\?log-me HTTP\/2\.0" 200 13 "-" "h2-agent"/);
 });
 
-test('http2 is off by default: ALPN h2 is not offered', async (t) => {
+test('http2 is on by default (ALPN h2, then http/1.1); HTTP/1.1 clients are unaffected', async (t) => {
+  const raw = await frames(site.byDefault.httpsPort, 'get', 1);
+  t.is(raw.alpn, 'h2');
+  t.is(raw.status['1'], 200);
+  const curl = async (proto: string): Promise<string> => (await run('curl', ['-sS', proto, '--cacert', pki.caCert, '-o', '/dev/null',
+    '-w', '%{http_version} %{http_code}', '--resolve', `localhost:${site.byDefault.httpsPort}:127.0.0.1`,
+    `https://localhost:${site.byDefault.httpsPort}/hello.txt`])).stdout;
+  t.is(await curl('--http2'), '2 200');
+  t.is(await curl('--http1.1'), '1.1 200');
+});
+
+test('http2 = false: ALPN h2 is not offered', async (t) => {
   const raw = await frames(site.off.httpsPort, 'get', 1).catch((e: Error) => e);
   const { stdout } = await run('curl', ['-sS', '--http2', '--cacert', pki.caCert, '-o', '/dev/null', '-w', '%{http_version} %{http_code}',
     '--resolve', `localhost:${site.off.httpsPort}:127.0.0.1`, `https://localhost:${site.off.httpsPort}/hello.txt`]);

@@ -51,7 +51,7 @@ const kRun = ['openssl', 'ca-certificates', 'python3', 'python3-flask', 'g++', '
 const kAllButFlask = kRun.filter((p) => p !== 'python3-flask');
 const kTest = [...kRun, 'chromium', 'libnss3-tools', 'python3-cryptography', 'curl', 'systemd', 'logrotate', 'util-linux',
   'php-fpm', 'php-cgi', 'python3-h2', 'nghttp2-client', 'clang', 'libclang-rt-14-dev', 'libssl-dev', 'libuv1-dev', 'zlib1g-dev'];
-const kBench = ['wrk', 'nginx', 'lighttpd', 'lighttpd-mod-openssl'];
+const kBench = ['wrk', 'nginx', 'lighttpd', 'lighttpd-mod-openssl', 'lighttpd-mod-deflate']; // nghttp2-client (h2load) is in kTest
 const kInstall = 'apt-get install -y -q --no-install-recommends';
 
 test('everything present: silent, exit 0, apt never called', (t) => {

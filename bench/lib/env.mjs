@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 /** Tool → Debian package(s) that provide it. */
 const TOOLS = {
   wrk: { bin: 'wrk', packages: ['wrk'] },
+  h2load: { bin: 'h2load', packages: ['nghttp2-client'] },
   openssl: { bin: 'openssl', packages: ['openssl'] },
   taskset: { bin: 'taskset', packages: ['util-linux'] },
   nginx: { bin: 'nginx', packages: ['nginx'] },
@@ -36,7 +37,7 @@ export function which(bin) {
  * @returns {{paths: Record<string,string>, missing: string[], packages: string[]}}
  */
 export function checkTools(servers) {
-  const needed = ['wrk', 'openssl', 'taskset', 'python3'];
+  const needed = ['wrk', 'h2load', 'openssl', 'taskset', 'python3'];
   if (servers.includes('nginx')) needed.push('nginx');
   if (servers.includes('lighttpd')) needed.push('lighttpd');
   /** @type {Record<string,string>} */
@@ -54,6 +55,10 @@ export function checkTools(servers) {
   if (paths.lighttpd && !lighttpdModDir()) {
     missing.push('lighttpd mod_openssl');
     packages.add('lighttpd-mod-openssl');
+  }
+  if (paths.lighttpd && !fs.existsSync(`${lighttpdModDir() ?? '/usr/lib/lighttpd'}/mod_deflate.so`)) {
+    missing.push('lighttpd mod_deflate');
+    packages.add('lighttpd-mod-deflate');
   }
   return { paths, missing, packages: [...packages] };
 }
@@ -93,6 +98,7 @@ export function collectEnvironment(repo) {
     lighttpd: firstLine('lighttpd', ['-v']),
     openssl: firstLine('openssl', ['version']),
     wrk: firstLine('wrk', ['-v']).replace(/\s+Copyright.*/, ''),
+    h2load: firstLine('h2load', ['--version']),
     python: firstLine('/usr/bin/python3', ['--version']),
     kernel: `${os.type()} ${os.release()}`,
     cpu: `${cpus[0]?.model ?? 'unknown'} × ${cpus.length}`,

@@ -192,7 +192,7 @@ export function renderResults(r) {
   L.push('| | |');
   L.push('|---|---|');
   const labels = { commit: 'lisod commit', node: 'Node.js', nodeOpenssl: 'OpenSSL in Node (lisod, node peer)', nginx: 'nginx', lighttpd: 'lighttpd',
-    openssl: 'system OpenSSL (nginx, lighttpd, wrk)', wrk: 'wrk', python: 'CGI interpreter (/usr/bin/python3)', kernel: 'kernel', cpu: 'CPU', loadavg: '/proc/loadavg at start' };
+    openssl: 'system OpenSSL (nginx, lighttpd, wrk)', wrk: 'wrk', h2load: 'h2load (HTTP/2 rows)', python: 'CGI interpreter (/usr/bin/python3)', kernel: 'kernel', cpu: 'CPU', loadavg: '/proc/loadavg at start' };
   for (const [k, label] of Object.entries(labels)) L.push(`| ${label} | ${cell(r.env[k] ?? '')} |`);
   for (const [k, v] of Object.entries(r.settings)) L.push(`| ${k} | ${cell(v)} |`);
   L.push('');

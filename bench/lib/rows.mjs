@@ -9,6 +9,7 @@ import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { machineMark, treeOf, otherTicks, ticksToUs, loadAvg1, treeRssBytes } from './procfs.mjs';
 import { wrkArgs, runWrk, parseWrk, shellLine } from './wrk.mjs';
+import { h2loadArgs, parseH2load } from './h2load.mjs';
 import { checkResumption } from './tlscheck.mjs';
 import { DOCROOT_FILES } from './fixtures.mjs';
 import { NO_ACCESS_LOG } from './servers.mjs';
@@ -155,24 +156,34 @@ export async function runRow(sup, ctx, sc, server, variant, o, pass) {
   return sample;
 }
 
+/** The load client of a row: wrk, or h2load for the HTTP/2 rows (kind 'h2load'). */
+function clientOf(sc) {
+  if (sc.kind === 'h2load') return { cmd: 'h2load', args: h2loadArgs, parse: parseH2load };
+  return { cmd: 'wrk', args: wrkArgs, parse: parseWrk };
+}
+
 async function measureWrk(sup, sc, srv, url, o, sample) {
-  const spec = { url, threads: sc.threads, conns: sc.conns, close: sc.close, timeout: sc.timeout, acceptEncoding: sc.acceptEncoding };
+  const spec = { url, threads: sc.threads, conns: sc.conns, streams: sc.streams ?? 1, close: sc.close, timeout: sc.timeout,
+    acceptEncoding: sc.acceptEncoding };
   const cpu = sc.pinned === false ? null : o.clientCpu; // scaling rows: wrk's threads may use any core
-  const log = path.join(srv.dir, 'wrk.log');
+  const client = clientOf(sc);
+  const log = path.join(srv.dir, `${client.cmd}.log`);
   sample.wrkThreads = sc.threads;
   if (o.warmup > 0) {
-    await runWrk(sup, wrkArgs({ ...spec, seconds: o.warmup }), { cpu, log });
+    await runWrk(sup, client.args({ ...spec, seconds: o.warmup }), { cpu, log, cmd: client.cmd });
     // CGI scripts started by the warm-up may still be running: they must not eat into the run.
     if (!(await settle(srv.pid))) sample.notes.push('server still busy 30 s after the warm-up');
   }
-  const args = wrkArgs({ ...spec, seconds: Math.max(o.seconds, sc.minSeconds ?? 0) });
-  sample.command = shellLine('wrk', args).replace(/127\.0\.0\.1:\d+/, '127.0.0.1:PORT');
+  const args = client.args({ ...spec, seconds: Math.max(o.seconds, sc.minSeconds ?? 0) });
+  sample.command = shellLine(client.cmd, args).replace(/127\.0\.0\.1:\d+/, '127.0.0.1:PORT');
   const before = cpuMark(srv.pid);
-  const { text, code } = await runWrk(sup, args, { cpu, log });
+  const { text, code } = await runWrk(sup, args, { cpu, log, cmd: client.cmd });
   const after = cpuMark(srv.pid);
   fs.appendFileSync(log, text);
-  if (code !== 0) throw new Error(`wrk exited with ${code}: ${text.slice(-500)}`);
-  const r = parseWrk(text);
+  if (code !== 0) throw new Error(`${client.cmd} exited with ${code}: ${text.slice(-500)}`);
+  const r = client.parse(text);
+  if ('protocol' in r && r.protocol !== 'h2') throw new Error(`h2load negotiated ${r.protocol ?? 'nothing'}, not h2`);
+  if ('tls' in r && r.tls) sample.notes.push(`h2load: ${r.tls}`);
   const wallUs = Number(after.at - before.at) / 1e3;
   const serverUs = ticksToUs(after.server - before.server);
   Object.assign(sample, {
@@ -189,7 +200,7 @@ async function measureWrk(sup, sc, srv, url, o, sample) {
   const errs = Object.entries(r.errors).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`);
   if (errs.length) sample.notes.push(`socket errors: ${errs.join(', ')}`);
   if (r.non2xx) sample.notes.push(`${r.non2xx} non-2xx/3xx`);
-  if (r.requests === 0) throw new Error('wrk completed no requests');
+  if (r.requests === 0) throw new Error(`${client.cmd} completed no requests`);
   // The run starts with nothing in flight but ends with up to `conns` requests part-done
   // (a CGI script's start-up), whose CPU is counted without the request.
   const bound = sc.conns / r.requests;

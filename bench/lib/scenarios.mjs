@@ -13,9 +13,12 @@ const IDLE = ['lisod', 'nginx', 'lighttpd', 'node'];
 // Scaling rows (-t2): lisod with one and with two event loops, nginx with 2 worker processes,
 // lighttpd (always one process) as the single-core reference.
 const SCALING = ['lisod', 'lisod-w2', 'nginx', 'lighttpd'];
+// HTTP/2 rows (issue 14): h2load over TLS against lisod (`http2 = true`), nginx (`listen … ssl
+// http2`) and lighttpd (`server.h2proto`), each logging every request.
+const H2 = ['lisod', 'lisod-nolog', 'nginx', 'lighttpd'];
 
 /**
- * @typedef {{id:string, title:string, kind:'wrk'|'idle', scheme:'http'|'https', path:string, conns:number,
+ * @typedef {{id:string, title:string, kind:'wrk'|'idle'|'h2load', streams?:number, scheme:'http'|'https', path:string, conns:number,
  *   close:boolean, cert:'rsa'|'ecdsa', resumption:boolean, cgi:'trivial'|'flaskr'|null, fcgi?:boolean, servers:string[],
  *   expectResumed?:boolean, extra?:boolean, timeout:number, minSeconds?:number, threads:number, pinned:boolean,
  *   workers:number|null, acceptEncoding?:string}} Scenario
@@ -26,6 +29,7 @@ const SCALING = ['lisod', 'lisod-w2', 'nginx', 'lighttpd'];
  * threads: wrk -t; pinned: false runs server and client unpinned (taskset off) so both may use every core;
  * acceptEncoding: sent by wrk (the gzip row: nginx `gzip` level 6, compressing per request; lisod [compress]
  *   defaults, compressing once and caching);
+ * kind 'h2load': HTTP/2 over TLS with h2load (`-c conns -m streams`), the servers' h2 turned on;
  * workers: nginx worker_processes (and an explicit `workers = 1` for plain lisod) in the scaling rows,
  * null elsewhere (the configs of the default rows stay as they were).
  */
@@ -41,8 +45,14 @@ export const SCENARIOS = [
   row({ id: 'http-keepalive-1k', title: 'HTTP keep-alive, 1 KiB html (wrk -t1 -c50)' }),
   row({ id: 'http-keepalive-1m', title: 'HTTP keep-alive, 1 MiB file (wrk -t1 -c50)', path: '/1m.bin' }),
   row({ id: 'http-gzip-16k', title: 'HTTP keep-alive, 16 KiB html, Accept-Encoding: gzip (wrk -t1 -c50)', path: '/page.html',
-    acceptEncoding: 'gzip', servers: ['lisod', 'lisod-nolog', 'nginx'] }),  // lighttpd's mod_deflate is another Debian package
+    acceptEncoding: 'gzip' }),  // lighttpd: mod_deflate with its cache dir (package lighttpd-mod-deflate)
   row({ id: 'https-keepalive-1k', title: 'HTTPS keep-alive, 1 KiB html, RSA-2048 (wrk -t1 -c50)', scheme: 'https' }),
+  row({ id: 'h2-1k', title: 'HTTP/2 over TLS, 1 KiB html, RSA-2048 (h2load -t1 -c10 -m10)', kind: 'h2load', scheme: 'https',
+    conns: 10, streams: 10, servers: H2 }),
+  row({ id: 'h2-100k', title: 'HTTP/2 over TLS, 100 KiB file, RSA-2048 (h2load -t1 -c10 -m10)', kind: 'h2load', scheme: 'https',
+    path: '/100k.bin', conns: 10, streams: 10, servers: H2 }),
+  row({ id: 'h2-gzip-16k', title: 'HTTP/2 over TLS, 16 KiB html, accept-encoding: gzip (h2load -t1 -c10 -m10)', kind: 'h2load',
+    scheme: 'https', path: '/page.html', conns: 10, streams: 10, acceptEncoding: 'gzip', servers: H2 }),
   row({ id: 'https-keepalive-1m', title: 'HTTPS keep-alive, 1 MiB file, RSA-2048 (wrk -t1 -c50)', scheme: 'https', path: '/1m.bin' }),
   row({ id: 'tls-new-rsa-noresume', title: 'New TLS connection per request, RSA-2048, resumption disabled (wrk -t1 -c50, Connection: close)',
     scheme: 'https', close: true, resumption: false, expectResumed: false }),

@@ -22,7 +22,9 @@ export const isPeer = (name) => !name.startsWith('lisod');
  * What one row needs from a server.
  * @typedef {{cert:'rsa'|'ecdsa', resumption:boolean, cgiScript:string, cgiEnv:Record<string,string>,
  *   workers?:number|null, pinned?:boolean, clientCa?:{ca:string, crl:string},
- *   fcgi?:{command:string, processes:number}|null}} Variant
+ *   fcgi?:{command:string, processes:number}|null, h2?:boolean, deflate?:boolean}} Variant
+ * h2: HTTP/2 on the TLS port (lisod `http2 = true`, nginx `listen … ssl http2`, lighttpd h2proto);
+ * deflate: lighttpd loads mod_deflate (gzip rows; lisod and nginx compress with their defaults).
  * fcgi: /cgi/ goes to `processes` copies of a FastCGI responder instead of the CGI script.
  * workers: nginx worker_processes in the scaling rows (lisod-w2 always runs 2 loops, lisod 1);
  * pinned: false starts the server without taskset.
@@ -93,7 +95,7 @@ http {
   ${v.resumption ? 'ssl_session_cache shared:SSL:10m;\n  ssl_session_tickets on;' : 'ssl_session_cache off;\n  ssl_session_tickets off;'}
   server {
     listen 127.0.0.1:${http};
-    listen 127.0.0.1:${https} ssl;
+    listen 127.0.0.1:${https} ssl${v.h2 ? ' http2' : ''};
     ssl_certificate ${q(c.cert)};
     ssl_certificate_key ${q(c.key)};${v.clientCa ? `
     ssl_client_certificate ${q(v.clientCa.ca)};
@@ -148,7 +150,13 @@ $SERVER["socket"] == "127.0.0.1:${https}" {
   ssl.privkey = ${q(c.key)}
   ssl.openssl.ssl-conf-cmd = (${sslCmds.join(', ')})
 }
-${v.fcgi ? `# /cgi and everything under it: ${v.fcgi.processes} copies of the FastCGI responder (bin-path).
+${v.h2 ? 'server.feature-flags += ("server.h2proto" => "enable")\n' : ''}${v.deflate ? `# gzip once per file, cached in deflate.cache-dir (as lisod caches; nginx compresses per request)
+server.modules += ("mod_deflate")
+deflate.mimetypes = ("text/html")
+deflate.allowed-encodings = ("gzip")
+deflate.compression-level = 6
+deflate.cache-dir = ${q(path.join(dir, 'deflate-cache'))}
+` : ''}${v.fcgi ? `# /cgi and everything under it: ${v.fcgi.processes} copies of the FastCGI responder (bin-path).
 server.modules += ("mod_fastcgi")
 fastcgi.server = ("/cgi" => ((
   "socket" => ${q(path.join(dir, 'fcgi.sock'))},
@@ -201,7 +209,7 @@ access_log = ${q(accessLog ? path.join(dir, 'access.log') : '')}
 lock_file = ${q(path.join(dir, 'lisod.lock'))}
 max_connections = 16000
 keep_alive_timeout = 120
-${workers != null ? `workers = ${workers}\n` : ''}${resumptionLine}${v.clientCa
+${v.h2 ? 'http2 = true\n' : ''}${workers != null ? `workers = ${workers}\n` : ''}${resumptionLine}${v.clientCa
     ? `tls_client_ca = ${q(v.clientCa.ca)}\ntls_client_auth = "optional"\ntls_crl = ${q(v.clientCa.crl)}\n` : ''}
 ${v.fcgi ? `[[fastcgi]]
 path = "/cgi/"

@@ -59,13 +59,13 @@ export function parseWrk(text) {
 }
 
 /**
- * Runs wrk to completion, pinned to `cpu` when given.
+ * Runs wrk (or `o.cmd`: h2load for the HTTP/2 rows) to completion, pinned to `cpu` when given.
  * @param {import('./servers.mjs').Supervisor} sup @param {string[]} args
- * @param {{cpu:string|null, log:string}} o
+ * @param {{cpu:string|null, log:string, cmd?:string}} o
  * @returns {Promise<{text:string, code:number|null}>}
  */
 export async function runWrk(sup, args, o) {
-  const { child, exited } = sup.spawn('wrk', args, { cpu: o.cpu, log: o.log, stdout: 'pipe' });
+  const { child, exited } = sup.spawn(o.cmd ?? 'wrk', args, { cpu: o.cpu, log: o.log, stdout: 'pipe' });
   let text = '';
   child.stdout?.setEncoding('utf8');
   child.stdout?.on('data', (d) => { text += d; });

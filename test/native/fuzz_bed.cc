@@ -163,7 +163,7 @@ void FakeApp::onAppRequest(const AppRequest& r) {
   ex_.push_back(e);
   if (modes_.answer_at_request) {
     begin(ex_.back(), 503, "", {"Content-Type", "text/plain", "Content-Length", "4"});
-    if (Connection* c = server_->app(r.id)) c->appWrite("busy", 4);
+    if (AppSink* c = server_->app(r.id)) c->appWrite("busy", 4);
     end(ex_.back(), false);
   }
 }
@@ -181,7 +181,7 @@ void FakeApp::onAppBody(uint32_t id, const char* data, size_t len, bool end_of_b
   if (e->content_length > 0) FUZZ_CHECK(e->body_bytes == static_cast<uint64_t>(e->content_length));
   if (modes_.answer_at_body_end && !e->ended) {
     begin(*e, 200, "", {"Content-Type", "text/plain", "Content-Length", "2"});
-    if (Connection* c = server_->app(id)) c->appWrite("ok", 2);
+    if (AppSink* c = server_->app(id)) c->appWrite("ok", 2);
     end(*find(id), false);
   }
 }
@@ -201,11 +201,11 @@ void FakeApp::onAppDrain(uint32_t id) {
 void FakeApp::begin(Exchange& e, int status, std::string_view reason, std::vector<std::string> headers) {
   const uint32_t id = e.id;
   e.begun = true;
-  if (Connection* c = server_->app(id)) c->appBegin(status, std::string(reason), headers);
+  if (AppSink* c = server_->app(id)) c->appBegin(status, std::string(reason), headers);
 }
 
 void FakeApp::end(Exchange& e, bool abort) {
-  Connection* c = server_->app(e.id);
+  AppSink* c = server_->app(e.id);
   if (c == nullptr) return;  // gone: the server has sent (or is sending) the close event
   e.ended = true;
   if (abort) c->appAbort();
@@ -221,7 +221,7 @@ void FakeApp::act(uint8_t action, Script& s) {
   }
   if (e == nullptr) return;
   Exchange& x = *e;
-  Connection* c = server_->app(x.id);
+  AppSink* c = server_->app(x.id);
   switch (action % 12) {
     case 0:
       begin(x, 200, "", {"Content-Type", "text/plain", "Content-Length", std::to_string(s.next())});
@@ -266,7 +266,7 @@ void FakeApp::endAll() {
   for (size_t i = 0; i < ex_.size(); ++i) {
     Exchange& x = ex_[i];
     if (x.ended || x.closed) continue;
-    Connection* c = server_->app(x.id);
+    AppSink* c = server_->app(x.id);
     if (c == nullptr) continue;
     c->appPauseBody(false);
     if (!x.begun) begin(ex_[i], 200, "", {"Content-Length", "0"});
