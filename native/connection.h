@@ -151,7 +151,7 @@ class Connection final : public AppSink {
   int interest_ = 0;
   int polled_ = -1;
   bool in_drive_ = false, redrive_ = false, dead_ = false, closed_handle_ = false;
-  // A short read emptied the socket (Transport::shortCountMeansWouldBlock): the next read
+  // A read emptied the socket (Transport::readDrained): the next read
   // waits for poll to report bytes instead of costing a recv that returns EAGAIN.
   bool read_drained_ = false;
 };

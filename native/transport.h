@@ -44,6 +44,11 @@ class Transport {
   // of spending a syscall on the EAGAIN (plain sockets; not TLS, whose record layer reads
   // and writes in pieces of its own).
   virtual bool shortCountMeansWouldBlock() const { return false; }
+  // After a read() that returned `got` of `asked` bytes: true when the socket is known to
+  // be empty now, so the next read() would only say kWantRead.
+  virtual bool readDrained(size_t asked, size_t got) const {
+    return got < asked && shortCountMeansWouldBlock();
+  }
   // Best-effort protocol-level close (TLS close_notify); never blocks. The caller
   // shuts down the socket itself.
   virtual void shutdown() = 0;
