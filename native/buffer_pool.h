@@ -1,7 +1,7 @@
 // Spare I/O buffers of one event loop. A keep-alive connection hands its input and output
 // buffers back when a response is done (so an idle client owns none) and the next request
 // takes them again without a malloc/free pair per request. At most kMaxSpare of each kind
-// are kept, so the pool adds a bounded ≈(16 + 96) KiB × kMaxSpare to the process at most.
+// are kept, so the pool adds a bounded ≈(16 + 32) KiB × kMaxSpare to the process at most.
 #pragma once
 #include <cstddef>
 #include <memory>
@@ -14,7 +14,7 @@ namespace lisod {
 class BufferPool {
  public:
   static constexpr size_t kInputBytes = 16384;       // one read's worth; larger inputs grow past it
-  static constexpr size_t kMaxOutputCapacity = 98304;  // bigger strings are freed, not kept
+  static constexpr size_t kMaxOutputCapacity = 32768;  // bigger strings are freed, not kept
   static constexpr size_t kMaxSpare = 16;
 
   // A buffer of kInputBytes (contents undefined).

@@ -21,7 +21,7 @@ namespace {
 
 constexpr size_t kMaxHeaders = 128;
 constexpr size_t kReadChunk = 16384;
-constexpr size_t kTlsFileChunk = 65536;       // four full TLS records per pread
+constexpr size_t kTlsFileChunk = 16384;       // one full TLS record
 constexpr uint64_t kLingerMs = 2000;
 constexpr int kStepBudget = 64;               // steps per event: fairness between clients
 
@@ -447,9 +447,9 @@ Connection::Flush Connection::flushOutput() {
       return Flush::kBlocked;
     }
     if (file_left_ > 0 && !transport_->canSendFile()) {
-      // TLS: a bounded buffer of four records (one pread, four SSL_writes), refilled only
-      // when empty and read over the bytes just sent (resizing a cleared string would
-      // zero-fill it each time).
+      // TLS: a bounded buffer of one record, refilled only when empty and read over the
+      // bytes just sent (resizing a cleared string would zero-fill 16 KiB per record).
+      // 64 KiB per pread (four records) cut pread calls 4× but no CPU in an A/B.
       size_t want = static_cast<size_t>(std::min<uint64_t>(file_left_, kTlsFileChunk));
       if (out_.size() != want) out_.resize(want);
       ssize_t n = ::pread(file_->fd, out_.data(), want, file_off_);
