@@ -26,8 +26,8 @@ void Connection::appBegin(int status, const std::string& reason, const std::vect
   if (app_begun_ || dead_) return;
   app_begun_ = true;
   last_write_ms_ = server_->nowMs();
-  req_.status = status;
-  bool no_body = req_.head_only || status == 204 || status == 304 || (status >= 100 && status < 200);
+  req().status = status;
+  bool no_body = req().head_only || status == 204 || status == 304 || (status >= 100 && status < 200);
   bool has_length = false;
   for (size_t i = 0; i + 1 < headers.size(); i += 2) {
     if (equalsIgnoreCase(headers[i], "content-length")) {
@@ -41,9 +41,9 @@ void Connection::appBegin(int status, const std::string& reason, const std::vect
   }
   if (no_body) framing_ = Framing::kNone;
   else if (has_length) framing_ = Framing::kLength;
-  else if (req_.version != "HTTP/1.0") framing_ = Framing::kChunked;
+  else if (req().version != "HTTP/1.0") framing_ = Framing::kChunked;
   else framing_ = Framing::kUntilClose;
-  if (framing_ == Framing::kUntilClose || !req_.body_done) keep_alive_ = false;
+  if (framing_ == Framing::kUntilClose || !req().body_done) keep_alive_ = false;
   bool own_reason = !reason.empty() && checkReason(reason) == nullptr;
   appendResponseStart(out_, status, own_reason ? std::string_view(reason) : reasonPhrase(status),
                       server_->httpDate(), keep_alive_);
@@ -64,8 +64,8 @@ void Connection::appBeginRaw(bool keep_alive) {
   // The caller checked that the script's own head frames the body (RFC 9112 §6.3) and ends
   // the response exactly there; the request's own wish (HTTP/1.0, Connection: close) and an
   // unread request body still close.
-  if (!keep_alive || !req_.body_done) keep_alive_ = false;
-  req_.status = 200;
+  if (!keep_alive || !req().body_done) keep_alive_ = false;
+  req().status = 200;
   kick();
 }
 
@@ -91,16 +91,16 @@ bool Connection::appWrite(const char* data, size_t len) {
       break;
     }
     case Framing::kRaw:
-      if (req_.body_bytes_sent == 0 && len >= 12 && std::memcmp(data, "HTTP/1.", 7) == 0) {
+      if (req().body_bytes_sent == 0 && len >= 12 && std::memcmp(data, "HTTP/1.", 7) == 0) {
         int status = 0;
         std::from_chars(data + 9, data + 12, status);
-        if (status >= 100) req_.status = status;
+        if (status >= 100) req().status = status;
       }
       out_.append(data, len);
       break;
     case Framing::kUntilClose: out_.append(data, len); break;
   }
-  req_.body_bytes_sent += len;
+  req().body_bytes_sent += len;
   kick();
   if (out_.size() - out_off_ > kAppHighWater) {
     app_wants_drain_ = true;

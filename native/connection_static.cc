@@ -11,7 +11,7 @@
 namespace lisod {
 
 void Connection::serveStatic() {
-  sendPlan(planStatic(*server_, req_.fields.query(req_.target, !req_.post, transport_->identity())), keep_alive_);
+  sendPlan(planStatic(*server_, req().fields.query(req().target, !req().post, transport_->identity())), keep_alive_);
 }
 
 int accessStatusFor(const AccessRules& rules, std::string_view target, const ClientIdentity* identity) {
@@ -25,22 +25,27 @@ int Connection::accessStatus(std::string_view target) {
 }
 
 void Connection::respondError(int status, bool keep_alive, std::string_view detail) {
-  req_.active = true;
-  if (req_.method.empty() && server_->config().access_log) req_.method = "-";
+  req().active = true;
+  if (req().method.empty() && server_->config().access_log) req().method = "-";
   sendPlan(planError(status, detail), keep_alive);
 }
 
 void Connection::sendPlan(ResponsePlan&& p, bool keep_alive) {
   keep_alive_ = keep_alive;
-  req_.status = p.status;
+  req().status = p.status;
+  // One allocation for head and in-memory body instead of a string growing by doubling.
+  size_t need = out_.size() + 160;  // status line, Server, Date, Connection, Content-Length
+  for (const auto& [name, value] : p.headers) need += name.size() + value.size() + 4;
+  if (!req().head_only) need += !p.file ? p.body.size() : p.file->has_content ? p.length : 0;
+  out_.reserve(need);
   appendResponseStart(out_, p.status, reasonPhrase(p.status), server_->httpDate(), keep_alive);
   for (const auto& [name, value] : p.headers) appendHeader(out_, name, value);
   uint64_t length = p.bodySize();
   if (p.send_length) appendHeader(out_, "Content-Length", length);
   out_.append("\r\n");
   state_ = State::kWrite;
-  if (req_.head_only || length == 0) return;
-  req_.body_bytes_sent = length;
+  if (req().head_only || length == 0) return;
+  req().body_bytes_sent = length;
   if (!p.file) {
     out_.append(p.body);
   } else if (p.file->has_content) {

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include "conditional.h"
 #include "static_file.h"
 
 namespace lisod {
@@ -73,6 +74,7 @@ std::shared_ptr<FileEntry> FileCache::open(std::string real_path, uint64_t now_m
   e->ino = st.st_ino;
   e->mime = mimeType(e->path);
   formatHttpDate(e->mtime, e->last_modified);
+  e->etag = makeEtag(e->mtime, e->size);
   e->checked_ms = now_ms;
   if (e->size <= kSmallFileBytes) {
     e->content.resize(e->size);

@@ -27,6 +27,7 @@ struct FileEntry {
   ino_t ino = 0;
   std::string_view mime;
   char last_modified[32] = {0};
+  std::string etag;        // the identity representation's strong ETag (makeEtag)
   bool has_content = false;
   std::string content;     // the whole file when size <= kSmallFileBytes
   uint64_t checked_ms = 0;

@@ -167,6 +167,7 @@ ResponsePlan planStatic(Server& server, const StaticQuery& q) {
       length = last - first + 1;
     }
   }
+  p.headers.reserve(8);
   p.headers.emplace_back("Content-Type", std::string(f.mime));
   if (rep.coding != Coding::kIdentity) p.headers.emplace_back("Content-Encoding", std::string(codingName(rep.coding)));
   p.headers.emplace_back("Last-Modified", std::string(f.last_modified, 29));

@@ -13,6 +13,7 @@
 #include "access_log.h"
 #include "app_sink.h"
 #include "access_rules.h"
+#include "buffer_pool.h"
 #include "compress_cache.h"
 #include "file_cache.h"
 #include "log_writer.h"
@@ -122,8 +123,7 @@ class Server {
   uint64_t nowMs() const { return uv_now(loop_); }
   FileCache& files() { return files_; }
   CompressCache& compressed() { return compressed_; }
-  static constexpr size_t kScratchBytes = 16384;
-  char* scratch() { return scratch_.get(); }  // read buffer lent to idle connections
+  BufferPool& buffers() { return buffers_; }  // spare connection buffers (buffer_pool.h)
   const char* httpDate();  // cached IMF-fixdate for the current second
   uint32_t registerApp(AppSink* sink);
   void unregisterApp(uint32_t id);
@@ -158,7 +158,7 @@ class Server {
   std::unique_ptr<TlsContext> tls_;
   FileCache files_;
   CompressCache compressed_;
-  std::unique_ptr<char[]> scratch_{new char[kScratchBytes]};
+  BufferPool buffers_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   Connection* head_ = nullptr;  // intrusive list of live connections
   Connection* idle_head_ = nullptr;  // oldest idle keep-alive connection …

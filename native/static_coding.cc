@@ -65,7 +65,7 @@ Representation selectRepresentation(Server& server, const std::shared_ptr<const 
   r.coding = c;
   if (c == Coding::kIdentity) {
     r.entry = file;
-    r.etag = makeEtag(f.mtime, f.size);
+    r.etag = f.etag.empty() ? makeEtag(f.mtime, f.size) : f.etag;  // cached when the file was opened
   }
   return r;
 }

@@ -43,26 +43,39 @@ class PlainTransport final : public Transport {
   IoResult handshake() override { return {IoResult::kOk}; }
   IoResult read(char* buf, size_t len) override { return fromErrno(::recv(fd_, buf, len, 0)); }
   IoResult write(const char* buf, size_t len) override {
-    return writeResult(::send(fd_, buf, len, MSG_NOSIGNAL));
+    return writeResult(::send(fd_, buf, len, MSG_NOSIGNAL | (more_ ? MSG_MORE : 0)));
   }
   bool hasBuffered() const override { return false; }
   bool canSendFile() const override { return true; }
   IoResult sendFile(int file_fd, off_t* offset, size_t len) override {
     return writeResult(::sendfile(fd_, file_fd, offset, len));
   }
-  void setCork(bool on) override { setTcpCork(fd_, on); }
+  // MSG_MORE on the head instead of two TCP_CORK setsockopt calls per response: the head
+  // waits for the file's first pages, and sendfile pushes the last partial segment itself
+  // when it completes the length it was given.
+  void setCork(bool on) override { more_ = on; }
+  bool shortCountMeansWouldBlock() const override { return true; }
   void shutdown() override {}
   bool isTls() const override { return false; }
 
  private:
   int fd_;
+  bool more_ = false;
 };
 
 class TlsTransport final : public Transport {
  public:
-  TlsTransport(int fd, SSL* ssl) : ssl_(ssl), fd_(fd) { SSL_set_fd(ssl_, fd); SSL_set_accept_state(ssl_); }
+  TlsTransport(int fd, SSL* ssl) : ssl_(ssl), fd_(fd) {
+    SSL_set_fd(ssl_, fd);
+    SSL_set_accept_state(ssl_);
+    // Watches the socket reads OpenSSL makes, for readDrained().
+    BIO* rbio = SSL_get_rbio(ssl_);
+    BIO_set_callback_arg(rbio, reinterpret_cast<char*>(this));
+    BIO_set_callback_ex(rbio, onSocketRead);
+  }
   // Over a BIO instead of a socket (fd_ = -1): the SSL owns bio; plain-mode bytes and the
   // first-byte peek go through it too, so no syscall touches the connection's bytes.
+  // readDrained() stays false there (no read callback), so the caller always tries a read.
   TlsTransport(BIO* bio, SSL* ssl) : ssl_(ssl) { SSL_set_bio(ssl_, bio, bio); SSL_set_accept_state(ssl_); }
   ~TlsTransport() override { SSL_free(ssl_); }
 
@@ -83,13 +96,15 @@ class TlsTransport final : public Transport {
     ERR_clear_error();
     int r = SSL_do_handshake(ssl_);
     if (r != 1) return classify(r);
+    // Read ahead on every connection: an HTTP/1.1 request costs one recv, not a read of the
+    // record header and another of its body (RELEASE_BUFFERS still frees an empty buffer).
+    SSL_set_read_ahead(ssl_, 1);
     if (negotiatedH2()) {
       // An h2 connection carries many streams and stays busy: keep its record buffers
       // (no free/malloc of ~34 KiB per read/write cycle) and read ahead (one recv for
       // many records, not a header read and a body read per record). HTTP/1.1 keeps
       // RELEASE_BUFFERS, which idle keep-alive connections need.
       SSL_clear_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
-      SSL_set_read_ahead(ssl_, 1);
     }
     return {IoResult::kOk};
   }
@@ -97,6 +112,7 @@ class TlsTransport final : public Transport {
     if (plain_) return rawRead(buf, len);
     ERR_clear_error();
     size_t n = 0;
+    socket_read_short_ = false;
     int r = SSL_read_ex(ssl_, buf, len, &n);
     if (r == 1) return {IoResult::kOk, n};
     return classify(r);
@@ -110,6 +126,11 @@ class TlsTransport final : public Transport {
     return classify(r);
   }
   bool hasBuffered() const override { return SSL_has_pending(ssl_) == 1; }  // read-ahead bytes too
+  // The last socket read of this SSL_read came back short (the socket was emptied) and
+  // OpenSSL holds no byte, raw or decrypted: the next read would only reach EAGAIN.
+  bool readDrained(size_t, size_t) const override {
+    return !plain_ && socket_read_short_ && SSL_has_pending(ssl_) != 1;
+  }
   bool canSendFile() const override { return false; }
   IoResult sendFile(int, off_t*, size_t) override { return {IoResult::kError}; }
   // TLS records of 16 KiB leave in full segments: on loopback one wake-up of the reader
@@ -196,8 +217,17 @@ class TlsTransport final : public Transport {
     }
   }
 
+  static long onSocketRead(BIO* b, int oper, const char*, size_t len, int, long, int ret, size_t* processed) {
+    if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
+      auto* t = reinterpret_cast<TlsTransport*>(BIO_get_callback_arg(b));
+      t->socket_read_short_ = ret > 0 && processed != nullptr && *processed < len;
+    }
+    return ret;
+  }
+
   SSL* ssl_;
   int fd_ = -1;  // -1: over a BIO (makeTlsTransportOnBio)
+  bool socket_read_short_ = false;  // see readDrained()
   std::string last_error_;
   std::unique_ptr<ClientIdentity> identity_;
   bool first_byte_seen_ = false;

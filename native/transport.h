@@ -40,6 +40,16 @@ class Transport {
   // (TCP_CORK, nginx's tcp_nopush): the head rides in the first full segment, and TLS
   // records leave in full segments rather than one send each.
   virtual void setCork(bool on) = 0;
+  // True when a read() or write()/sendFile() that moved fewer bytes than asked proves the
+  // socket is now empty (read) or full (write), so the caller can wait for poll instead
+  // of spending a syscall on the EAGAIN (plain sockets; not TLS, whose record layer reads
+  // and writes in pieces of its own).
+  virtual bool shortCountMeansWouldBlock() const { return false; }
+  // After a read() that returned `got` of `asked` bytes: true when the socket is known to
+  // be empty now, so the next read() would only say kWantRead.
+  virtual bool readDrained(size_t asked, size_t got) const {
+    return got < asked && shortCountMeansWouldBlock();
+  }
   // Best-effort protocol-level close (TLS close_notify); never blocks. The caller
   // shuts down the socket itself.
   virtual void shutdown() = 0;
