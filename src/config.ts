@@ -9,7 +9,7 @@ import type { LisoArgs, PortOverrides } from './cli.js';
 import type { AccessRuleSpec, CompressSpec, ListenerSpec, ServerConfig } from './native.js';
 import { readCgiTable } from './config_cgi.js';
 import { readAccessTables } from './config_access.js';
-import { finishHttp2, kHttp2Keys, readHttp2Key, type Http2Config } from './config_http2.js';
+import { finishHttp2, kHttp2Keys, lisoFormHttp1Only, readHttp2Key, type Http2Config } from './config_http2.js';
 import {
   checkTlsClientFiles, finishTlsClient, kTlsClientKeys, readTlsClientKey, tlsClientSpec, tlsClientWarnings, type TlsClientConfig,
 } from './config_tls_client.js';
@@ -410,6 +410,7 @@ export function loadConfig(src: ConfigSources): { config: LisodConfig; warnings:
   }
   if (src.ports) draft = applyPorts(draft, src.ports);
   if (src.liso) draft = applyLiso(draft, src.liso, src.cwd);
+  if (src.liso && src.configFile === null) draft = lisoFormHttp1Only(draft);
   if (src.bind) draft = applyBind(draft, src.bind);
   const config = finishConfig(draft, src.hostname ?? os.hostname());
   const warnings = checkPaths(config, draft);

@@ -48,3 +48,13 @@ export function finishHttp2(draft: ConfigDraft, at: (key: DraftKey) => Origin | 
   }
   return { enabled, maxStreams: v.http2MaxStreams ?? kHttp2DefaultMaxStreams };
 }
+
+/**
+ * The pure Liso form (the eight positional arguments, no config file) is the drop-in for the
+ * course's HTTP/1.1 server, whose contract names `Connection` on every response and
+ * `SERVER_PROTOCOL=HTTP/1.1`: it keeps HTTP/1.1 only unless a config file says `http2 = true`.
+ */
+export function lisoFormHttp1Only(draft: ConfigDraft): ConfigDraft {
+  if (draft.values.http2 !== undefined) return draft;
+  return { ...draft, values: { ...draft.values, http2: false } };
+}

@@ -255,6 +255,7 @@ test('Liso positional form alone: paths against cwd, one log for errors and acce
   t.is(config.lockFile, path.join(dir, 'logs', 'lisod.lock'));
   t.is(config.tlsKey, path.join(dir, 'key.pem'));
   t.deepEqual(config.bind, ['::']);
+  t.false(config.http2.enabled, 'the Liso form is the HTTP/1.1 drop-in: no ALPN h2 without a config file');
 });
 
 test('positional arguments override the config file; its other settings stay', (t) => {
@@ -275,6 +276,9 @@ test('positional arguments override the config file; its other settings stay', (
   t.is(config.accessLog, path.join(dir, 'logs', 'lisod.log'));
   t.deepEqual(config.bind, ['127.0.0.1']);
   t.is(config.maxConnections, 7);
+  t.true(config.http2.enabled, 'with a config file the http2 default (on) holds');
+  writeConf(confDir, 'http2 = false\n', 'off.conf');
+  t.false(loadConfig({ configFile: 'etc/off.conf', liso: lisoArgs, bind: null, cwd, hostname: 'h' }).config.http2.enabled);
 });
 
 test('--bind overrides the file; a bad --bind names the option', (t) => {
