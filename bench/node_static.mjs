@@ -7,6 +7,7 @@
 // Prints `node_static: listening on http://HOST:PORT` per listener once bound (port 0 = any).
 import http from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
@@ -91,6 +92,9 @@ if (opt['https-port'] !== undefined) {
     key: fs.readFileSync(/** @type {string} */ (opt.key)),
     cert: fs.readFileSync(/** @type {string} */ (opt.cert)),
     minVersion: 'TLSv1.2',
+    // The TLS 1.3 suite order every server in the bench uses (bench/lib/servers.mjs kTls13Suites).
+    ciphers: `TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:${tls.DEFAULT_CIPHERS}`,
+    honorCipherOrder: true,
   };
   if (opt['no-resumption']) {
     // Node keeps no internal server session cache; resumption is by tickets only.

@@ -18,6 +18,12 @@ export const NO_ACCESS_LOG = ['lisod-nolog', 'node'];
 /** Peers are what lisod is compared with ("best peer" in the tables). */
 export const isPeer = (name) => !name.startsWith('lisod');
 
+// Every server negotiates the same TLS 1.3 suite (lisod's order, Mozilla "intermediate":
+// AES-128-GCM first, server preference): otherwise wrk's default client order (AES-256 first)
+// would hand lisod AES-128 and a client-preference peer AES-256, and the HTTPS rows would
+// compare ciphers, not servers.
+export const kTls13Suites = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
+
 /**
  * What one row needs from a server.
  * @typedef {{cert:'rsa'|'ecdsa', resumption:boolean, cgiScript:string, cgiEnv:Record<string,string>,
@@ -94,6 +100,8 @@ http {
   uwsgi_temp_path ${q(path.join(dir, 'uwsgi'))};
   scgi_temp_path ${q(path.join(dir, 'scgi'))};
   ssl_protocols TLSv1.2 TLSv1.3;
+  ssl_prefer_server_ciphers on;
+  ssl_conf_command Ciphersuites ${kTls13Suites};
   ${v.resumption ? 'ssl_session_cache shared:SSL:10m;\n  ssl_session_tickets on;' : 'ssl_session_cache off;\n  ssl_session_tickets off;'}
   server {
     listen 127.0.0.1:${http};
@@ -131,7 +139,7 @@ http {
 
   lighttpd(ctx, v, http, https, dir) {
     const c = ctx.certs[v.cert];
-    const sslCmds = ['"MinProtocol" => "TLSv1.2"'];
+    const sslCmds = ['"MinProtocol" => "TLSv1.2"', `"Ciphersuites" => "${kTls13Suites}"`];
     if (!v.resumption) sslCmds.push('"Options" => "-SessionTicket"');
     const env = Object.entries(v.cgiEnv).map(([k, val]) => `${q(k)} => ${q(val)}`).join(', ');
     const text = `# lighttpd for the lisod bench: mod_openssl, mod_cgi, mod_accesslog (Combined Log Format)
