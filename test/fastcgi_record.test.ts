@@ -3,7 +3,7 @@
 import test from 'ava';
 import {
   RecordDecoder, RecordType, FastCgiProtocolError, decodeEndRequest, decodeNameValuePairs,
-  encodeAbortRequest, encodeBeginRequest, encodeNameValuePairs, encodeParams, encodeRecords, encodeStdin,
+  encodeAbortRequest, encodeBeginRequest, encodeNameValuePairs, encodeParams, encodeRecords, encodeRequest, encodeRequestLatin1, encodeStdin,
   type FcgiRecord,
 } from '../src/fastcgi/record.js';
 
@@ -141,4 +141,24 @@ test('END_REQUEST body must be 8 bytes', (t) => {
 
 test('request ids outside 16 bits are refused', (t) => {
   t.throws(() => encodeRecords(RecordType.Stdin, 0x10000, Buffer.alloc(0)), { instanceOf: RangeError });
+});
+
+test('encodeRequestLatin1 gives encodeRequest\'s bytes for ASCII environments, null otherwise', (t) => {
+  const envs: Record<string, string>[] = [
+    {},
+    { REQUEST_METHOD: 'GET', SCRIPT_NAME: '/php/x.php', QUERY_STRING: '', EMPTY: '' },
+    { LONG: 'v'.repeat(200), ['N'.repeat(130)]: 'short', EXACT: 'x'.repeat(127), FOUR: 'y'.repeat(128) },
+    { HUGE: 'z'.repeat(70_000), B: 'b'.repeat(65_535 - 5) }, // PARAMS split over records
+    { '1': 'integer-like key', A: 'a' },
+  ];
+  for (const env of envs) {
+    for (const [id, keep, end] of [[1, true, true], [65_535, false, false], [256, true, false]] as const) {
+      const s = encodeRequestLatin1(id, keep, env, end);
+      t.not(s, null);
+      t.is(Buffer.from(s!, 'latin1').toString('hex'), encodeRequest(id, keep, env, null, end).toString('hex'));
+    }
+  }
+  t.is(encodeRequestLatin1(1, true, { HTTP_X: 'caf\u00e9' }, true), null);
+  t.is(encodeRequestLatin1(1, true, { ['\u00e9']: 'v' }, true), null);
+  t.throws(() => encodeRequestLatin1(65_536, true, {}, true), { instanceOf: RangeError });
 });

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import type { AppBody, AppEnd, AppInput, AppOutput, AppProcess, AppTransport } from '../app_transport.js';
 import {
-  FastCgiProtocolError, ProtocolStatus, RecordDecoder, RecordType, decodeEndRequest, encodeRequest, encodeStdin,
+  FastCgiProtocolError, ProtocolStatus, RecordDecoder, RecordType, decodeEndRequest, encodeRequest, encodeRequestLatin1, encodeStdin,
   type FcgiRecord,
 } from './record.js';
 
@@ -327,7 +327,9 @@ class Exchange extends EventEmitter implements AppProcess {
       this.#fileOffset = 0;
       process.nextTick(() => this.#pumpFile(c, body.fd, body.length));
     }
-    socket.write(encodeRequest(this.#id, true, this.#env, stdin, end));
+    const head = stdin === null || stdin.length === 0 ? encodeRequestLatin1(this.#id, true, this.#env, end) : null;
+    if (head !== null) socket.write(head, 'latin1');
+    else socket.write(encodeRequest(this.#id, true, this.#env, stdin, end));
   }
 
   /** Sends the spooled body file in STDIN records, with backpressure; positional reads allow a retry. */

@@ -152,6 +152,45 @@ export function encodeRequest(requestId: number, keepConn: boolean, env: Record<
   return Buffer.concat(pieces);
 }
 
+const kNotAscii = /[^\x00-\x7f]/;
+
+/** A record header as 8 latin1 characters (one per byte). */
+function headerChars(type: number, requestId: number, contentLength: number, paddingLength: number): string {
+  return String.fromCharCode(kVersion, type, requestId >> 8, requestId & 0xff, contentLength >> 8, contentLength & 0xff, paddingLength, 0);
+}
+
+/** A name-value length (spec §3.4) as latin1 characters: one below 128, else four with the high bit. */
+function lengthChars(n: number): string {
+  return n < 0x80 ? String.fromCharCode(n) : String.fromCharCode(((n >>> 24) & 0x7f) | 0x80, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
+}
+
+/**
+ * encodeRequest(requestId, keepConn, env, null, endStdin) as a latin1 string (one character
+ * per byte, for `socket.write(s, 'latin1')`), or null when a name or value is not ASCII (the
+ * caller then uses encodeRequest). The same bytes, built as one string and converted in one
+ * call instead of a byteLength and a write per name and value (perf: encodeRequest was ~7% of
+ * lisod's own CPU per php-fpm request).
+ */
+export function encodeRequestLatin1(requestId: number, keepConn: boolean, env: Record<string, string>, endStdin: boolean): string | null {
+  if (requestId < 0 || requestId > 0xffff) throw new RangeError(`FastCGI request id ${requestId} out of range`);
+  let pairs = '';
+  for (const name in env) {
+    const value = env[name]!;
+    if (kNotAscii.test(name) || kNotAscii.test(value)) return null;
+    pairs += lengthChars(name.length) + lengthChars(value.length) + name + value;
+  }
+  let out = headerChars(RecordType.BeginRequest, requestId, 8, 0) +
+    String.fromCharCode(0, kRoleResponder, keepConn ? kFlagKeepConn : 0, 0, 0, 0, 0, 0);
+  for (let offset = 0; offset < pairs.length; offset += kMaxContent) {
+    const piece = pairs.slice(offset, offset + kMaxContent);
+    const padding = (8 - (piece.length % 8)) % 8;
+    out += headerChars(RecordType.Params, requestId, piece.length, padding) + piece + '\0'.repeat(padding);
+  }
+  out += headerChars(RecordType.Params, requestId, 0, 0);
+  if (endStdin) out += headerChars(RecordType.Stdin, requestId, 0, 0);
+  return out;
+}
+
 /** STDIN records for `data`; an empty buffer gives the end-of-stream record. */
 export function encodeStdin(requestId: number, data: Buffer): Buffer[] {
   return encodeRecords(RecordType.Stdin, requestId, data);
