@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { nodeHasSafeNghttp2 } from '../src/config_http2.js';
 import { repoRoot, runLisodExpectFailure, startLisod } from './helpers/lisod.js';
+import { h2Connect, h2Request } from './helpers/h2client.js';
 import { getPki, type Pki } from './helpers/pki.js';
 import { useLisod } from './helpers/use_lisod.js';
 
@@ -32,28 +33,8 @@ const site = useLisod(test, {
 
 const sha = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex');
 
-interface H2Reply {
-  status: number;
-  headers: http2.IncomingHttpHeaders;
-  body: Buffer;
-}
-
-function connect(port: number): http2.ClientHttp2Session {
-  return http2.connect(`https://localhost:${port}`, { ca: pki.ca, host: '127.0.0.1' } as http2.SecureClientSessionOptions);
-}
-
-function request(s: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders, body?: Buffer): Promise<H2Reply> {
-  return new Promise((resolve, reject) => {
-    const req = s.request(headers, { endStream: body === undefined });
-    const chunks: Buffer[] = [];
-    let got: http2.IncomingHttpHeaders = {};
-    req.on('response', (h) => { got = h; });
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve({ status: Number(got[':status']), headers: got, body: Buffer.concat(chunks) }));
-    req.on('error', reject);
-    if (body !== undefined) req.end(body);
-  });
-}
+const connect = (port: number): http2.ClientHttp2Session => h2Connect(port, pki.ca);
+const request = h2Request;
 
 async function frames(port: number, scenario: string, quietSeconds = 3): Promise<{
   alpn: string; goaway: number | null; rst: Record<string, number>; status: Record<string, number>;

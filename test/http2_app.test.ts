@@ -14,6 +14,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { promisify } from 'node:util';
 import { repoRoot, type Lisod } from './helpers/lisod.js';
+import { h2Connect, h2Request, type H2Reply } from './helpers/h2client.js';
 import { getPki, type Pki } from './helpers/pki.js';
 import { tempDir } from './helpers/tmp.js';
 import { useLisod } from './helpers/use_lisod.js';
@@ -50,38 +51,15 @@ const site = useLisod(test, {
 
 const sha = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex');
 
-interface Reply {
-  status: number;
-  headers: http2.IncomingHttpHeaders;
-  body: Buffer;
-}
+type Reply = H2Reply;
 
 function connect(port: number): http2.ClientHttp2Session {
-  const s = http2.connect(`https://localhost:${port}`, { ca: pki.ca, host: '127.0.0.1' } as http2.SecureClientSessionOptions);
+  const s = h2Connect(port, pki.ca);
   s.on('error', () => {});
   return s;
 }
 
-function request(s: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders, body?: Buffer | Buffer[]): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = s.request(headers, { endStream: body === undefined });
-    const chunks: Buffer[] = [];
-    let got: http2.IncomingHttpHeaders = {};
-    req.on('response', (h) => { got = h; });
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve({ status: Number(got[':status']), headers: got, body: Buffer.concat(chunks) }));
-    req.on('error', reject);
-    if (Array.isArray(body)) {
-      // Several writes, no content-length: DATA frames until END_STREAM.
-      (async () => {
-        for (const part of body) if (!req.write(part)) await new Promise((r) => req.once('drain', r));
-        req.end();
-      })().catch(reject);
-    } else if (body !== undefined) {
-      req.end(body);
-    }
-  });
-}
+const request = h2Request;
 
 const envOf = (r: Reply): { env: Record<string, string>; body_sha256: string; body_length: number } => JSON.parse(r.body.toString());
 const pattern = (mib: number): Buffer => Buffer.concat(Array.from({ length: mib }, () => Buffer.from(Array.from({ length: 256 * 4096 }, (_, i) => i & 0xff))));
