@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
-import { getPki } from './helpers/pki.js';
+import { getPki, spkiHash } from './helpers/pki.js';
 import { repoRoot, startLisod, type Lisod } from './helpers/lisod.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -13,12 +13,6 @@ import { tempDir } from './helpers/tmp.js';
 const kChromium = process.env.LISOD_CHROMIUM ?? '/usr/bin/chromium';
 
 /** base64(sha256(SubjectPublicKeyInfo)) of a PEM certificate, as Chromium's SPKI list wants. */
-function spkiHash(certFile: string): string {
-  const cert = new crypto.X509Certificate(fs.readFileSync(certFile));
-  const spki = cert.publicKey.export({ type: 'spki', format: 'der' });
-  return crypto.createHash('sha256').update(spki).digest('base64');
-}
-
 const started: Lisod[] = [];
 let context: BrowserContext | undefined;
 

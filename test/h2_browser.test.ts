@@ -7,17 +7,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { chromium, type BrowserContext } from 'playwright-core';
-import { getPki } from './helpers/pki.js';
+import { getPki, spkiHash } from './helpers/pki.js';
 import { startLisod, type Lisod } from './helpers/lisod.js';
 import { tempDir } from './helpers/tmp.js';
 
 const kChromium = process.env.LISOD_CHROMIUM ?? '/usr/bin/chromium';
 const hasChromium = fs.existsSync(kChromium);
-
-function spkiHash(certFile: string): string {
-  const cert = new crypto.X509Certificate(fs.readFileSync(certFile));
-  return crypto.createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
-}
 
 /** A valid w×h RGB PNG of one colour (the browser must decode it: naturalWidth). */
 function png(w: number, h: number, rgb: [number, number, number]): Buffer {

@@ -2,6 +2,7 @@
 // certificates for localhost/127.0.0.1/::1, a chain variant, and bad material.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { tempDir } from './tmp.js';
@@ -130,4 +131,10 @@ let cached: Promise<Pki> | undefined;
 export function getPki(): Promise<Pki> {
   cached ??= create();
   return cached;
+}
+
+/** base64 sha256 of a certificate's public key (SPKI): what Chromium's --ignore-certificate-errors-spki-list takes. */
+export function spkiHash(certFile: string): string {
+  const cert = new crypto.X509Certificate(fs.readFileSync(certFile));
+  return crypto.createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
 }
