@@ -8,9 +8,9 @@ export interface H2Reply {
   body: Buffer;
 }
 
-/** Connects to https://localhost:PORT on 127.0.0.1, trusting `ca`. */
-export function h2Connect(port: number, ca: string | Buffer): http2.ClientHttp2Session {
-  return http2.connect(`https://localhost:${port}`, { ca, host: '127.0.0.1' } as http2.SecureClientSessionOptions);
+/** Connects to https://localhost:PORT on 127.0.0.1, trusting `ca`; `extra` e.g. a client key and certificate. */
+export function h2Connect(port: number, ca: string | Buffer, extra: http2.SecureClientSessionOptions = {}): http2.ClientHttp2Session {
+  return http2.connect(`https://localhost:${port}`, { ca, host: '127.0.0.1', ...extra } as http2.SecureClientSessionOptions);
 }
 
 /**
