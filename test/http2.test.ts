@@ -26,6 +26,7 @@ const site = useLisod(test, {
   servers: {
     h2: { config: { http2: true, http2_max_concurrent_streams: 100 } },
     stall: { config: { http2: true, send_timeout: 2 } },
+    idle: { config: { http2: true, keep_alive_timeout: 1 } },
     off: { config: { http2: false } },
     byDefault: {},
   },
@@ -214,6 +215,27 @@ test('a header list over max_header_bytes resets that stream only', async (t) =>
   t.false('1' in r.status);
   t.is(r.status['3'], 200);
   t.is(r.goaway, null);
+});
+
+test('an HPACK bomb (one indexed 4 KB field repeated 5,000 times) is refused on its stream; the next is served', async (t) => {
+  const before = fs.readFileSync(`/proc/${site.h2.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)![1];
+  const r = await frames(site.h2.httpsPort, 'hpack_bomb', 1);
+  t.false('1' in r.status, JSON.stringify(r));
+  t.true('1' in r.rst, JSON.stringify(r)); // RST_STREAM for that stream only
+  t.is(r.goaway, null);
+  t.is(r.status['3'], 200);
+  const after = fs.readFileSync(`/proc/${site.h2.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)![1];
+  t.true(Number(after) - Number(before) < 16 * 1024, `RSS grew ${Number(after) - Number(before)} KiB, not the ~20 MB decoded`);
+  const s = connect(site.h2.httpsPort);
+  t.is((await request(s, { ':path': '/hello.txt' })).status, 200, 'other connections are served');
+  s.close();
+});
+
+test('an h2 connection idle for keep_alive_timeout gets GOAWAY NO_ERROR and is closed', async (t) => {
+  const r = await frames(site.idle.httpsPort, 'get', 5);
+  t.is(r.status['1'], 200);
+  t.is(r.goaway, 0, JSON.stringify(r));
+  t.true(r.closed, JSON.stringify(r));
 });
 
 test('bad frames and window overflow are connection errors (GOAWAY), not crashes', async (t) => {

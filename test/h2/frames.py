@@ -97,6 +97,16 @@ def scenario(name, s, enc):
         f = HeadersFrame(1, request_block(enc, '/big.bin'))
         f.flags.add('END_HEADERS'); f.flags.add('END_STREAM')
         send(f.serialize())
+    elif name == 'hpack_bomb':
+        # HPACK bomb: one 4,000-byte field put in the dynamic table, then referenced 5,000
+        # times by its one-byte index (0xbe = index 62, the newest entry): ~20 MB of header
+        # list from a 9 KB block. That stream must be refused; stream 3 is served.
+        block = request_block(enc, '/hello.txt') + enc.encode([('x-bomb', 'a' * 4000)]) + b'\xbe' * 5000
+        f = HeadersFrame(1, block)
+        f.flags.add('END_HEADERS'); f.flags.add('END_STREAM')
+        g = HeadersFrame(3, request_block(enc, '/hello.txt'))
+        g.flags.add('END_HEADERS'); g.flags.add('END_STREAM')
+        send(f.serialize() + g.serialize())
     elif name == 'many_streams':
         out = []
         for i in range(300):
