@@ -268,6 +268,35 @@ test('graceful stop (SIGTERM) sends GOAWAY NO_ERROR to an h2 client', async (t) 
   }
 });
 
+test('SIGHUP keeps an h2 connection: a download in flight finishes byte for byte, the session serves on', async (t) => {
+  const l = await startLisod({ www: site.www.root, config: { http2: true } });
+  const s = connect(l.httpsPort);
+  s.on('error', () => {});
+  try {
+    const errorLog = path.join(l.dirs.logs, 'error.log');
+    const reloads = (): number => (fs.readFileSync(errorLog, 'utf8').match(/ reloaded/g) ?? []).length;
+    const chunks: Buffer[] = [];
+    const req = s.request({ ':path': '/big.bin' });
+    const done = new Promise<void>((resolve, reject) => {
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', resolve);
+      req.on('error', reject);
+    });
+    await new Promise((r) => req.once('data', r));
+    req.pause(); // the rest waits under flow control across the reload
+    process.kill(l.pid, 'SIGHUP');
+    for (let i = 0; i < 100 && reloads() === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    t.is(reloads(), 1, 'lisod logged the reload');
+    req.resume();
+    await done;
+    t.is(sha(Buffer.concat(chunks)), sha(site.www.files.get('/big.bin')!.body));
+    t.is((await request(s, { ':path': '/hello.txt' })).status, 200, 'the same session after the reload');
+  } finally {
+    s.destroy();
+    await l.stop();
+  }
+});
+
 test('lisod -t checks the http2 keys (file:line messages)', async (t) => {
   const noTls = await runLisodExpectFailure({ config: { http2: true }, omit: ['https_port', 'tls_key', 'tls_cert'], args: ['-t'] });
   t.not(noTls.code, 0);
