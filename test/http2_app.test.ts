@@ -342,6 +342,23 @@ test('a client that resets mid-download over FastCGI: the backend connection is 
     t.is(r.status, 200);
     t.regex(r.body.toString(), /^SERVER_PROTOCOL=HTTP\/2\.0$/m);
     t.regex(r.body.toString(), /^HTTPS=on$/m);
+    // The proof that lisod closed that backend connection: the probe process writing the
+    // 50 MB would otherwise stay blocked in its send forever (its reader is gone). Linux
+    // shows a blocked process's system call in /proc/PID/syscall; both processes must come
+    // to wait for input (x86-64: 0 read, 7 poll, 43 accept, 45 recvfrom, 47 recvmsg,
+    // 288 accept4) and stay there for three looks in a row.
+    const probes = children(l.pid).filter((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('wsgi_probe.fcgi'));
+    t.is(probes.length, 2);
+    const syscalls = (): string[] => probes.map((pid) => {
+      try { return fs.readFileSync(`/proc/${pid}/syscall`, 'utf8').split(' ')[0]; } catch { return 'gone'; }
+    });
+    let calm = 0;
+    await until('both backend processes waiting for input', () => {
+      calm = syscalls().every((n) => ['0', '7', '43', '45', '47', '288'].includes(n)) ? calm + 1 : 0;
+      return calm >= 3;
+    }).catch((e: Error) => {
+      throw new Error(`${e.message}: system calls now ${syscalls().join(', ')}`);
+    });
   } finally {
     s.close();
   }
