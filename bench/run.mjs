@@ -12,6 +12,7 @@ import { selectScenarios, SCENARIOS } from './lib/scenarios.mjs';
 import { runRow } from './lib/rows.mjs';
 import { summarise, renderResults, spreadOf, keyMetric, VARY_LIMIT, bytesRate, usTime } from './lib/report.mjs';
 import { CLK_TCK } from './lib/procfs.mjs';
+import { mergeRuns } from './lib/merge.mjs';
 import { probeWrkTls } from './lib/wrkprobe.mjs';
 
 const BENCH = path.dirname(new URL(import.meta.url).pathname);
@@ -34,6 +35,8 @@ const USAGE = `usage: npm run bench -- [options]
   --out <file>          results file (default bench/RESULTS.md)
   --json <file>         also write every raw sample (and what the report needs) as JSON
   --render <file>       only rewrite the results file from such a JSON file
+  --merge <file>        keep the rows this run does not measure from an earlier --json file
+                        (RESULTS.md marks each with the commit and date it was measured at)
   --no-pin              do not pin server/client to CPUs 0/1
   --keep                keep the temp dir (configs, logs) for inspection`;
 
@@ -55,6 +58,7 @@ const { values: a } = parseArgs({
     out: { type: 'string', default: path.join(BENCH, 'RESULTS.md') },
     json: { type: 'string' },
     render: { type: 'string' },
+    merge: { type: 'string' },
     'no-pin': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -67,6 +71,10 @@ if (a.help) {
 if (a.render) {
   writeResults(JSON.parse(fs.readFileSync(a.render, 'utf8')));
   process.exit(0);
+}
+if (a.merge && !fs.existsSync(a.merge)) {
+  console.error(`bench: --merge ${a.merge}: no such file (give the --json file of an earlier run)`);
+  process.exit(2);
 }
 const num = (v, d) => (v === undefined ? d : Number(v));
 const opts = {
@@ -234,12 +242,13 @@ async function main() {
     'lisod resumption key': lisodResumptionKey ?? 'none found (lisod resumption not configurable yet)',
   };
   // Everything the report needs, so `--render` can redo RESULTS.md from a --json file.
-  const run = {
+  let run = {
     env, argv: process.argv.slice(2), settings, skipped, quick: a.quick, clkTck: CLK_TCK,
     plan: plan.map((p) => ({ id: p.sc.id, servers: p.servers })),
     samples: [...samples.values()].flat().map(({ serverConfig, ...rest }) => rest), // configs are in `configs`
     commands: [...commands], configs: [...configs],
   };
+  if (a.merge) run = mergeRuns(JSON.parse(fs.readFileSync(a.merge, 'utf8')), run, SCENARIOS.map((sc) => sc.id));
   const json = JSON.stringify(run, null, 1).replaceAll(tmp, '$TMP');
   if (a.json) fs.writeFileSync(a.json, json);
   writeResults(JSON.parse(json));
