@@ -2,7 +2,7 @@
 // undefined): parser (pure request parsing), connection (the connection state machine over
 // a fake transport), tls (lisod's TLS context and transport fed client bytes), cgi_output
 // (the CGI response head parser), h2 (the HTTP/2 session fed arbitrary frames), encoding
-// (Accept-Encoding, entity-tag lists, preconditions).
+// (Accept-Encoding, entity-tag lists, preconditions), fastcgi (the FastCGI record decoder).
 //
 //   node scripts/fuzz.mjs [all|TARGET…] [SECONDS=60] [--quiet] [libFuzzer flags…]
 //
@@ -53,6 +53,7 @@ const targets = {
   cgi_output: {
     sources: [join(testDir, 'fuzz_cgi_output.cc'), ...native('cgi_output', 'http_parser', 'http_request')], maxLen: 4096,
   },
+  fastcgi: { sources: [join(testDir, 'fuzz_fastcgi.cc'), ...native('fastcgi_record')], maxLen: 4096 },
 };
 
 function usage(message) {
