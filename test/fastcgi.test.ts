@@ -166,6 +166,9 @@ test('malformed records → 502; OVERLOADED → 503; both logged, lisod keeps se
   const log = errorLog(lisod);
   t.regex(log, /502 \/fake\/#\d+: malformed FastCGI record from the backend: record version 72/);
   t.regex(log, /503 \/fake\/#\d+: the backend is overloaded \(FCGI_OVERLOADED\)/);
+  // These ran on the native FastCGI client (native/fastcgi_client.h), not the TypeScript runner.
+  t.regex(log, /info lisod\[\d+\]: fastcgi \/fake\/: served by the native FastCGI client/);
+  t.regex(log, /info lisod\[\d+\]: fastcgi \/app\/: served by the native FastCGI client/);
 });
 
 test('a client that disconnects makes lisod close that backend connection', async (t) => {
