@@ -11,80 +11,35 @@ import { exchange1, get, slowGet, withConn, type HttpResponse } from './helpers/
 import { getClientPki, type ClientCert, type ClientPki } from './helpers/client_pki.js';
 import { startLisod, type Lisod, type TomlTable } from './helpers/lisod.js';
 import { tempDir } from './helpers/tmp.js';
-import { RecordDecoder, RecordType, decodeNameValuePairs, encodeRecords, type FcgiRecord } from '../src/fastcgi/record.js';
+import { FakeBackend } from './helpers/fastcgi.js';
 
-/** Records each request's PARAMS (by the REQUEST_URI's "rid" query) and answers by PATH_INFO. */
-class Recorder {
-  readonly server: net.Server;
-  readonly socketPath: string;
-  connections = 0;
-  closed = 0;
-  readonly params: Record<string, string>[] = [];
-  readonly #sockets = new Set<net.Socket>();
-
-  constructor(dir: string) {
-    this.socketPath = path.join(dir, 'rec.sock');
-    this.server = net.createServer((s) => this.#serve(s)).listen(this.socketPath);
-  }
-
-  #serve(s: net.Socket): void {
-    this.connections++;
-    this.#sockets.add(s);
-    s.on('close', () => { this.closed++; this.#sockets.delete(s); });
-    s.on('error', () => {});
-    const d = new RecordDecoder();
-    let params = Buffer.alloc(0);
-    let env: Record<string, string> = {};
-    s.on('data', (chunk) => {
-      let recs: FcgiRecord[];
-      try { recs = d.push(chunk); } catch { s.destroy(); return; }
-      for (const r of recs) {
-        if (r.type === RecordType.Params && r.content.length > 0) params = Buffer.concat([params, r.content]);
-        if (r.type === RecordType.Params && r.content.length === 0) {
-          env = Object.fromEntries(decodeNameValuePairs(params));
-          params = Buffer.alloc(0);
-          this.params.push(env);
-        }
-        if (r.type === RecordType.Stdin && r.content.length === 0) this.#answer(s, r.requestId, env);
-      }
-    });
-  }
-
-  #answer(s: net.Socket, id: number, env: Record<string, string>): void {
-    const out = (text: string | Buffer): Buffer => Buffer.concat(encodeRecords(RecordType.Stdout, id, Buffer.from(text)));
-    const end = Buffer.concat(encodeRecords(RecordType.EndRequest, id, Buffer.alloc(8)));
-    const what = (env.PATH_INFO ?? '').split('/')[1] ?? '';
-    switch (what) {
-      case 'die-before': s.destroy(); return;
-      case 'die-after': // a head promising 100 bytes, 10 of them, then the connection drops
-        s.write(out('Content-Length: 100\r\n\r\n0123456789'), () => s.destroy());
-        return;
-      case 'wrong-id':
-        s.write(Buffer.concat(encodeRecords(RecordType.Stdout, id + 1, Buffer.from('Status: 200\r\n\r\nx'))));
-        return;
-      case 'big': { // 4 MiB in 64 KiB records: more than any socket buffer holds
-        const chunk = Buffer.alloc(65_536, 'b');
-        s.write(Buffer.concat([out('Content-Type: application/octet-stream\r\n\r\n'), ...Array.from({ length: 64 }, () => out(chunk)), end]));
-        return;
-      }
-      case 'redirect': s.write(Buffer.concat([out(`Location: ${env.SCRIPT_NAME}/target?from=redirect\r\n\r\n`), end])); return;
-      default: s.write(Buffer.concat([out('Content-Type: text/plain\r\n\r\nrecorded'), end]));
+/** The recording backend's answers, by the first PATH_INFO segment. */
+function answer(s: net.Socket, id: number, env: Record<string, string>): void {
+  const out = (text: string | Buffer): Buffer => FakeBackend.stdout(id, text);
+  const end = FakeBackend.end(id);
+  switch ((env.PATH_INFO ?? '').split('/')[1] ?? '') {
+    case 'die-before': s.destroy(); return;
+    case 'die-after': // a head promising 100 bytes, 10 of them, then the connection drops
+      s.write(out('Content-Length: 100\r\n\r\n0123456789'), () => s.destroy());
+      return;
+    case 'wrong-id': s.write(FakeBackend.stdout(id + 1, 'Status: 200\r\n\r\nx')); return;
+    case 'big': { // 4 MiB in 64 KiB records: more than any socket buffer holds
+      const chunk = Buffer.alloc(65_536, 'b');
+      s.write(Buffer.concat([out('Content-Type: application/octet-stream\r\n\r\n'), ...Array.from({ length: 64 }, () => out(chunk)), end]));
+      return;
     }
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.#sockets) s.destroy();
-    await new Promise((r) => this.server.close(r));
+    case 'redirect': s.write(Buffer.concat([out(`Location: ${env.SCRIPT_NAME}/target?from=redirect\r\n\r\n`), end])); return;
+    default: s.write(Buffer.concat([out('Content-Type: text/plain\r\n\r\nrecorded'), end]));
   }
 }
 
-interface Setup { native: Lisod; js: Lisod; rec: Recorder; pki: ClientPki; root: string }
+interface Setup { native: Lisod; js: Lisod; rec: FakeBackend; pki: ClientPki; root: string }
 let setup: Promise<Setup> | undefined;
 function servers(): Promise<Setup> {
   setup ??= (async () => {
     const dir = tempDir('lisod-fcgi-native-');
-    const rec = new Recorder(dir);
-    await new Promise((r) => rec.server.once('listening', r));
+    const rec = new FakeBackend(dir, answer);
+    await rec.listening();
     const root = path.join(dir, 'root');
     fs.mkdirSync(path.join(root, 'r', 'sub'), { recursive: true });
     fs.writeFileSync(path.join(root, 'r', 'a.php'), '');
@@ -121,7 +76,7 @@ async function send(l: Lisod, raw: string | Buffer, tls: boolean, cert?: ClientC
 }
 
 /** The PARAMS the backend got for the request whose REQUEST_URI carries rid, with the per-connection values masked. */
-function paramsOf(rec: Recorder, rid: string, l: Lisod): Record<string, string> {
+function paramsOf(rec: FakeBackend, rid: string, l: Lisod): Record<string, string> {
   const env = rec.params.find((p) => (p.REQUEST_URI ?? '').includes(`rid=${rid}`));
   if (!env) throw new Error(`no PARAMS recorded for ${rid}`);
   const masked = { ...env };
