@@ -7,6 +7,7 @@
         "native/pipe_reader.cc",
         "native/server.cc",
         "native/connection.cc",
+        "native/drive_queue.cc",
         "native/transport.cc",
         "native/tls_context.cc",
         "native/http_parser.cc",

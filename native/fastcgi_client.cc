@@ -179,8 +179,7 @@ void FcgiDispatch::onAppRequest(const AppRequest& r) {
   ex->seq = ++seq_;
   ex->req = r;
   ex->req.identity = nullptr;  // valid during this call only
-  ex->req.headers.clear();     // kept only if a local redirect needs them (see below)
-  ex->headers = r.headers;
+  ex->headers = std::move(ex->req.headers);  // for a local redirect's new request
   if (r.identity != nullptr) {
     appendIdentityParams(ex->identity_params, *r.identity);
     ex->params += ex->identity_params;
