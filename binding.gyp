@@ -7,6 +7,7 @@
         "native/pipe_reader.cc",
         "native/server.cc",
         "native/connection.cc",
+        "native/drive_queue.cc",
         "native/transport.cc",
         "native/tls_context.cc",
         "native/http_parser.cc",
@@ -37,7 +38,13 @@
         "native/log_writer.cc",
         "native/log_writer_addon.cc",
         "native/cgi_output.cc",
-        "native/cgi_output_addon.cc"
+        "native/cgi_output_addon.cc",
+        "native/fastcgi_record.cc",
+        "native/fastcgi_env.cc",
+        "native/fastcgi_route.cc",
+        "native/fastcgi_client.cc",
+        "native/fastcgi_exchange.cc",
+        "native/fastcgi_addon.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

@@ -14,24 +14,6 @@ void appendHexEscape(std::string& out, unsigned char c) {
   out.append(esc, 4);
 }
 
-// Length of the valid UTF-8 sequence starting at s[i] (2–4), or 0 (RFC 3629 §4: no
-// overlongs, no surrogates, nothing above U+10FFFF).
-size_t utf8Length(std::string_view s, size_t i) {
-  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  const unsigned char c = b(0);
-  size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  unsigned char lo = 0x80, hi = 0xbf;  // the allowed range of the second byte
-  if (c == 0xe0) lo = 0xa0;
-  else if (c == 0xed) hi = 0x9f;
-  else if (c == 0xf0) lo = 0x90;
-  else if (c == 0xf4) hi = 0x8f;
-  if (b(1) < lo || b(1) > hi) return 0;
-  for (size_t k = 2; k < n; ++k) {
-    if (b(k) < 0x80 || b(k) > 0xbf) return 0;
-  }
-  return n;
-}
 
 // escape_space: for the unquoted user field.
 void appendEscaped(std::string& out, std::string_view s, bool escape_space = false) {
@@ -94,6 +76,23 @@ void appendNumber(std::string& out, uint64_t v) {
 }
 
 }  // namespace
+
+size_t utf8Length(std::string_view s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char c = b(0);
+  size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  unsigned char lo = 0x80, hi = 0xbf;  // the allowed range of the second byte
+  if (c == 0xe0) lo = 0xa0;
+  else if (c == 0xed) hi = 0x9f;
+  else if (c == 0xf0) lo = 0x90;
+  else if (c == 0xf4) hi = 0x8f;
+  if (b(1) < lo || b(1) > hi) return 0;
+  for (size_t k = 2; k < n; ++k) {
+    if (b(k) < 0x80 || b(k) > 0xbf) return 0;
+  }
+  return n;
+}
 
 void appendAccessLine(std::string& out, const AccessEntry& e, std::string_view clf_time) {
   if (e.remote.empty()) out += '-';

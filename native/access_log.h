@@ -39,4 +39,8 @@ class ClfClock {
   size_t len_ = 0;
 };
 
+// Length of the valid UTF-8 sequence starting at s[i] (2–4), or 0 (RFC 3629 §4: no
+// overlongs, no surrogates, nothing above U+10FFFF). Contract: i < s.size().
+size_t utf8Length(std::string_view s, size_t i);
+
 }  // namespace lisod

@@ -10,6 +10,7 @@
 
 #include "cgi_output_addon.h"
 #include "connection.h"
+#include "fastcgi_addon.h"
 #include "identity_addon.h"
 #include "server.h"
 #include "pipe_reader.h"
@@ -133,6 +134,8 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
                         InstanceMethod("stopWhenIdle", &ServerWrap::stopWhenIdle),
                         InstanceMethod("connectionCount", &ServerWrap::connectionCount),
                         InstanceMethod("setAccessLog", &ServerWrap::setAccessLog),
+                        InstanceMethod("setFastcgi", &ServerWrap::setFastcgi),
+                        InstanceMethod("fastcgiStats", &ServerWrap::fastcgiStats),
                         InstanceMethod("close", &ServerWrap::close)});
   }
 
@@ -155,8 +158,10 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
     std::string error;
-    server_ = Server::create(loop, std::move(config), this, &error);
+    fcgi_ = std::make_unique<FcgiDispatch>(loop, this);  // native FastCGI mounts, then JavaScript
+    server_ = Server::create(loop, std::move(config), fcgi_.get(), &error);
     if (!server_) throw Napi::Error::New(env, error);
+    fcgi_->attach(server_.get());
   }
 
   // Runs from the garbage collector or at environment teardown: JavaScript may not be
@@ -164,6 +169,7 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
   ~ServerWrap() override {
     finalizing_ = true;
     server_.reset();
+    fcgi_.reset();
   }
 
   // ServerEvents: called from libuv callbacks, so each opens its own scope.
@@ -342,13 +348,21 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
     if (!server_->setAccessLog(id)) throw Napi::Error::New(info.Env(), "the access log (writer " + std::to_string(id) + ") is already closed");
     return info.Env().Undefined();
   }
+  Napi::Value setFastcgi(const Napi::CallbackInfo& info) {
+    std::string error;
+    if (!fcgi_->setMounts(readFastcgiMounts(info.Env(), info[0]), &error)) throw Napi::Error::New(info.Env(), error);
+    return info.Env().Undefined();
+  }
+  Napi::Value fastcgiStats(const Napi::CallbackInfo& info) { return fastcgiStatsToJs(info.Env(), fcgi_->stats()); }
   Napi::Value close(const Napi::CallbackInfo& info) {
     server_->closeAll();
+    fcgi_->closeAll();
     return info.Env().Undefined();
   }
 
   Napi::Env env_;
   bool finalizing_ = false;
+  std::unique_ptr<FcgiDispatch> fcgi_;  // outlives server_ (its events go there)
   std::unique_ptr<Server> server_;
   Napi::ObjectReference receiver_;
   Napi::FunctionReference on_request_, on_body_, on_close_, on_drain_, on_error_;

@@ -76,9 +76,16 @@ void Connection::kick() {
     redrive_ = true;
     return;
   }
-  // Level-triggered writability fires on the next loop turn; drive() recomputes.
-  interest_ |= UV_WRITABLE;
-  updateInterest();
+  // Driven after this loop turn's poll phase (DriveQueue), not a WRITABLE round trip.
+  if (!drive_queued_) {
+    drive_queued_ = true;
+    server_->drives().add(this);
+  }
+}
+
+void Connection::drivePending() {
+  drive_queued_ = false;
+  drive();
 }
 
 void Connection::drive() {
@@ -101,6 +108,8 @@ void Connection::updateInterest() {
   if (dead_) {
     if (!closed_handle_) {
       closed_handle_ = true;
+      if (drive_queued_) server_->drives().remove(this);
+      drive_queued_ = false;
       uv_poll_stop(&poll_);
       uv_close(reinterpret_cast<uv_handle_t*>(&poll_),
                [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });

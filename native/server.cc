@@ -76,6 +76,7 @@ std::unique_ptr<Server> Server::create(uv_loop_t* loop, ServerConfig config, Ser
     return nullptr;
   }
   if (!s->bindAll(error)) return nullptr;
+  s->drives_ = std::make_unique<DriveQueue>(loop);
   s->sweep_timer_ = new uv_timer_t;
   uv_timer_init(loop, s->sweep_timer_);
   s->sweep_timer_->data = s.get();
@@ -140,6 +141,7 @@ bool Server::bindAll(std::string* error) {
 
 Server::~Server() {
   closeAll();
+  drives_.reset();
   closeHandle(sweep_timer_);
   closeHandle(accept_pause_timer_);
 }

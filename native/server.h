@@ -15,6 +15,7 @@
 #include "access_rules.h"
 #include "buffer_pool.h"
 #include "compress_cache.h"
+#include "drive_queue.h"
 #include "file_cache.h"
 #include "log_writer.h"
 #include "tls_context.h"
@@ -124,6 +125,7 @@ class Server {
   FileCache& files() { return files_; }
   CompressCache& compressed() { return compressed_; }
   BufferPool& buffers() { return buffers_; }  // spare connection buffers (buffer_pool.h)
+  DriveQueue& drives() { return *drives_; }  // connections to drive this loop turn
   const char* httpDate();  // cached IMF-fixdate for the current second
   uint32_t registerApp(AppSink* sink);
   void unregisterApp(uint32_t id);
@@ -166,6 +168,7 @@ class Server {
   size_t connections_ = 0;
   std::unordered_map<uint32_t, AppSink*> apps_;
   uint32_t next_app_id_ = 1;
+  std::unique_ptr<DriveQueue> drives_;
   uv_timer_t* sweep_timer_ = nullptr;
   uv_timer_t* accept_pause_timer_ = nullptr;
   std::shared_ptr<LogWriter> access_log_;

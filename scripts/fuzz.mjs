@@ -2,7 +2,7 @@
 // undefined): parser (pure request parsing), connection (the connection state machine over
 // a fake transport), tls (lisod's TLS context and transport fed client bytes), cgi_output
 // (the CGI response head parser), h2 (the HTTP/2 session fed arbitrary frames), encoding
-// (Accept-Encoding, entity-tag lists, preconditions).
+// (Accept-Encoding, entity-tag lists, preconditions), fastcgi (the FastCGI record decoder).
 //
 //   node scripts/fuzz.mjs [all|TARGET…] [SECONDS=60] [--quiet] [libFuzzer flags…]
 //
@@ -24,7 +24,7 @@ const objDir = join(buildDir, 'obj');
 
 const native = (...names) => names.map((n) => join(nativeDir, `${n}.cc`));
 const pure = ['http_parser', 'http_request', 'chunked', 'static_file', 'http_date', 'mime'];
-const connection = [...pure, 'connection', 'connection_app', 'connection_static', 'connection_h2', 'h2_session', 'h2_app', 'response_plan', 'server', 'transport',
+const connection = [...pure, 'connection', 'drive_queue', 'connection_app', 'connection_static', 'connection_h2', 'h2_session', 'h2_app', 'response_plan', 'server', 'transport',
   'tls_context', 'response', 'file_cache', 'static_coding', 'conditional', 'accept_encoding', 'compress_cache', 'access_rules', 'access_log', 'log_writer',
   'tls_identity', 'tls_client_verify'];
 const targets = {
@@ -53,6 +53,7 @@ const targets = {
   cgi_output: {
     sources: [join(testDir, 'fuzz_cgi_output.cc'), ...native('cgi_output', 'http_parser', 'http_request')], maxLen: 4096,
   },
+  fastcgi: { sources: [join(testDir, 'fuzz_fastcgi.cc'), ...native('fastcgi_record')], maxLen: 4096 },
 };
 
 function usage(message) {

@@ -9,7 +9,7 @@ import type { FastCgiMount } from './config_fastcgi.js';
 import { FastCgiTransport } from './fastcgi/backend.js';
 import { RootRouter } from './fastcgi/route.js';
 import type { Logger } from './log.js';
-import type { NativeHandlers, NativeServer } from './native.js';
+import type { FastCgiNativeMount, NativeHandlers, NativeServer } from './native.js';
 
 interface Shared {
   serverName: string;
@@ -18,6 +18,40 @@ interface Shared {
 }
 
 /** The runner of one [[fastcgi]] mount; `m.socket` is set (for command mounts: the supervisor's). */
+/** What every request to mount `m` carries besides its own variables (runner and native client alike). */
+function fastCgiInherited(m: FastCgiMount): Record<string, string> {
+  // With command, env/pass_env are the processes' own environment, not per-request PARAMS.
+  // REDIRECT_STATUS: php-cgi (cgi.force_redirect) serves only requests that carry it, as
+  // lighttpd and nginx's fastcgi_params send it.
+  return { REDIRECT_STATUS: '200', ...(m.command !== null ? {} : inheritedEnv(m.passEnv, m.env)) };
+}
+
+/**
+ * The mounts the native FastCGI client serves in the addon's poll loop (no JavaScript per
+ * request; native/fastcgi_client.h says which requests it leaves to the runners here).
+ * LISOD_FASTCGI_NATIVE=0 in the environment leaves every request to the runners (for
+ * comparisons and diagnosis).
+ */
+export function nativeFastCgiMounts(config: LisodConfig, env: NodeJS.ProcessEnv = process.env): FastCgiNativeMount[] {
+  if (env.LISOD_FASTCGI_NATIVE === '0') return [];
+  const order = appPrefixes(config);
+  return config.fastcgi.map((m) => ({
+    mount: order.indexOf(m.prefix),
+    prefix: m.prefix,
+    address: m.socket ?? '',
+    root: m.root,
+    index: m.index,
+    scriptFilename: m.command?.[0] ?? '',
+    inherited: fastCgiInherited(m),
+    serverName: config.serverName,
+    timeoutMs: m.timeoutMs,
+    connectTimeoutMs: m.connectTimeoutMs,
+    maxConns: m.maxConns,
+    maxQueue: m.maxQueue,
+    requestBuffering: m.requestBuffering,
+  }));
+}
+
 export function fastCgiRunner(m: FastCgiMount, shared: Shared, logger: Logger): AppRunner {
   if (m.socket === null) throw new Error(`[[fastcgi]] ${m.prefix}/: no backend address (is its supervisor running?)`);
   const transport = new FastCgiTransport({
@@ -33,10 +67,7 @@ export function fastCgiRunner(m: FastCgiMount, shared: Shared, logger: Logger): 
     maxProcesses: m.maxConns,
     maxQueue: m.maxQueue,
     requestBuffering: m.requestBuffering,
-    // With command, env/pass_env are the processes' own environment, not per-request PARAMS.
-    // REDIRECT_STATUS: php-cgi (cgi.force_redirect) serves only requests that carry it, as
-    // lighttpd and nginx's fastcgi_params send it.
-    inherited: { REDIRECT_STATUS: '200', ...(m.command !== null ? {} : inheritedEnv(m.passEnv, m.env)) },
+    inherited: fastCgiInherited(m),
     ...shared,
   }, logger);
 }
@@ -70,8 +101,10 @@ export class AppMounts {
     };
   }
 
-  attach(server: NativeServer): void {
+  /** Hands the server its requests' runners, and the [[fastcgi]] mounts to its native client. */
+  attach(server: NativeServer, fastcgi: FastCgiNativeMount[] = []): void {
     for (const r of this.runners) r.attach(server);
+    if (fastcgi.length > 0) server.setFastcgi(fastcgi);
   }
 
   stop(): void {

@@ -144,6 +144,27 @@ export interface NativeServer {
   connectionCount(): number;
   setAccessLog(writerId: number): void; // write access lines to this LogWriter (0 = none); throws when it is closed
   close(): void; // close listeners and every connection now
+  // The [[fastcgi]] mounts the native FastCGI client serves (native/fastcgi_client.h);
+  // replaces the previous table. Throws when an address does not resolve.
+  setFastcgi(mounts: FastCgiNativeMount[]): void;
+  fastcgiStats(): { requests: number; connects: number; reused: number };
+}
+
+/** One [[fastcgi]] mount as the native client takes it (src/app_mounts.ts nativeFastCgiMounts). */
+export interface FastCgiNativeMount {
+  mount: number; // index into ServerConfig.appPrefixes
+  prefix: string;
+  address: string; // "unix:PATH" or "HOST:PORT"
+  root: string | null;
+  index: string | null;
+  scriptFilename: string;
+  inherited: Record<string, string>;
+  serverName: string;
+  timeoutMs: number;
+  connectTimeoutMs: number;
+  maxConns: number;
+  maxQueue: number;
+  requestBuffering: boolean;
 }
 
 /**

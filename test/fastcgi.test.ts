@@ -9,79 +9,35 @@ import path from 'node:path';
 import { exchange1, get, sleep, withConn } from './helpers/client.js';
 import { repoRoot, startLisod, type Lisod } from './helpers/lisod.js';
 import { tempDir } from './helpers/tmp.js';
-import { RecordDecoder, RecordType, decodeNameValuePairs, encodeRecords, type FcgiRecord } from '../src/fastcgi/record.js';
+import { RecordType, encodeRecords } from '../src/fastcgi/record.js';
+import { FakeBackend } from './helpers/fastcgi.js';
 
 const probe = path.join(repoRoot, 'test', 'cgi-scripts', 'wsgi_probe.fcgi');
 
-/** The fake backend: answers by PATH_INFO; records every connection's PARAMS and closes. */
-class Fake {
-  readonly server: net.Server;
-  readonly socketPath: string;
-  connections = 0;
-  closed = 0;
-  params: Record<string, string>[] = [];
-  #sockets = new Set<net.Socket>();
-
-  constructor(dir: string) {
-    this.socketPath = path.join(dir, 'fake.sock');
-    this.server = net.createServer((s) => this.#serve(s)).listen(this.socketPath);
-  }
-
-  #serve(s: net.Socket): void {
-    this.connections++;
-    this.#sockets.add(s);
-    s.on('close', () => { this.closed++; this.#sockets.delete(s); });
-    s.on('error', () => {});
-    const d = new RecordDecoder();
-    let params = Buffer.alloc(0);
-    s.on('data', (chunk) => {
-      let recs: FcgiRecord[];
-      try { recs = d.push(chunk); } catch { s.destroy(); return; }
-      for (const r of recs) {
-        if (r.type === RecordType.Params) params = Buffer.concat([params, r.content]);
-        if (r.type === RecordType.Stdin && r.content.length === 0) {
-          const env = Object.fromEntries(decodeNameValuePairs(params));
-          params = Buffer.alloc(0);
-          this.params.push(env);
-          this.#answer(s, r.requestId, env.PATH_INFO ?? '');
-        }
-      }
-    });
-  }
-
-  #answer(s: net.Socket, id: number, what: string): void {
-    const out = (text: string): Buffer => Buffer.concat(encodeRecords(RecordType.Stdout, id, Buffer.from(text)));
-    const end = (proto: number): Buffer => {
-      const b = Buffer.alloc(8);
-      b[4] = proto;
-      return Buffer.concat(encodeRecords(RecordType.EndRequest, id, b));
-    };
-    switch (what) {
-      case '/hang': return; // never answers
-      case '/garbage': s.write('HTTP/1.1 200 OK\r\n\r\nnot FastCGI'); return;
-      case '/overloaded': s.write(end(2)); return;
-      case '/stderr':
-        s.write(Buffer.concat([...encodeRecords(RecordType.Stderr, id, Buffer.from('fake: first line\nfake: second')),
-          out('Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nok'), end(0)]));
-        return;
-      default:
-        // One byte per record, each padded: the response arrives in 8-byte-aligned slivers.
-        s.write(Buffer.concat([...[...'Content-Type: text/plain\r\n\r\nslivers'].map((c) => out(c)), out(''), end(0)]));
-    }
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.#sockets) s.destroy();
-    await new Promise((r) => this.server.close(r));
+/** The fake backend: answers by PATH_INFO (the scaffolding: FakeBackend in helpers/fastcgi.ts). */
+function answer(s: net.Socket, id: number, env: Record<string, string>): void {
+  const out = (text: string): Buffer => FakeBackend.stdout(id, text);
+  const end = (proto: number): Buffer => FakeBackend.end(id, proto);
+  switch (env.PATH_INFO ?? '') {
+    case '/hang': return; // never answers
+    case '/garbage': s.write('HTTP/1.1 200 OK\r\n\r\nnot FastCGI'); return;
+    case '/overloaded': s.write(end(2)); return;
+    case '/stderr':
+      s.write(Buffer.concat([...encodeRecords(RecordType.Stderr, id, Buffer.from('fake: first line\nfake: second')),
+        out('Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nok'), end(0)]));
+      return;
+    default:
+      // One byte per record, each padded: the response arrives in 8-byte-aligned slivers.
+      s.write(Buffer.concat([...[...'Content-Type: text/plain\r\n\r\nslivers'].map((c) => out(c)), out(''), end(0)]));
   }
 }
 
-interface Setup { lisod: Lisod; fake: Fake }
+interface Setup { lisod: Lisod; fake: FakeBackend }
 let setup: Promise<Setup> | undefined;
 function servers(): Promise<Setup> {
   setup ??= (async () => {
-    const fake = new Fake(tempDir('lisod-fake-'));
-    await new Promise((r) => fake.server.once('listening', r));
+    const fake = new FakeBackend(tempDir('lisod-fake-'), answer);
+    await fake.listening();
     const lisod = await startLisod({
       config: {
         max_line_bytes: 100_000, // a header line long enough that PARAMS exceed one record
@@ -166,6 +122,9 @@ test('malformed records → 502; OVERLOADED → 503; both logged, lisod keeps se
   const log = errorLog(lisod);
   t.regex(log, /502 \/fake\/#\d+: malformed FastCGI record from the backend: record version 72/);
   t.regex(log, /503 \/fake\/#\d+: the backend is overloaded \(FCGI_OVERLOADED\)/);
+  // These ran on the native FastCGI client (native/fastcgi_client.h), not the TypeScript runner.
+  t.regex(log, /info lisod\[\d+\]: fastcgi \/fake\/: served by the native FastCGI client/);
+  t.regex(log, /info lisod\[\d+\]: fastcgi \/app\/: served by the native FastCGI client/);
 });
 
 test('a client that disconnects makes lisod close that backend connection', async (t) => {

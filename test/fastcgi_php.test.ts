@@ -107,7 +107,9 @@ for (const mount of ['php', 'pcgi'] as const) {
     const chunked = Buffer.concat([Buffer.from(`POST /${mount}/post.php HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n`),
       ...chunks.flatMap((c) => [Buffer.from(`${c.length.toString(16)}\r\n`), c, Buffer.from('\r\n')]), Buffer.from('0\r\n\r\n')]);
     const r = await exchange1(chunked, opts);
-    t.is(r.body.toString(), `${body.length} ${sha256(body)} ${body.length}`, `chunked bodies get a CONTENT_LENGTH\n${log()}`);
+    t.is(r.body.toString(), `${body.length} ${sha256(body)} ${body.length}`, `chunked bodies get a CONTENT_LENGTH\n${log()}`);    // These bodies (over 64 KiB) went to the TypeScript runner; a plain GET to the native client.
+    t.is((await exchange1(get(`/${mount}/env.php`), opts)).status, 200);
+    t.regex(fs.readFileSync(path.join(lisod.dirs.logs, 'error.log'), 'utf8'), new RegExp(`fastcgi /${mount}/: served by the native FastCGI client`));
   });
 
   // The end of it once arrived with END_REQUEST while the client read slowly and was lost

@@ -161,3 +161,63 @@ export async function startNeverAccepting(): Promise<{ port: number; stop: () =>
   await new Promise((r) => setTimeout(r, 200)); // the filling connections are queued
   return { port, stop: () => { py.kill('SIGKILL'); } };
 }
+
+/**
+ * A scripted FastCGI backend on a Unix socket for end-to-end tests: counts connections,
+ * records each request's PARAMS and calls `answer` once its STDIN has ended.
+ */
+export class FakeBackend {
+  readonly server: net.Server;
+  readonly socketPath: string;
+  connections = 0;
+  closed = 0;
+  readonly params: Record<string, string>[] = [];
+  readonly #sockets = new Set<net.Socket>();
+
+  constructor(dir: string, private readonly answer: (s: net.Socket, id: number, env: Record<string, string>) => void) {
+    this.socketPath = path.join(dir, 'fake.sock');
+    this.server = net.createServer((s) => this.#serve(s)).listen(this.socketPath);
+  }
+
+  listening(): Promise<void> {
+    return this.server.listening ? Promise.resolve() : new Promise((r) => this.server.once('listening', () => r()));
+  }
+
+  #serve(s: net.Socket): void {
+    this.connections++;
+    this.#sockets.add(s);
+    s.on('close', () => { this.closed++; this.#sockets.delete(s); });
+    s.on('error', () => {});
+    const d = new RecordDecoder();
+    let params = Buffer.alloc(0);
+    let env: Record<string, string> = {};
+    s.on('data', (chunk) => {
+      let recs: FcgiRecord[];
+      try { recs = d.push(chunk); } catch { s.destroy(); return; }
+      for (const r of recs) {
+        if (r.type === RecordType.Params && r.content.length > 0) params = Buffer.concat([params, r.content]);
+        if (r.type === RecordType.Params && r.content.length === 0) {
+          env = Object.fromEntries(decodeNameValuePairs(params));
+          params = Buffer.alloc(0);
+          this.params.push(env);
+        }
+        if (r.type === RecordType.Stdin && r.content.length === 0) this.answer(s, r.requestId, env);
+      }
+    });
+  }
+
+  /** STDOUT records of `text`, and END_REQUEST with `protocolStatus` (for building answers). */
+  static stdout(id: number, text: string | Buffer): Buffer {
+    return Buffer.concat(encodeRecords(RecordType.Stdout, id, Buffer.from(text)));
+  }
+  static end(id: number, protocolStatus = 0): Buffer {
+    const b = Buffer.alloc(8);
+    b[4] = protocolStatus;
+    return Buffer.concat(encodeRecords(RecordType.EndRequest, id, b));
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.#sockets) s.destroy();
+    await new Promise((r) => this.server.close(r));
+  }
+}

@@ -16,6 +16,7 @@
         "../../native/access_log.cc",
         "../../native/log_writer.cc",
         "../../native/cgi_output.cc",
+        "../../native/fastcgi_record.cc",
         "../../native/accept_encoding.cc",
         "../../native/conditional.cc",
         "test_main.cc",
@@ -27,6 +28,7 @@
         "access_rules_test.cc",
         "access_log_test.cc",
         "cgi_output_test.cc",
+        "fastcgi_record_test.cc",
         "encoding_test.cc"
       ],
       "cflags!": ["-fno-exceptions", "-O3", "-O2"],

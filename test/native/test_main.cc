@@ -18,6 +18,7 @@ int main() {
       {"access_rules", runAccessRulesTests},
       {"access_log", runAccessLogTests},
       {"cgi_output", runCgiOutputTests},
+      {"fastcgi_record", runFastcgiRecordTests},
       {"encoding", runEncodingTests},
   };
   int passed = 0;

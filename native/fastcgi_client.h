@@ -1,0 +1,134 @@
+// The native FastCGI data plane (issue 10): lisod's FastCGI responder client inside the
+// addon's poll loop, the way lighttpd's mod_fastcgi works — a backend connection pool per
+// [[fastcgi]] mount (FCGI_KEEP_CONN reuse, max_conns + max_queue → 503, non-blocking
+// connect with connect_timeout → 504), the CGI environment encoded straight into PARAMS
+// (fastcgi_env.h), STDOUT through the CGI head parser (cgi_output.h) into the request's
+// AppSink (HTTP/1.1 connection or HTTP/2 stream), STDERR lines to the error log
+// (rate-limited), END_REQUEST's protocolStatus mapped, silence → 504, backpressure both
+// ways, a client that leaves closes its backend connection. No JavaScript runs for a
+// request it takes.
+//
+// FcgiDispatch sits between the Server and the addon's ServerEvents: requests for a mount
+// it was given (setMounts) are served here when they are the common case; everything else
+// goes on to JavaScript's runner (src/app_runner.ts), which stays the complete
+// implementation. Left to JavaScript (see takes()): a chunked request body (it must be
+// spooled to learn CONTENT_LENGTH), a body over kMemoryBody bytes (spooled to disk there),
+// any body on a mount with request_buffering = false (streamed there), and a target whose
+// path does not percent-decode to UTF-8 (JavaScript answers 400 in its words).
+#pragma once
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "fastcgi_route.h"
+#include "server.h"
+
+namespace lisod {
+
+// One [[fastcgi]] mount as src/app_mounts.ts hands it over (per event loop).
+struct FcgiMountConfig {
+  int mount = -1;            // index into ServerConfig::app_prefixes
+  std::string prefix;        // "/php"
+  std::string address;       // "unix:/path" or "HOST:PORT" ("[v6]:PORT")
+  std::optional<std::string> root, index;
+  std::string script_filename;  // SCRIPT_FILENAME without root (command[0], or "")
+  std::vector<std::pair<std::string, std::string>> inherited;  // fixed variables for every request
+  std::string server_name;
+  uint64_t timeout_ms = 30000, connect_timeout_ms = 5000;
+  size_t max_conns = 16, max_queue = 64;
+  bool request_buffering = true;
+};
+
+struct FcgiStats {
+  uint64_t requests = 0;      // taken by the native path
+  uint64_t connects = 0;      // backend connections opened
+  uint64_t reused = 0;        // requests sent on a pooled connection
+};
+
+class FcgiDispatch final : public ServerEvents {
+ public:
+  // next: where requests this does not take (and logs) go; both outlive nothing here.
+  FcgiDispatch(uv_loop_t* loop, ServerEvents* next);
+  ~FcgiDispatch() override;
+  FcgiDispatch(const FcgiDispatch&) = delete;
+  FcgiDispatch& operator=(const FcgiDispatch&) = delete;
+
+  void attach(Server* server) { server_ = server; }
+  // Replaces the mount table (start, SIGHUP). Requests in flight finish on their old
+  // mount; its idle connections close. False with *error naming the mount when an address
+  // does not parse or resolve.
+  bool setMounts(std::vector<FcgiMountConfig> mounts, std::string* error);
+  // Shutdown: every exchange and backend connection is closed (clients get what was sent).
+  void closeAll();
+  const FcgiStats& stats() const { return stats_; }
+
+  void onAppRequest(const AppRequest& request) override;
+  void onAppBody(uint32_t id, const char* data, size_t len, bool end) override;
+  void onAppClose(uint32_t id) override;
+  void onAppDrain(uint32_t id) override;
+  void onLog(LogLevel level, const std::string& message) override { next_->onLog(level, message); }
+
+  struct Mount;
+  struct Backend;
+  struct Exchange;
+
+ private:
+  static constexpr uint64_t kMemoryBody = 64 * 1024;  // src/app_spool.ts kMemoryBodyBytes
+  bool takes(const Mount& m, const AppRequest& r) const;
+  // PARAMS for r on m: 0, 404 (root: no script; *miss = the path) or -1 (not mappable).
+  int routeParams(Mount& m, const AppRequest& r, std::string* params, std::string* miss);
+  void enqueue(Exchange* ex);
+  void start(Exchange* ex, bool fresh);
+  void pump(Mount* m);
+  Backend* acquire(Mount* m, bool fresh, std::string* why);
+  void release(Backend* b);
+  void dropBackend(Backend* b);
+  void onBackendEvent(Backend* b, int status, int events);
+  void flushBackend(Backend* b);
+  // all: the socket failed or closed; read what it still holds regardless of backpressure.
+  void readBackend(Backend* b, bool all = false, std::string error = {});
+  void afterRead(Backend* b, const std::string& error = {});
+  void processRecords(Backend* b);
+  void broken(Backend* b, const std::string& why);
+  // fastcgi_exchange.cc: the response side.
+  void onStdout(Exchange* ex, std::string_view data);
+  void forward(Exchange* ex, std::string_view data);
+  void onEnd(Exchange* ex, std::string_view content);
+  void onStderr(Exchange* ex, std::string_view data, bool flush);
+  void localRedirect(Exchange* ex, std::string_view location);
+  // Logs "fastcgi METHOD TARGET: STATUS detail" (nothing when detail is empty) and answers
+  // an error page, or ends the response already begun (cut: without its framing).
+  void fail(Exchange* ex, int status, const std::string& detail, LogLevel level = LogLevel::kError, bool cut = false);
+  void finish(Exchange* ex, bool cut);
+  void endExchange(Exchange* ex);
+  bool canResend(const Exchange* ex) const;
+  static bool isIdempotent(std::string_view method);
+  void touch(Exchange* ex);
+  void updatePoll(Backend* b);
+  void sweep();
+  std::string label(const Exchange* ex) const;
+  void log(LogLevel level, const std::string& message) { next_->onLog(level, message); }
+  AppSink* sink(const Exchange* ex) const;  // nullptr once the client is gone
+
+  uv_loop_t* loop_;
+  ServerEvents* next_;
+  Server* server_ = nullptr;
+  std::vector<std::shared_ptr<Mount>> mounts_;  // by AppRequest::mount (nullptr: not native)
+  std::unordered_map<uint32_t, std::unique_ptr<Exchange>> exchanges_;
+  // Ended exchanges, freed at the start of the next loop callback: whoever is still on
+  // the stack may hold the pointer.
+  std::vector<std::unique_ptr<Exchange>> graveyard_;
+  uv_timer_t* timer_ = nullptr;
+  FcgiStats stats_;
+  uint64_t seq_ = 0;
+  char scratch_[64 * 1024];
+};
+
+}  // namespace lisod

@@ -1,0 +1,397 @@
+// The response side of the native FastCGI client (fastcgi_client.h): STDOUT through the
+// CGI head parser into the request's AppSink, the RFC 3875 §6 rules (parsed headers, NPH,
+// local redirects), END_REQUEST, STDERR lines, error pages — the rules of
+// src/app_runner.ts, in its words, so a request reads the same in the logs whichever path
+// served it.
+#include <charconv>
+#include <cstring>
+
+#include "cgi_output.h"
+#include "fastcgi_env.h"
+#include "fastcgi_internal.h"
+#include "fastcgi_record.h"
+#include "http_request.h"
+#include "response.h"
+
+namespace lisod {
+namespace {
+
+constexpr size_t kMaxHead = 64 * 1024;  // src/cgi_output.ts kDefaultMaxHeadBytes
+constexpr int kMaxLocalRedirects = 10;
+constexpr size_t kMaxStderrLine = 4096;
+constexpr double kStderrBytesPerSec = 64 * 1024;
+constexpr double kStderrBurst = 256 * 1024;
+
+std::string quoted(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s.substr(0, 80)) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    if (c < 0x20) {
+      char esc[8];
+      std::snprintf(esc, sizeof esc, "\\u%04x", c);
+      out += esc;
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  return out + "\"";
+}
+
+// src/cgi_output.ts fromLayout's reasons.
+std::string invalidReason(const CgiHead& h) {
+  switch (h.error) {
+    case CgiError::kTooLarge: return "header section longer than " + std::to_string(kMaxHead) + " bytes";
+    case CgiError::kNoFields: return "no header fields before the blank line";
+    case CgiError::kMalformedLine: return "malformed header line " + quoted(h.error_text);
+    case CgiError::kBadName: return "bad header name " + quoted(h.error_text);
+    case CgiError::kControlChar: return "control character in " + std::string(h.error_text);
+    case CgiError::kTwoStatus: return "more than one Status field";
+    case CgiError::kTwoLocation: return "more than one Location field";
+    case CgiError::kBadContentLength: return "bad Content-Length " + quoted(h.error_text);
+    case CgiError::kConflictingLength: return "conflicting Content-Length fields";
+    case CgiError::kBadStatus: return "bad Status " + quoted(h.error_text);
+    case CgiError::kNotFinal: return "Status " + std::to_string(h.status) + " is not a final status";
+    case CgiError::kEmptyLocation: return "empty Location";
+    case CgiError::kBadNphLine: return "bad NPH status line " + quoted(h.error_text);
+    case CgiError::kTooManyFields: return "too many header fields";
+    default: return "invalid output";
+  }
+}
+
+// src/app_runner.ts kMessages.
+const char* pageMessage(int status) {
+  switch (status) {
+    case 400: return "The request cannot be handed to the application.";
+    case 403: return "You do not have access to this resource.";
+    case 404: return "No application script matches this path.";
+    case 500: return "The application failed.";
+    case 502: return "The application failed or sent a response the server cannot understand.";
+    case 503: return "Too many requests for the application are in progress. Try again shortly.";
+    case 504: return "The application did not answer in time.";
+    default: return nullptr;
+  }
+}
+
+}  // namespace
+
+bool FcgiDispatch::isIdempotent(std::string_view m) {
+  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
+}
+
+bool FcgiDispatch::canResend(const Exchange* ex) const { return !ex->retried && !ex->ended && !ex->emitted; }
+
+void FcgiDispatch::onStdout(Exchange* ex, std::string_view data) {
+  if (ex->head_done) {
+    forward(ex, data);
+    return;
+  }
+  ex->head.append(data);
+  size_t lines = 0;
+  for (char c : ex->head) lines += c == '\n';
+  std::vector<CgiField> fields(lines + 1);
+  CgiHead h;
+  h.fields = fields.data();
+  h.num_fields = fields.size();
+  const long n = parseCgiHead(ex->head.data(), ex->head.size(), kMaxHead, ex->scanned, &h);
+  if (n == kCgiIncomplete) {
+    ex->scanned = ex->head.size();
+    return;
+  }
+  ex->head_done = true;
+  AppSink* s = sink(ex);
+  const bool head_only = ex->req.method == "HEAD";
+  switch (h.kind) {
+    case CgiKind::kInvalid:
+      fail(ex, 502, "bad output from " + label(ex) + ": " + invalidReason(h));
+      return;
+    case CgiKind::kLocalRedirect:
+      localRedirect(ex, h.location);
+      return;
+    case CgiKind::kNph: {
+      // RFC 3875 §5: relayed as written, and the connection closes after it (the
+      // TypeScript runner may keep it open when the script's head frames its body).
+      ex->began = true;
+      if (s) s->appBeginRaw(false);
+      ex->delimited = head_only;
+      ex->left = 0;
+      if (s) s->appWrite(ex->head.data(), static_cast<size_t>(n));
+      if (head_only) {
+        finish(ex, false);
+        return;
+      }
+      break;
+    }
+    case CgiKind::kResponse: {
+      std::vector<std::string> headers;
+      headers.reserve(2 * h.num_fields + 2);
+      bool has_length = false;
+      uint64_t length = 0;
+      for (size_t i = 0; i < h.num_fields; ++i) {
+        const CgiField& f = h.fields[i];
+        if (const char* why = checkHeaderField(f.name, f.value)) {
+          fail(ex, 502, "bad output from " + label(ex) + ": header " + quoted(f.name) + ": " + why);
+          return;
+        }
+        if (equalsIgnoreCase(f.name, "content-length")) {
+          has_length = std::from_chars(f.value.data(), f.value.data() + f.value.size(), length).ec == std::errc();
+        }
+        headers.emplace_back(f.name);
+        headers.emplace_back(f.value);
+      }
+      if (h.has_location) {
+        headers.emplace_back("Location");
+        headers.emplace_back(h.location);
+      }
+      const std::string reason = h.has_status ? std::string(h.reason) : h.has_location ? "Found" : "OK";
+      const bool no_body = head_only || h.status == 204 || h.status == 304;
+      ex->delimited = no_body || has_length;
+      ex->left = no_body ? 0 : length;
+      ex->began = true;
+      if (s) s->appBegin(h.status, reason, headers);
+      if (ex->delimited && ex->left == 0) {
+        finish(ex, false);
+        return;
+      }
+      break;
+    }
+  }
+  const std::string rest = ex->head.substr(static_cast<size_t>(n));
+  ex->head.clear();
+  ex->head.shrink_to_fit();
+  forward(ex, rest);
+}
+
+void FcgiDispatch::forward(Exchange* ex, std::string_view data) {
+  if (ex->ended || data.empty()) return;
+  size_t n = data.size();
+  if (ex->delimited) n = static_cast<size_t>(std::min<uint64_t>(n, ex->left));
+  if (n > 0) {
+    AppSink* s = sink(ex);
+    if (s && !s->appWrite(data.data(), n)) ex->paused = true;  // onAppDrain resumes
+    if (ex->delimited) ex->left -= n;
+  }
+  // Content-Length reached: done without waiting for END_REQUEST (read on for the pool).
+  if (ex->delimited && ex->left == 0) finish(ex, false);
+}
+
+void FcgiDispatch::finish(Exchange* ex, bool cut) {
+  if (ex->ended) return;
+  ex->ended = true;
+  ex->paused = false;  // what follows is read and dropped
+  if (AppSink* s = sink(ex)) cut ? s->appAbort() : s->appEnd();
+}
+
+void FcgiDispatch::onEnd(Exchange* ex, std::string_view content) {
+  FcgiEnd e;
+  if (content.size() != 8 || !parseFcgiEnd(content, &e)) {
+    fail(ex, 502, label(ex) + ": END_REQUEST body of " + std::to_string(content.size()) + " bytes, not 8",
+         LogLevel::kError, true);
+    return;
+  }
+  switch (e.protocol_status) {
+    case kFcgiComplete: break;
+    case kFcgiCantMpx:
+      if (canResend(ex)) {
+        dropBackend(ex->backend);
+        ex->backend = nullptr;
+        ex->retried = true;
+        start(ex, true);
+        return;
+      }
+      fail(ex, 502, label(ex) + ": the backend refused the request (FCGI_CANT_MPX_CONN) twice", LogLevel::kError, true);
+      return;
+    case kFcgiOverloaded:
+      fail(ex, 503, label(ex) + ": the backend is overloaded (FCGI_OVERLOADED)", LogLevel::kError, true);
+      return;
+    case kFcgiUnknownRole:
+      fail(ex, 502, label(ex) + ": the backend does not play the responder role (FCGI_UNKNOWN_ROLE)", LogLevel::kError, true);
+      return;
+    default:
+      fail(ex, 502, label(ex) + ": END_REQUEST with unknown protocolStatus " + std::to_string(e.protocol_status),
+           LogLevel::kError, true);
+      return;
+  }
+  Backend* b = ex->backend;
+  ex->backend = nullptr;
+  release(b);
+  onStderr(ex, {}, true);
+  const std::string code = std::to_string(static_cast<int32_t>(e.app_status));
+  if (!ex->head_done) {
+    if (e.app_status != 0) {
+      fail(ex, 500, label(ex) + " exited with status " + code + " before sending a response");
+    } else {
+      fail(ex, 502, "bad output from " + label(ex) + ": " +
+                        (ex->head.empty() ? "no output" : "output ended before the blank line that closes the header section"));
+    }
+    return;
+  }
+  if (!ex->ended) {
+    if (e.app_status != 0) log(LogLevel::kWarn, "fastcgi " + label(ex) + ": exited with status " + code + " after its head");
+    // A failing application may have stopped mid-body: close instead of ending the framing.
+    finish(ex, e.app_status != 0 || (ex->delimited && ex->left > 0));
+  }
+  endExchange(ex);
+}
+
+void FcgiDispatch::onStderr(Exchange* ex, std::string_view data, bool flush) {
+  Mount& m = *ex->mount;
+  if (!data.empty()) {
+    // Rate limit per mount: what does not fit is dropped and counted.
+    const uint64_t now = uv_now(loop_);
+    m.stderr_tokens = std::min(kStderrBurst, m.stderr_tokens + (now - m.stderr_at_ms) * kStderrBytesPerSec / 1000);
+    m.stderr_at_ms = now;
+    if (static_cast<double>(data.size()) > m.stderr_tokens) {
+      m.stderr_dropped += data.size();
+      return;
+    }
+    m.stderr_tokens -= static_cast<double>(data.size());
+    if (m.stderr_dropped > 0) {
+      log(LogLevel::kError, "fastcgi " + label(ex) + ": [" + std::to_string(m.stderr_dropped) +
+                                " bytes of stderr dropped: over 65536 bytes/s]");
+      m.stderr_dropped = 0;
+    }
+  }
+  std::string& line = ex->stderr_line;
+  auto emit = [&](std::string_view l) {
+    if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
+    if (!l.empty()) log(LogLevel::kError, "fastcgi " + label(ex) + ": " + std::string(l.substr(0, kMaxStderrLine)));
+  };
+  for (char c : data) {
+    if (c == '\n') {
+      emit(line);
+      line.clear();
+    } else {
+      line.push_back(c);
+    }
+  }
+  if (line.size() > kMaxStderrLine || (flush && !line.empty())) {
+    emit(line);
+    line.clear();
+  }
+}
+
+void FcgiDispatch::localRedirect(Exchange* ex, std::string_view location_view) {
+  const std::string location(location_view);
+  // RFC 3875 §6.2.2: answer as if the client had sent a GET for the new location. The
+  // backend connection is not waited for: it closes.
+  if (ex->backend) dropBackend(ex->backend);
+  ex->backend = nullptr;
+  if (ex->redirects >= kMaxLocalRedirects) {
+    fail(ex, 500, "more than " + std::to_string(kMaxLocalRedirects) + " local redirects (last " + location + ")");
+    return;
+  }
+  Mount& m = *ex->mount;
+  AppRequest r = ex->req;
+  r.method = "GET";
+  r.target = location;
+  r.has_body = false;
+  r.content_length = 0;
+  for (size_t i = 0; i + 1 < ex->headers.size(); i += 2) {
+    const std::string& name = ex->headers[i];
+    if (equalsIgnoreCase(name, "content-length") || equalsIgnoreCase(name, "content-type") ||
+        equalsIgnoreCase(name, "transfer-encoding")) {
+      continue;
+    }
+    r.headers.push_back(name);
+    r.headers.push_back(ex->headers[i + 1]);
+  }
+  std::string params, miss;
+  // A target outside this mount (or one that cannot be mapped): the native server or
+  // another mount owns it; let the client ask (app_runner.ts does the same).
+  std::string_view path, query;
+  splitCgiTarget(location, &path, &query);
+  const std::string& prefix = m.cfg.prefix;
+  const bool inside = path.substr(0, prefix.size()) == prefix && (path.size() == prefix.size() || path[prefix.size()] == '/');
+  const int rc = inside ? routeParams(m, r, &params, &miss) : -1;
+  AppSink* s = sink(ex);
+  if (rc < 0) {
+    ex->began = true;
+    if (s) s->appBegin(302, "Found", {"Location", location, "Content-Length", "0"});
+    finish(ex, false);
+    endExchange(ex);
+    return;
+  }
+  const int denied = s ? s->accessStatus(location) : 403;
+  if (denied != 0) {
+    fail(ex, denied, "local redirect to " + location + " refused by [[access]]", LogLevel::kInfo);
+    return;
+  }
+  if (rc == 404) {
+    fail(ex, 404, "no script for " + miss, LogLevel::kInfo);
+    return;
+  }
+  ex->redirects++;
+  ex->req.method = "GET";
+  ex->req.target = location;
+  ex->req.has_body = false;
+  ex->req.content_length = 0;
+  ex->headers = std::move(r.headers);
+  ex->params = std::move(params) + ex->identity_params;
+  ex->body.clear();
+  ex->idempotent = true;
+  ex->answered = ex->retried = ex->emitted = ex->head_done = ex->delimited = false;
+  ex->head.clear();
+  ex->scanned = 0;
+  ex->left = 0;
+  start(ex, false);  // keeps its slot
+}
+
+void FcgiDispatch::fail(Exchange* ex, int status, const std::string& detail, LogLevel level, bool cut) {
+  if (ex->done) return;
+  if (ex->backend) dropBackend(ex->backend);
+  ex->backend = nullptr;
+  if (ex->ended) {  // the response is complete; only the backend's tail went wrong
+    endExchange(ex);
+    return;
+  }
+  if (!detail.empty()) {
+    log(level, "fastcgi " + ex->req.method + " " + ex->req.target + ": " + std::to_string(status) + " " + detail);
+  }
+  if (ex->began) {
+    finish(ex, cut);
+    endExchange(ex);
+    return;
+  }
+  const std::string reason(reasonPhrase(status));
+  const char* message = pageMessage(status);
+  const std::string body = "<!DOCTYPE html>\n<html><head><title>" + std::to_string(status) + " " + reason +
+                           "</title></head>\n<body><h1>" + std::to_string(status) + " " + reason + "</h1>\n<p>" +
+                           (message ? message : reason.c_str()) + "</p></body></html>\n";
+  std::vector<std::string> headers = {"Content-Type", "text/html; charset=utf-8", "Content-Length", std::to_string(body.size())};
+  if (status == 503) headers.insert(headers.end(), {"Retry-After", "1"});
+  ex->began = true;
+  if (AppSink* s = sink(ex)) {
+    s->appBegin(status, reason, headers);
+    s->appWrite(body.data(), body.size());
+  }
+  finish(ex, false);
+  endExchange(ex);
+}
+
+void FcgiDispatch::endExchange(Exchange* ex) {
+  if (ex->done) return;
+  ex->done = true;
+  std::shared_ptr<Mount> m = ex->mount;
+  if (ex->phase == Exchange::kQueued) {
+    for (auto it = m->queue.begin(); it != m->queue.end(); ++it) {
+      if (*it == ex) {
+        m->queue.erase(it);
+        break;
+      }
+    }
+  }
+  if (ex->backend) dropBackend(ex->backend);
+  ex->backend = nullptr;
+  const bool had_slot = ex->has_slot;
+  if (had_slot) {
+    ex->has_slot = false;
+    --m->running;
+  }
+  if (auto it = exchanges_.find(ex->id); it != exchanges_.end() && it->second.get() == ex) {
+    graveyard_.push_back(std::move(it->second));
+    exchanges_.erase(it);
+  }
+  if (had_slot) pump(m.get());
+}
+
+}  // namespace lisod

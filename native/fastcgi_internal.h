@@ -1,0 +1,82 @@
+// The state behind FcgiDispatch (fastcgi_client.h), shared by fastcgi_client.cc (backend
+// side) and fastcgi_exchange.cc (response side). Not for other files.
+#pragma once
+#include <sys/socket.h>
+#include <uv.h>
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fastcgi_client.h"
+#include "fastcgi_route.h"
+
+namespace lisod {
+
+struct FcgiDispatch::Mount {
+  FcgiMountConfig cfg;  // inherited already filtered (filterInheritedEnv)
+  std::weak_ptr<Mount> self;
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
+  std::optional<RootRouter> router;
+  std::vector<Backend*> idle;  // pooled connections, oldest first
+  size_t open = 0;             // connections not yet closed, idle ones included
+  size_t running = 0;          // exchanges holding a slot (max_conns)
+  std::deque<Exchange*> queue;  // waiting for a slot (max_queue)
+  bool pumping = false;
+  bool retired = false;
+  bool announced = false;  // the first request's log line went out  // replaced by a reload: nothing goes back to its pool
+  // FCGI_STDERR budget: a token bucket of bytes (as src/fastcgi/backend.ts StderrBudget).
+  double stderr_tokens = 256 * 1024;
+  uint64_t stderr_at_ms = 0;
+  uint64_t stderr_dropped = 0;
+};
+
+// One backend connection; at most one exchange uses it at a time. Freed by uv_close's
+// callback after dropBackend.
+struct FcgiDispatch::Backend {
+  FcgiDispatch* dispatch = nullptr;
+  std::shared_ptr<Mount> mount;
+  int fd = -1;
+  uv_poll_t poll;
+  int polled = -1;
+  bool connected = false, reused = false, closed = false, eof = false;
+  uint16_t next_id = 0;
+  uint64_t idle_since = 0;
+  std::string in;  // unprocessed bytes from in_off
+  size_t in_off = 0;
+  std::string out;  // records not yet written, from out_off
+  size_t out_off = 0;
+  Exchange* user = nullptr;
+};
+
+// One client request served natively (possibly over several backend requests: a retry,
+// local redirects).
+struct FcgiDispatch::Exchange {
+  enum Phase { kBody, kQueued, kRunning };
+  uint32_t id = 0;  // the AppSink id
+  std::shared_ptr<Mount> mount;
+  uint64_t seq = 0;
+  AppRequest req;  // without headers and identity (see below)
+  std::vector<std::string> headers;  // the request's, for a local redirect's new request
+  std::string params, identity_params;  // PARAMS pairs (identity ones included in params)
+  std::string body;
+  bool idempotent = false;
+  Phase phase = kBody;
+  bool has_slot = false;
+  Backend* backend = nullptr;
+  uint16_t rid = 0;
+  uint64_t deadline_ms = 0;
+  bool answered = false, retried = false, emitted = false;
+  bool head_done = false, began = false, ended = false, paused = false, gone = false, done = false;
+  bool delimited = false;
+  uint64_t left = 0;  // body bytes still to relay when delimited
+  std::string head;   // STDOUT until the head is complete
+  size_t scanned = 0;
+  int redirects = 0;
+  std::string stderr_line;
+};
+
+}  // namespace lisod
