@@ -116,7 +116,7 @@ int spawnChild(const SpawnSpec& spec, Spawned* out, const char** what) {
     *what = "pidfd_open for ";
     return e;
   }
-  fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+  // pidfd_open(2) sets close-on-exec itself.
   out->pid = pid;
   out->pidfd = pidfd;
   out->stdin_fd = spec.stdin_mode == -1 ? p.take(1) : -1;
