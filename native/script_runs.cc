@@ -1,6 +1,6 @@
 // Running child processes (CGI scripts, FastCGI backends) on the libuv loop: one native
-// object per transport starts them and watches, per child, its stdout and stderr pipes and
-// its pidfd. What one wake-up finds — output of either pipe, their ends, the exit — goes to
+// object per loop (src/spawn.ts makes it) starts them and watches, per child, its stdout and
+// stderr pipes and its pidfd. What one wake-up finds — output of either pipe, their ends, the exit — goes to
 // JavaScript in one call, through one callback and one async context made once. This
 // replaces a PipeReader object per pipe and an exit watch per child, each with its own
 // AsyncContext and its own callback per event (perf of the trivial CGI row: ~30% of lisod's
@@ -106,6 +106,7 @@ class ScriptRuns : public Napi::ObjectWrap<ScriptRuns> {
       closeWatch(&run->exit);
       delete run;
     }
+    for (Run* run : finished_) delete run;
     if (epoll_) {
       epoll_->owner = nullptr;
       uv_close(reinterpret_cast<uv_handle_t*>(&epoll_->handle), [](uv_handle_t* h) {
