@@ -4,7 +4,6 @@
       "target_name": "lisod",
       "sources": [
         "native/addon.cc",
-        "native/pipe_reader.cc",
         "native/server.cc",
         "native/connection.cc",
         "native/drive_queue.cc",
@@ -30,6 +29,7 @@
         "native/connection_app.cc",
         "native/file_cache.cc",
         "native/spawn.cc",
+        "native/script_runs.cc",
         "native/tls_identity.cc",
         "native/tls_client_verify.cc",
         "native/access_rules.cc",

@@ -13,7 +13,6 @@
 #include "fastcgi_addon.h"
 #include "identity_addon.h"
 #include "server.h"
-#include "pipe_reader.h"
 #include "response.h"
 #include "spawn.h"
 #include "sys.h"
@@ -381,7 +380,6 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   lisod::initSys(env, exports);
   lisod::initSpawn(env, exports);
   lisod::initIdentity(env, exports);
-  lisod::initPipeReader(env, exports);
   lisod::initLogs(env, exports);
   lisod::initCgiOutput(env, exports);
   return exports;

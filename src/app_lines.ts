@@ -9,8 +9,9 @@ export function forEachLine(output: AppOutput, emit: (line: string) => void, max
   const out = (line: string): void => {
     if (line !== '') emit(line.slice(0, maxLine));
   };
-  const decoder = new StringDecoder('utf8');
+  let decoder: StringDecoder | undefined; // on first output: most scripts write no stderr at all
   output.on('data', (chunk: Buffer) => {
+    decoder ??= new StringDecoder('utf8');
     const lines = (partial + decoder.write(chunk)).split('\n');
     partial = lines.pop() ?? '';
     for (const line of lines) out(line.replace(/\r$/, ''));
@@ -19,5 +20,5 @@ export function forEachLine(output: AppOutput, emit: (line: string) => void, max
       partial = '';
     }
   });
-  output.on('end', () => out(partial + decoder.end()));
+  output.on('end', () => out(partial + (decoder?.end() ?? '')));
 }

@@ -2,9 +2,8 @@
 // in its own process group (src/spawn.ts), its stdin/stdout/stderr as the exchange's streams.
 import fs from 'node:fs';
 import path from 'node:path';
-import { EventEmitter } from 'node:events';
-import type { AppBody, AppEnd, AppInput, AppOutput, AppProcess, AppTransport } from './app_transport.js';
-import { ScriptProcess } from './spawn.js';
+import type { AppBody, AppEnd, AppInput, AppProcess, AppTransport } from './app_transport.js';
+import { ScriptChild, type SpawnOptions } from './spawn.js';
 
 const kKillGraceMs = 2000; // SIGTERM → SIGKILL
 const kStragglerMs = 100; // leader exited, pipe still open this long → SIGTERM the group
@@ -18,45 +17,30 @@ const kStragglerMs = 100; // leader exited, pipe still open this long → SIGTER
  * after the runner has its whole response is left to finish (it may still be writing to a
  * database); it keeps its slot until it exits or the runner's timeout kills it.
  */
-class CgiProcess extends EventEmitter implements AppProcess {
+class CgiProcess extends ScriptChild implements AppProcess {
   readonly label: string;
-  readonly stdin: AppInput | null;
-  readonly stdout: AppOutput;
-  readonly stderr: AppOutput;
-  readonly #child: ScriptProcess;
-  #stdoutDone = false; // EOF or read error
-  #stderrDone = false;
+  readonly #streamsBody: boolean;
   #wantsEnd = false; // complete(), kill() or terminate(): stop waiting for EOF
   #signalled: NodeJS.Signals | null = null;
   #closed = false;
   #killTimer: NodeJS.Timeout | undefined;
   #straggler: NodeJS.Timeout | undefined; // leader gone, a pipe still open: SIGTERM unless it closes soon
 
-  constructor(child: ScriptProcess, name: string, streamsBody: boolean) {
-    super();
-    this.#child = child;
-    this.label = `${name}[${child.pid}]`;
-    this.stdin = streamsBody ? child.stdin : null;
-    this.stdout = child.stdout;
-    this.stderr = child.stderr;
-    child.stdin?.on('error', () => {}); // EPIPE: the script stopped reading; its exit follows
-    child.stdout.once('close', () => {
-      this.#stdoutDone = true;
-      this.#settle();
-    });
-    child.stderr.once('close', () => {
-      this.#stderrDone = true;
-      this.#settle();
-    });
-    child.once('exit', () => {
-      // The script is gone: nobody reads its stdin any more (a socket left open leaks its fd).
-      child.stdin?.destroy();
-      this.#settle();
-    });
+  /** Throws like ScriptChild when the script cannot be started. */
+  constructor(file: string, options: SpawnOptions, name: string, streamsBody: boolean) {
+    super(file, options);
+    this.label = `${name}[${this.pid}]`;
+    this.#streamsBody = streamsBody;
+    this.input?.on('error', () => {}); // EPIPE: the script stopped reading; its exit follows
   }
 
-  get #exited(): boolean {
-    return this.#child.exitCode !== null || this.#child.signalCode !== null;
+  /** The runner's body stream: only when it streams the body (a buffered one is written at spawn). */
+  get stdin(): AppInput | null {
+    return this.#streamsBody ? this.input : null;
+  }
+
+  protected override onEvents(): void {
+    this.#settle();
   }
 
   complete(): void {
@@ -81,11 +65,11 @@ class CgiProcess extends EventEmitter implements AppProcess {
 
   /** Signals the whole process group, whether or not its leader still runs. */
   #signal(signal: NodeJS.Signals): void {
-    if (this.#stdoutDone && this.#stderrDone && this.#exited) return; // nothing of it left to reach
+    if (this.stdoutDone && this.stderrDone && this.exited) return; // nothing of it left to reach
     if (this.#signalled === 'SIGKILL') return;
     this.#signalled = signal;
     try {
-      process.kill(-this.#child.pid, signal); // the script leads its own group (pgid = pid)
+      process.kill(-this.pid, signal); // the script leads its own group (pgid = pid)
     } catch {
       // Group already empty.
     }
@@ -96,23 +80,23 @@ class CgiProcess extends EventEmitter implements AppProcess {
   }
 
   #settle(): void {
-    if (this.#stdoutDone && this.#stderrDone && this.#exited) { // everything is gone
+    if (this.stdoutDone && this.stderrDone && this.exited) { // everything is gone
       clearTimeout(this.#killTimer);
       clearTimeout(this.#straggler);
       this.#killTimer = this.#straggler = undefined;
     }
-    if (this.#closed || !this.#exited) return;
-    if (!this.#stdoutDone && !this.#wantsEnd) return; // the response may still be coming
+    if (this.#closed || !this.exited) return;
+    if (!this.stdoutDone && !this.#wantsEnd) return; // the response may still be coming
     this.#closed = true;
     // The leader exited but something it started may still hold a pipe: end the group. The
     // pipes' EOF may still be unread (one read per wake-up), so look again a little later.
-    if ((!this.#stdoutDone || !this.#stderrDone) && !this.#signalled) {
+    if ((!this.stdoutDone || !this.stderrDone) && !this.#signalled) {
       this.#straggler = setTimeout(() => {
-        if (!this.#stdoutDone || !this.#stderrDone) this.#signal('SIGTERM');
+        if (!this.stdoutDone || !this.stderrDone) this.#signal('SIGTERM');
       }, kStragglerMs);
       this.#straggler.unref();
     }
-    const end: AppEnd = { kind: 'exit', code: this.#child.exitCode, signal: this.#child.signalCode };
+    const end: AppEnd = { kind: 'exit', code: this.exitCode, signal: this.signalCode };
     this.emit('close', end);
   }
 }
@@ -122,26 +106,24 @@ export class CgiTransport implements AppTransport {
   readonly name = 'cgi';
   readonly #script: string;
   readonly #label: string;
+  readonly #cwd: string;
 
   constructor(script: string) {
     this.#script = path.resolve(script);
     this.#label = path.basename(this.#script);
+    this.#cwd = path.dirname(this.#script);
   }
 
   open(env: Record<string, string>, body: AppBody): AppProcess {
     const file = typeof body === 'object' && !Buffer.isBuffer(body) ? body : null;
-    let child: ScriptProcess;
     try {
-      const stdin = file ? file.fd : body === 'none' ? 'ignore' : 'pipe';
-      child = new ScriptProcess(this.#script, { cwd: path.dirname(this.#script), env, stdin });
+      const stdin = file ? file.fd : body === 'none' ? 'ignore' : body === 'stream' ? 'pipe' : (body as Buffer);
+      return new CgiProcess(this.#script, { cwd: this.#cwd, env, stdin }, this.#label, body === 'stream');
     } catch (e) {
       const message = (e as Error).message; // the addon's messages mostly name the script already
       throw new Error(message.includes(this.#script) ? message : `cannot run ${this.#script}: ${message}`);
     } finally {
       if (file) fs.closeSync(file.fd); // the script has its own copy
     }
-    const proc = new CgiProcess(child, this.#label, body === 'stream');
-    if (Buffer.isBuffer(body)) child.stdin!.end(body); // ≤ kMemoryBodyBytes: fits the pipe
-    return proc;
   }
 }

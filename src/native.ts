@@ -209,30 +209,35 @@ export interface NativeAddon {
   sdNotify(message: string): boolean;
   // Raises RLIMIT_NOFILE soft limit to the hard limit; returns the new soft limit.
   raiseFdLimit(): number;
-  // posix_spawn (no fork of this large process): the child leads its own process group,
-  // default signal dispositions, cwd set. stdin: an fd to hand over, -1 = new pipe, -2 = /dev/null.
-  // Returns parent-side fds (stdin -1 unless piped). Throws Error with code ENOENT/EACCES/ENOEXEC.
-  // args: argv[1…] (argv[0] is file).
-  spawnProcess(file: string, env: string[], cwd: string, stdin: number, args?: string[]):
-    { pid: number; pidfd: number; stdin: number; stdout: number; stderr: number };
   // A close-on-exec Unix stream socket bound to path and listening (a FastCGI backend's fd 0).
   // The caller closes the fd (fs.closeSync) and removes the path. Throws with errno and path.
   listenUnix(path: string, backlog: number): number;
-  // Polls the pidfd on the event loop, reaps the child, calls back once; closes pidfd.
-  watchExit(pidfd: number, callback: (code: number | null, signal: number | null) => void): void;
-  // Reads a pipe's fd (taken over, made non-blocking) on the event loop: onChunk(Buffer, 0)
-  // per read of up to 64 KiB, then once onChunk(null, errno) — errno 0 at end of file —
-  // with the fd already closed. pause()/resume() stop and restart reading.
-  PipeReader: new (fd: number, onChunk: (chunk: Buffer | null, errno: number) => void) => NativePipeReader;
+  // Starts children with posix_spawn (no fork of this large process; each leads its own
+  // process group, default signal dispositions, cwd set) and watches their stdout, stderr and
+  // pidfd on the loop (native/script_runs.cc). One per thread; see NativeScriptRuns.
+  ScriptRuns: new (onEvent: ScriptRunsEvent) => NativeScriptRuns;
   // The CGI output head parser (native/cgi_output.h; layout in native/cgi_output_addon.h),
   // used by src/cgi_output.ts: null while the head is incomplete.
   parseCgiHead(buf: Buffer, maxHead: number, scanned: number): Int32Array | null;
   interpretCgiLines(buf: Buffer, lineEnds: Uint32Array): Int32Array;
 }
 
-export interface NativePipeReader {
-  pause(): void;
-  resume(): void;
+/**
+ * What one wake-up found for child `token`: stdout and stderr bytes (up to 64 KiB each), and
+ * flags — 1 stdout ended (2: at EOF, not a read error), 4 stderr ended (8: at EOF), 16 exited
+ * (code ≥ 0, or -1 when signalled/unknown; signal 0 when none), 32 done (both pipes closed
+ * and the child reaped: the token's last event). Pipe fds and pidfd are closed by the addon.
+ */
+export type ScriptRunsEvent = (token: number, stdout: Buffer | undefined, stderr: Buffer | undefined,
+  flags: number, code: number, signal: number) => void;
+
+export interface NativeScriptRuns {
+  // Starts file (argv[0] = file, then args) with env "NAME=value\0…" in cwd. stdin: an fd to
+  // hand over, -1 = new pipe, -2 = /dev/null. Fills out with [token, pid, stdin write end or
+  // -1]. Throws an Error with code ENOENT/EACCES/ENOEXEC/EMFILE/ESPAWN.
+  spawn(file: string, env: string, cwd: string, stdin: number, args: string[] | null, out: Int32Array): void;
+  pause(token: number): void; // stops reading the child's stdout
+  resume(token: number): void;
 }
 
 const require = createRequire(import.meta.url);

@@ -1,84 +1,194 @@
-// Starts a CGI script through the addon's posix_spawn (no fork of this large process)
-// and exposes it like a ChildProcess: stdin stream, stdout/stderr readers, pid, 'exit'/'close'.
+// Starts child processes (CGI scripts, FastCGI backends) through the addon's posix_spawn (no
+// fork of this large process) and watches them on the loop: ScriptChild is one child with its
+// stdout/stderr readers, pid and exit; ScriptProcess adds ChildProcess-like 'exit'/'close'.
 import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
-import { native, type NativePipeReader } from './native.js';
+import { native, type NativeScriptRuns } from './native.js';
 
 export interface SpawnOptions {
   cwd: string;
   env: Record<string, string>;
-  stdin: number | 'pipe' | 'ignore'; // an fd to hand over (the caller still closes its copy)
+  // An fd to hand over (the caller still closes its copy), a new pipe, /dev/null, or a pipe
+  // holding these bytes and then closed.
+  stdin: number | 'pipe' | 'ignore' | Buffer;
   args?: string[]; // argv[1…]
 }
 
-/**
- * A script's stdout or stderr: 'data' (Buffer) per read, then 'end' at end of file (not after
- * a read error), then 'close'. Read by the addon on the loop — a net.Socket per pipe cost
- * ~40% of lisod's own CPU per CGI request.
- */
-export class OutputPipe extends EventEmitter {
-  readonly #reader: NativePipeReader;
-  #paused = false;
+const kPipeBuf = 4096; // POSIX PIPE_BUF on Linux: the least an empty pipe holds
 
-  constructor(fd: number) {
-    super();
-    this.#reader = new native.PipeReader(fd, (chunk, errno) => {
-      if (chunk) {
-        this.emit('data', chunk);
-        return;
-      }
-      if (errno === 0) this.emit('end');
-      this.emit('close');
+// Event flags of the addon's ScriptRuns (native/script_runs.cc).
+const kOutEnd = 1, kOutEof = 2, kErrEnd = 4, kErrEof = 8, kExited = 16, kDone = 32;
+
+/** Who gets a child's events: what one wake-up of the loop found, in one call. */
+interface ScriptSink {
+  deliver(out: Buffer | undefined, err: Buffer | undefined, flags: number, code: number, signal: number): void;
+}
+
+/** The loop's one native ScriptRuns (per thread: each worker loads its own copy of this module). */
+class Runs {
+  readonly native: NativeScriptRuns;
+  readonly #sinks = new Map<number, ScriptSink>();
+  readonly #ids = new Int32Array(3); // spawn's out: token, pid, stdin fd
+
+  constructor() {
+    this.native = new native.ScriptRuns((token, out, err, flags, code, signal) => {
+      const sink = this.#sinks.get(token);
+      if (flags & kDone) this.#sinks.delete(token);
+      sink?.deliver(out, err, flags, code, signal);
     });
   }
 
+  /** Throws an Error with code ENOENT/EACCES/ENOEXEC/EMFILE when the child cannot be started. */
+  start(file: string, o: SpawnOptions, sink: ScriptSink): { token: number; pid: number; stdin: number } {
+    let env = '';
+    for (const name in o.env) {
+      const value = o.env[name]!;
+      if (!value.includes('\0')) env += `${name}=${value}\0`; // execve cannot carry a NUL
+    }
+    const stdin = typeof o.stdin === 'number' ? o.stdin : o.stdin === 'ignore' ? -2 : -1;
+    this.native.spawn(file, env, o.cwd, stdin, o.args ?? null, this.#ids);
+    const token = this.#ids[0]!;
+    this.#sinks.set(token, sink);
+    return { token, pid: this.#ids[1]!, stdin: this.#ids[2]! };
+  }
+}
+
+let runs: Runs | undefined;
+
+/**
+ * A child's stdout or stderr: 'data' (Buffer) per read, then 'end' at end of file (not after
+ * a read error), then 'close'. Read by the addon on the loop (a net.Socket per pipe cost ~40%
+ * of lisod's own CPU per CGI request). Plain listener lists: no EventEmitter per pipe.
+ */
+export class OutputPipe {
+  readonly #token: number;
+  readonly #pausable: boolean;
+  #paused = false;
+  #data: Array<(b: Buffer) => void> = [];
+  #end: Array<() => void> = [];
+  #close: Array<() => void> = [];
+
+  constructor(token: number, pausable: boolean) {
+    this.#token = token;
+    this.#pausable = pausable;
+  }
+
+  on(event: 'data', cb: (b: Buffer) => void): this;
+  on(event: 'end' | 'close', cb: () => void): this;
+  on(event: 'data' | 'end' | 'close', cb: ((b: Buffer) => void) | (() => void)): this {
+    if (event === 'data') this.#data.push(cb as (b: Buffer) => void);
+    else (event === 'end' ? this.#end : this.#close).push(cb as () => void);
+    return this;
+  }
+
+  /** Stops reading (stdout only: stderr is always read, so a chatty script cannot block on it). */
   pause(): void {
-    if (this.#paused) return;
+    if (this.#paused || !this.#pausable) return;
     this.#paused = true;
-    this.#reader.pause();
+    runs!.native.pause(this.#token);
   }
 
   /** Cheap when not paused (no call into the addon, whose resume re-arms the poll). */
   resume(): void {
     if (!this.#paused) return;
     this.#paused = false;
-    this.#reader.resume();
+    runs!.native.resume(this.#token);
+  }
+
+  push(chunk: Buffer): void {
+    for (const cb of this.#data) cb(chunk);
+  }
+
+  finish(eof: boolean): void {
+    if (eof) for (const cb of this.#end) cb();
+    for (const cb of this.#close) cb();
+    this.#data = [];
+    this.#end = [];
+    this.#close = [];
   }
 }
 
-/** A running script. 'close' (code, signal) follows exit and the end of stdout and stderr. */
-export class ScriptProcess extends EventEmitter {
+/**
+ * A started child in its own process group (pgid = pid), default signal dispositions,
+ * cwd set. Subclasses see its events through `onEvents` after the pipes and exit fields
+ * are updated: stdout's data and end, stderr's, then the exit — in that order.
+ */
+export class ScriptChild extends EventEmitter implements ScriptSink {
   readonly pid: number;
-  readonly stdin: net.Socket | null;
+  readonly input: net.Socket | null; // stdin 'pipe', or a Buffer too big to write at once
   readonly stdout: OutputPipe;
   readonly stderr: OutputPipe;
   exitCode: number | null = null;
   signalCode: NodeJS.Signals | null = null;
-  #pending = 3; // exit, stdout closed, stderr closed
+  exited = false;
+  stdoutDone = false; // EOF or read error
+  stderrDone = false;
 
   /** Throws an Error with code ENOENT/EACCES/ENOEXEC when the script cannot be started. */
   constructor(file: string, options: SpawnOptions) {
     super();
-    const env = Object.entries(options.env).map(([k, v]) => `${k}=${v}`);
-    const stdin = typeof options.stdin === 'number' ? options.stdin : options.stdin === 'pipe' ? -1 : -2;
-    const p = native.spawnProcess(file, env, options.cwd, stdin, options.args);
+    const p = (runs ??= new Runs()).start(file, options, this);
     this.pid = p.pid;
-    this.stdin = p.stdin >= 0 ? new net.Socket({ fd: p.stdin, readable: false, writable: true }) : null;
-    this.stdout = new OutputPipe(p.stdout);
-    this.stderr = new OutputPipe(p.stderr);
-    for (const s of [this.stdout, this.stderr]) s.once('close', () => this.#settle()); // exit reports what happened
-    native.watchExit(p.pidfd, (code, signal) => {
-      this.exitCode = code;
-      this.signalCode = signal === null ? null : signalName(signal);
-      this.emit('exit', this.exitCode, this.signalCode);
-      this.#settle();
-    });
+    this.input = p.stdin >= 0 ? openInput(p.stdin, options.stdin) : null;
+    this.stdout = new OutputPipe(p.token, true);
+    this.stderr = new OutputPipe(p.token, false);
   }
 
-  #settle(): void {
-    if (--this.#pending === 0) this.emit('close', this.exitCode, this.signalCode);
+  deliver(out: Buffer | undefined, err: Buffer | undefined, flags: number, code: number, signal: number): void {
+    if (out) this.stdout.push(out);
+    if (flags & kOutEnd) {
+      this.stdoutDone = true;
+      this.stdout.finish((flags & kOutEof) !== 0);
+    }
+    if (err) this.stderr.push(err);
+    if (flags & kErrEnd) {
+      this.stderrDone = true;
+      this.stderr.finish((flags & kErrEof) !== 0);
+    }
+    if (flags & kExited) {
+      this.exited = true;
+      this.exitCode = code >= 0 && signal === 0 ? code : null;
+      this.signalCode = signal !== 0 ? signalName(signal) : null;
+      this.input?.destroy(); // nobody reads it any more (a socket left open leaks its fd)
+    }
+    this.onEvents(flags);
   }
+
+  protected onEvents(_flags: number): void {}
+}
+
+/** A child with 'exit' (code, signal) and then 'close' (code, signal) after both pipes closed. */
+export class ScriptProcess extends ScriptChild {
+  get stdin(): net.Socket | null {
+    return this.input;
+  }
+
+  protected override onEvents(flags: number): void {
+    if (flags & kExited) this.emit('exit', this.exitCode, this.signalCode);
+    if (flags & kDone) this.emit('close', this.exitCode, this.signalCode);
+  }
+}
+
+/**
+ * The parent's end of a new stdin pipe as a socket, or null once a small Buffer body is in it:
+ * up to PIPE_BUF bytes always fit an empty pipe, so that write never blocks (no socket needed).
+ */
+function openInput(fd: number, stdin: SpawnOptions['stdin']): net.Socket | null {
+  if (Buffer.isBuffer(stdin) && stdin.length <= kPipeBuf) {
+    try {
+      if (stdin.length > 0) fs.writeSync(fd, stdin);
+    } catch {
+      // EPIPE: the script exited without reading; its exit tells the rest.
+    } finally {
+      fs.closeSync(fd);
+    }
+    return null;
+  }
+  const socket = new net.Socket({ fd, readable: false, writable: true });
+  if (Buffer.isBuffer(stdin)) socket.end(stdin); // up to kMemoryBodyBytes: fits the pipe
+  return socket;
 }
 
 function signalName(n: number): NodeJS.Signals {

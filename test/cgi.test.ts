@@ -213,7 +213,9 @@ for (const tls of [false, true]) {
 
   test(`${scheme}: chunked POST gets CONTENT_LENGTH after decoding`, async (t) => {
     const l = await envServer();
-    for (const size of [5000, 3 << 20]) { // the second spools to a temp file
+    // ≤ 4096 bytes (PIPE_BUF) go into the script's stdin pipe at spawn, then up to 64 KiB
+    // through a socket on the pipe, above that from a spool file (3 MiB: a temp file).
+    for (const size of [1, 4096, 4097, 5000, 65536, 3 << 20]) {
       const body = crypto.randomBytes(size);
       const res = await exchange1(chunkedPost('/cgi/chunked', body, [1, 100, 4096, 65536, 7]), { port: port(l, tls), tls });
       const d = dump(res);

@@ -1,4 +1,4 @@
-// ScriptProcess (posix_spawn + pidfd) and its OutputPipe readers (the addon's PipeReader):
+// ScriptProcess (posix_spawn + pidfd) and its OutputPipe readers (the addon's ScriptRuns):
 // every byte in order, 'end' then 'close', pause really stops reading, no fd left open.
 // Serial: the fd count of this process is part of what is checked.
 import test from 'ava';
@@ -92,4 +92,48 @@ test.serial('a script that exits without output: end and close on both pipes, ex
   t.is(out.data.length + err.data.length, 0);
   t.deepEqual(out.events, ['end', 'close']);
   t.is(code, 0);
+});
+
+test.serial('a Buffer stdin reaches the script whole: written at spawn up to PIPE_BUF, through a socket above', async (t) => {
+  const dir = testTempDir(t, 'lisod-spawn-');
+  const file = script(dir, 'cat.py', 'data = sys.stdin.buffer.read(); sys.stdout.buffer.write(b"%d " % len(data) + data)');
+  for (const size of [0, 1, 4096, 4097, 65536]) {
+    const input = crypto.randomBytes(size);
+    const child = new ScriptProcess(file, { cwd: dir, env: {}, stdin: input });
+    t.is(child.stdin === null, size <= 4096, `size ${size}: no socket for a body written at once`);
+    const out = await collect(child.stdout);
+    t.deepEqual(out.data, Buffer.concat([Buffer.from(`${size} `), input]), `size ${size}`);
+  }
+});
+
+test.serial('events come in order: both pipes\' ends, exit, close; a signal is reported by name', async (t) => {
+  const dir = testTempDir(t, 'lisod-spawn-');
+  const file = script(dir, 'order.py', 'print("out"); print("err", file=sys.stderr); sys.stdout.flush(); sys.stderr.flush()');
+  const child = new ScriptProcess(file, { cwd: dir, env: {}, stdin: 'ignore' });
+  const events: string[] = [];
+  child.stdout.on('end', () => events.push('stdout end'));
+  child.stderr.on('end', () => events.push('stderr end'));
+  child.on('exit', (code: number | null) => events.push(`exit ${code}`));
+  await new Promise<void>((resolve) => child.on('close', () => resolve()));
+  // The two pipes' ends may come in either order (one batch delivers stdout's first).
+  t.deepEqual([...events.slice(0, 2)].sort(), ['stderr end', 'stdout end']);
+  t.is(events[2], 'exit 0');
+
+  const sleeper = script(dir, 'sleep.py', 'time.sleep(30)');
+  const slow = new ScriptProcess(sleeper, { cwd: dir, env: {}, stdin: 'ignore' });
+  const closed = new Promise<[number | null, string | null]>((resolve) => slow.on('close', (c, s) => resolve([c, s])));
+  process.kill(-slow.pid, 'SIGKILL');
+  t.deepEqual(await closed, [null, 'SIGKILL']);
+});
+
+test.serial('a script that cannot start throws ENOENT/EACCES and leaves no fd open', async (t) => {
+  const dir = testTempDir(t, 'lisod-spawn-');
+  const before = openFds();
+  const missing = path.join(dir, 'missing.py');
+  t.throws(() => new ScriptProcess(missing, { cwd: dir, env: {}, stdin: 'pipe' }), { code: 'ENOENT' });
+  const plain = path.join(dir, 'plain.txt');
+  fs.writeFileSync(plain, 'not executable', { mode: 0o644 });
+  t.throws(() => new ScriptProcess(plain, { cwd: dir, env: {}, stdin: 'ignore' }), { code: 'EACCES' });
+  const leaked = openFds().filter((fd) => !before.includes(fd) && /pipe:|pidfd|socket:/.test(fd));
+  t.deepEqual(leaked, []);
 });
