@@ -12,6 +12,7 @@ import { getClientPki, type ClientCert, type ClientPki } from './helpers/client_
 import { startLisod, type Lisod, type TomlTable } from './helpers/lisod.js';
 import { tempDir } from './helpers/tmp.js';
 import { FakeBackend } from './helpers/fastcgi.js';
+import { waitFor } from './helpers/daemon.js';
 
 /** The recording backend's answers, by the first PATH_INFO segment. */
 function answer(s: net.Socket, id: number, env: Record<string, string>): void {
@@ -68,6 +69,8 @@ test.after.always(async () => {
 });
 
 const errorLog = (l: Lisod): string => fs.readFileSync(path.join(l.dirs.logs, 'error.log'), 'utf8');
+/** The error log once it matches `re` (lines are written after the response may have gone out). */
+const logLine = (l: Lisod, re: RegExp): Promise<string> => waitFor(() => (re.test(errorLog(l)) ? errorLog(l) : ''), 10_000, `${re} in the error log`);
 
 async function send(l: Lisod, raw: string | Buffer, tls: boolean, cert?: ClientCert): Promise<HttpResponse> {
   return exchange1(raw, {
@@ -152,7 +155,7 @@ test('a backend that closes before answering → 502; one that dies mid-body →
   const { native } = await servers();
   const before = await send(native, get('/rec/die-before'), false);
   t.is(before.status, 502);
-  t.regex(errorLog(native), /fastcgi GET \/rec\/die-before: 502 \/rec\/#\d+: the backend connection failed: connection closed/);
+  t.regex(await logLine(native, /fastcgi GET \/rec\/die-before: 502 /), /fastcgi GET \/rec\/die-before: 502 \/rec\/#\d+: the backend connection failed: connection closed/);
   // The head went out with Content-Length: 100; only 10 bytes follow, then the connection closes.
   const raw = await withConn({ port: native.httpPort }, async (c) => {
     await c.write(get('/rec/die-after'));
@@ -170,7 +173,7 @@ test('records for another request id → 502 and the backend connection is dropp
   const closedBefore = rec.closed;
   const r = await send(native, get('/rec/wrong-id'), false);
   t.is(r.status, 502);
-  t.regex(errorLog(native), /502 \/rec\/#\d+: FastCGI record type 6 for request \d+, expected \d+/);
+  t.regex(await logLine(native, /FastCGI record type 6 for request/), /502 \/rec\/#\d+: FastCGI record type 6 for request \d+, expected \d+/);
   for (let i = 0; i < 50 && rec.closed === closedBefore; i++) await new Promise((res) => setTimeout(res, 20));
   t.true(rec.closed > closedBefore, 'lisod closed the connection');
 });
