@@ -17,10 +17,12 @@
 
 namespace lisod {
 
-// One request/response exchange. Owned by H2Session::streams_; nghttp2 holds a raw
-// pointer as stream user data and as the data source of the response body.
+// One request/response exchange. Owned by H2Session::streams_ (at index slot); nghttp2
+// holds a raw pointer as stream user data and as the data source of the response body.
+// Closed streams are reset and reused (H2Session::spare_), keeping their strings' buffers.
 struct H2Stream {
   int32_t id = 0;
+  size_t slot = 0;
   uint64_t opened_ms = 0, progress_ms = 0;  // progress: the last response DATA produced
   std::string method, path, referer, user_agent;
   StaticFields fields;  // for a static answer
@@ -38,6 +40,18 @@ struct H2Stream {
   std::vector<std::string> app_headers;  // flat name, value
   int64_t content_length = -1;
   std::unique_ptr<H2App> app;
+
+  // Back to a new stream's state, keeping the buffers of the strings every request fills.
+  void reset() {
+    std::string keep[] = {std::move(method), std::move(path), std::move(referer), std::move(user_agent),
+                          std::move(authority)};
+    *this = H2Stream();
+    std::string* mine[] = {&method, &path, &referer, &user_agent, &authority};
+    for (size_t i = 0; i < std::size(keep); ++i) {
+      keep[i].clear();
+      *mine[i] = std::move(keep[i]);
+    }
+  }
 };
 
 namespace {
@@ -47,6 +61,22 @@ constexpr uint64_t kResetRate = 33;      // a burst, then this many per second
 constexpr size_t kMaxContinuations = 8;  // CONTINUATION frames per header block
 
 std::string_view view(const uint8_t* p, size_t n) { return {reinterpret_cast<const char*>(p), n}; }
+
+// The lower-case form (RFC 9113 §8.2.1) of the names response_plan.cc uses, so the common
+// answers are not lower-cased byte by byte; "" for any other name.
+std::string_view lowerPlanName(std::string_view name) {
+  static constexpr std::string_view kNames[][2] = {
+      {"Content-Type", "content-type"},   {"Last-Modified", "last-modified"},
+      {"ETag", "etag"},                   {"Vary", "vary"},
+      {"Accept-Ranges", "accept-ranges"}, {"Content-Encoding", "content-encoding"},
+      {"Content-Range", "content-range"}, {"Location", "location"},
+      {"Allow", "allow"},
+  };
+  for (const auto& [canonical, lower] : kNames) {
+    if (name == canonical) return lower;
+  }
+  return {};
+}
 
 }  // namespace
 
@@ -59,11 +89,18 @@ struct H2Callbacks {
   static int onBeginHeaders(nghttp2_session* ng, const nghttp2_frame* frame, void* user) {
     auto* self = static_cast<H2Session*>(user);
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-    auto s = std::make_unique<H2Stream>();
+    std::unique_ptr<H2Stream> s;
+    if (self->spare_.empty()) {
+      s = std::make_unique<H2Stream>();
+    } else {
+      s = std::move(self->spare_.back());
+      self->spare_.pop_back();
+    }
     s->id = frame->hd.stream_id;
     s->opened_ms = self->server_->nowMs();
+    s->slot = self->streams_.size();
     nghttp2_session_set_stream_user_data(ng, s->id, s.get());
-    self->streams_[s->id] = std::move(s);
+    self->streams_.push_back(std::move(s));
     return 0;
   }
 
@@ -140,18 +177,16 @@ struct H2Callbacks {
     return 0;
   }
 
-  static int onStreamClose(nghttp2_session*, int32_t id, uint32_t, void* user) {
+  static int onStreamClose(nghttp2_session* ng, int32_t id, uint32_t, void* user) {
     auto* self = static_cast<H2Session*>(user);
-    auto it = self->streams_.find(id);
-    if (it == self->streams_.end()) return 0;
-    if (it->second->app) {
-      it->second->app->detach();  // a client reset kills the script
+    H2Stream* s = stream(ng, id);
+    if (s == nullptr) return 0;
+    if (s->app) {
+      s->app->detach();  // a client reset kills the script
       --self->app_streams_;
     }
-    if (it->second->status != 0 || (it->second->app && it->second->app->status() != 0)) {
-      self->logStream(*it->second);
-    }
-    self->streams_.erase(it);
+    if (s->status != 0 || (s->app && s->app->status() != 0)) self->logStream(*s);
+    self->closeStream(*s);
     return 0;
   }
 
@@ -213,7 +248,8 @@ std::unique_ptr<H2Session> H2Session::create(Server* server, std::string_view re
   nghttp2_option_set_max_settings(opt, 32);
   nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
   nghttp2_option_set_no_closed_streams(opt, 1);  // no RFC 7540 priority tree to keep them for
-  int rv = nghttp2_session_server_new2(&self->session_, cbs, self.get(), opt);
+  nghttp2_mem mem = self->pool_.mem();
+  int rv = nghttp2_session_server_new3(&self->session_, cbs, self.get(), opt, &mem);
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
   if (rv != 0) return nullptr;
@@ -279,7 +315,7 @@ void H2Session::shutdown() {
 }
 
 bool H2Session::responseStalled(uint64_t now_ms, uint64_t limit_ms) const {
-  for (const auto& [id, s] : streams_) {
+  for (const auto& s : streams_) {
     if (s->responded && s->sent < s->plan.bodySize() && now_ms - s->progress_ms >= limit_ms) return true;
   }
   return false;
@@ -287,13 +323,13 @@ bool H2Session::responseStalled(uint64_t now_ms, uint64_t limit_ms) const {
 
 size_t H2Session::resetSlowStreams(uint64_t now_ms, uint64_t limit_ms) {
   std::vector<H2Stream*> slow;
-  for (const auto& [id, s] : streams_) {
+  for (const auto& s : streams_) {
     if (!s->request_done && !s->responded && now_ms - s->opened_ms >= limit_ms) slow.push_back(s.get());
   }
   for (H2Stream* s : slow) respond(*s, planError(408, "The request did not arrive in time."));
   size_t n = slow.size();
   std::vector<H2App*> apps;
-  for (const auto& [id, s] : streams_) {
+  for (const auto& s : streams_) {
     if (s->app) apps.push_back(s->app.get());
   }
   for (H2App* app : apps) n += app->expire(now_ms) ? 1 : 0;  // resets are queued, not closed yet
@@ -362,10 +398,24 @@ void H2Session::startApp(H2Stream& s, int mount) {
 }
 
 void H2Session::respondError(int32_t id, int status, std::string_view detail) {
-  auto it = streams_.find(id);
-  if (it == streams_.end()) return;
-  respond(*it->second, planError(status, detail));
+  H2Stream* s = H2Callbacks::stream(session_, id);
+  if (s == nullptr) return;
+  respond(*s, planError(status, detail));
   wake_();
+}
+
+void H2Session::closeStream(H2Stream& s) {
+  size_t slot = s.slot;
+  std::unique_ptr<H2Stream> mine = std::move(streams_[slot]);
+  if (slot + 1 != streams_.size()) {  // the last stream takes the freed slot
+    streams_[slot] = std::move(streams_.back());
+    streams_[slot]->slot = slot;
+  }
+  streams_.pop_back();
+  if (spare_.size() < kSpareStreams) {
+    mine->reset();  // also lets go of the response's file
+    spare_.push_back(std::move(mine));
+  }
 }
 
 void H2Session::attach(std::function<void()> wake, H2Peer peer) {
@@ -376,18 +426,18 @@ void H2Session::attach(std::function<void()> wake, H2Peer peer) {
 void H2Session::pumpApps() {
   if (app_streams_ == 0) return;
   std::vector<int32_t> ids;
-  for (const auto& [id, s] : streams_) {
-    if (s->app) ids.push_back(id);
+  for (const auto& s : streams_) {
+    if (s->app) ids.push_back(s->id);
   }
   // JavaScript runs in pump(); it queues frames but cannot close a stream meanwhile.
   for (int32_t id : ids) {
-    auto it = streams_.find(id);
-    if (it != streams_.end() && it->second->app) it->second->app->pump();
+    H2Stream* s = H2Callbacks::stream(session_, id);
+    if (s != nullptr && s->app) s->app->pump();
   }
 }
 
 void H2Session::detachApps() {
-  for (auto& [id, s] : streams_) {
+  for (auto& s : streams_) {
     if (s->app) s->app->detach();
   }
 }
@@ -415,6 +465,10 @@ void H2Session::respond(H2Stream& s, ResponsePlan&& plan) {
   add("server", kServerSoftware);
   add("date", server_->httpDate());
   for (const auto& [name, value] : s.plan.headers) {
+    if (std::string_view known = lowerPlanName(name); !known.empty()) {  // a constant: only the value is checked
+      if (checkHeaderField(known, value) == nullptr) add(known, value);
+      continue;
+    }
     if (checkHeaderField(name, value) != nullptr || name.size() > kNameBytes - lower_used) continue;
     char* l = lower + lower_used;
     for (size_t i = 0; i < name.size(); ++i) {
@@ -434,7 +488,7 @@ void H2Session::respond(H2Stream& s, ResponsePlan&& plan) {
 }
 
 void H2Session::logUnfinished() {
-  for (auto& [id, s] : streams_) {
+  for (auto& s : streams_) {
     if (s->status != 0 || (s->app && s->app->status() != 0)) logStream(*s);
     s->status = 0;
     if (s->app) s->app->detach();  // kept: a pump() on the stack may still be inside it
