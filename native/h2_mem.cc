@@ -1,6 +1,7 @@
 // H2Pool: size-class free lists behind nghttp2_mem.
 #include "h2_mem.h"
 
+#include <bit>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -19,10 +20,9 @@ static_assert(sizeof(Header) == 16);
 
 Header* headerOf(void* p) { return static_cast<Header*>(p) - 1; }
 
+// 0 for up to 64 bytes, 1 for up to 128, … (size ≤ kMaxClassBytes).
 int classOf(size_t size) {
-  int c = 0;
-  for (size_t cap = H2Pool::kMinClassBytes; cap < size; cap <<= 1) ++c;
-  return c;
+  return size <= H2Pool::kMinClassBytes ? 0 : static_cast<int>(std::bit_width((size - 1) / H2Pool::kMinClassBytes));
 }
 
 }  // namespace

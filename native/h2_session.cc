@@ -41,16 +41,24 @@ struct H2Stream {
   int64_t content_length = -1;
   std::unique_ptr<H2App> app;
 
-  // Back to a new stream's state, keeping the buffers of the strings every request fills.
+  // Back to a new stream's state, keeping the strings' buffers. Every field above is
+  // reset here: a field added to H2Stream must be added here too.
   void reset() {
-    std::string keep[] = {std::move(method), std::move(path), std::move(referer), std::move(user_agent),
-                          std::move(authority)};
-    *this = H2Stream();
-    std::string* mine[] = {&method, &path, &referer, &user_agent, &authority};
-    for (size_t i = 0; i < std::size(keep); ++i) {
-      keep[i].clear();
-      *mine[i] = std::move(keep[i]);
-    }
+    id = 0;
+    slot = 0;
+    opened_ms = progress_ms = 0;
+    for (std::string* str : {&method, &path, &referer, &user_agent, &authority}) str->clear();
+    fields = StaticFields();
+    header_bytes = 0;
+    body_bytes = 0;
+    request_done = responded = head_only = false;
+    plan = ResponsePlan();  // also lets go of the response's file
+    sent = queued = 0;
+    status = 0;
+    mount = kMountUnknown;
+    app_headers.clear();
+    content_length = -1;
+    app.reset();
   }
 };
 
@@ -82,8 +90,13 @@ std::string_view lowerPlanName(std::string_view name) {
 
 // nghttp2's C callbacks, forwarding to the session (user_data) and its streams.
 struct H2Callbacks {
-  static H2Stream* stream(nghttp2_session* ng, int32_t id) {
-    return static_cast<H2Stream*>(nghttp2_session_get_stream_user_data(ng, id));
+  // The stream of a frame: the last one found (a request's header fields and frames come
+  // one after another), else nghttp2's stream user data; nullptr when closed or unknown.
+  static H2Stream* stream(H2Session* self, int32_t id) {
+    if (self->hot_ != nullptr && self->hot_->id == id) return self->hot_;
+    auto* s = static_cast<H2Stream*>(nghttp2_session_get_stream_user_data(self->session_, id));
+    if (s != nullptr) self->hot_ = s;
+    return s;
   }
 
   static int onBeginHeaders(nghttp2_session* ng, const nghttp2_frame* frame, void* user) {
@@ -107,7 +120,7 @@ struct H2Callbacks {
   static int onHeader(nghttp2_session* ng, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
                       const uint8_t* value, size_t valuelen, uint8_t, void* user) {
     auto* self = static_cast<H2Session*>(user);
-    H2Stream* s = stream(ng, frame->hd.stream_id);
+    H2Stream* s = stream(self, frame->hd.stream_id);
     if (s == nullptr) return 0;
     s->header_bytes += namelen + valuelen + 32;
     // Over SETTINGS_MAX_HEADER_LIST_SIZE: reset the stream (and stop decoding into it),
@@ -139,7 +152,7 @@ struct H2Callbacks {
     // With NGHTTP2_OPT_NO_AUTO_WINDOW_UPDATE: the connection window comes back at once
     // (each stream's window bounds what waits); a stream's as its reader takes the bytes.
     nghttp2_session_consume_connection(ng, len);
-    H2Stream* s = stream(ng, id);
+    H2Stream* s = stream(self, id);
     if (s == nullptr) return 0;
     if (s->app) {
       s->app->bodyData(data, len);
@@ -156,7 +169,7 @@ struct H2Callbacks {
   static int onFrameRecv(nghttp2_session* ng, const nghttp2_frame* frame, void* user) {
     auto* self = static_cast<H2Session*>(user);
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
-    H2Stream* s = stream(ng, frame->hd.stream_id);
+    H2Stream* s = stream(self, frame->hd.stream_id);
     if (s == nullptr) return 0;
     bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST && !s->responded) {
@@ -179,7 +192,7 @@ struct H2Callbacks {
 
   static int onStreamClose(nghttp2_session* ng, int32_t id, uint32_t, void* user) {
     auto* self = static_cast<H2Session*>(user);
-    H2Stream* s = stream(ng, id);
+    H2Stream* s = stream(self, id);
     if (s == nullptr) return 0;
     if (s->app) {
       s->app->detach();  // a client reset kills the script
@@ -398,13 +411,14 @@ void H2Session::startApp(H2Stream& s, int mount) {
 }
 
 void H2Session::respondError(int32_t id, int status, std::string_view detail) {
-  H2Stream* s = H2Callbacks::stream(session_, id);
+  H2Stream* s = H2Callbacks::stream(this, id);
   if (s == nullptr) return;
   respond(*s, planError(status, detail));
   wake_();
 }
 
 void H2Session::closeStream(H2Stream& s) {
+  if (hot_ == &s) hot_ = nullptr;
   size_t slot = s.slot;
   std::unique_ptr<H2Stream> mine = std::move(streams_[slot]);
   if (slot + 1 != streams_.size()) {  // the last stream takes the freed slot
@@ -413,7 +427,7 @@ void H2Session::closeStream(H2Stream& s) {
   }
   streams_.pop_back();
   if (spare_.size() < kSpareStreams) {
-    mine->reset();  // also lets go of the response's file
+    mine->reset();
     spare_.push_back(std::move(mine));
   }
 }
@@ -431,7 +445,7 @@ void H2Session::pumpApps() {
   }
   // JavaScript runs in pump(); it queues frames but cannot close a stream meanwhile.
   for (int32_t id : ids) {
-    H2Stream* s = H2Callbacks::stream(session_, id);
+    H2Stream* s = H2Callbacks::stream(this, id);
     if (s != nullptr && s->app) s->app->pump();
   }
 }
@@ -453,10 +467,12 @@ void H2Session::respond(H2Stream& s, ResponsePlan&& plan) {
   size_t count = 0;
   char lower[kNameBytes];
   size_t lower_used = 0;
-  auto add = [&](std::string_view n, std::string_view v) {
+  // static_name: n is a string literal, which nghttp2 need not copy.
+  auto add = [&](std::string_view n, std::string_view v, bool static_name = true) {
     if (count == kMaxFields) return;
     nv[count++] = {reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
-                   reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(), NGHTTP2_NV_FLAG_NONE};
+                   reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
+                   static_name ? NGHTTP2_NV_FLAG_NO_COPY_NAME : NGHTTP2_NV_FLAG_NONE};
   };
   char status[8], length[24];
   char* status_end = std::to_chars(status, status + sizeof status, s.status).ptr;
@@ -466,7 +482,7 @@ void H2Session::respond(H2Stream& s, ResponsePlan&& plan) {
   add("date", server_->httpDate());
   for (const auto& [name, value] : s.plan.headers) {
     if (std::string_view known = lowerPlanName(name); !known.empty()) {  // a constant: only the value is checked
-      if (checkHeaderField(known, value) == nullptr) add(known, value);
+      if (checkHeaderValue(value) == nullptr) add(known, value);
       continue;
     }
     if (checkHeaderField(name, value) != nullptr || name.size() > kNameBytes - lower_used) continue;
@@ -476,7 +492,7 @@ void H2Session::respond(H2Stream& s, ResponsePlan&& plan) {
       l[i] = c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c;
     }
     lower_used += name.size();
-    add(std::string_view(l, name.size()), value);
+    add(std::string_view(l, name.size()), value, false);
   }
   if (s.plan.send_length) add("content-length", std::string_view(length, length_end - length));
   bool body = !s.head_only && s.plan.bodySize() > 0;

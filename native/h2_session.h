@@ -105,6 +105,7 @@ class H2Session {
   std::vector<std::unique_ptr<H2Stream>> streams_;  // open streams (H2Stream::slot is the index)
   static constexpr size_t kSpareStreams = 32;       // closed streams kept for reuse
   std::vector<std::unique_ptr<H2Stream>> spare_;
+  H2Stream* hot_ = nullptr;  // the stream H2Callbacks::stream found last (open: closeStream clears it)
   std::string* produce_out_ = nullptr;  // during produce(): where sendData appends DATA frames,
   size_t produce_max_ = 0;              // pausing nghttp2 once out holds this much
 };

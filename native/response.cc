@@ -87,6 +87,10 @@ const char* checkHeaderField(std::string_view name, std::string_view value) {
   return nullptr;
 }
 
+const char* checkHeaderValue(std::string_view value) {
+  return hasLineBreakOrNul(value) ? "header value contains CR, LF or NUL" : nullptr;
+}
+
 const char* checkReason(std::string_view reason) {
   return hasLineBreakOrNul(reason) ? "reason phrase contains CR, LF or NUL" : nullptr;
 }
