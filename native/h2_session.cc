@@ -219,6 +219,20 @@ struct H2Callbacks {
     return static_cast<ssize_t>(n);
   }
 
+  // DATA payload sizes that end each frame on a TLS record boundary of produce()'s output
+  // (whose first byte starts an SSL_write): a 16 KiB record then never carries a frame's
+  // tail and the next one's head, and a 64 KiB batch is four full records, not four and a
+  // few bytes (one more record, seal and write). nghttp2 clamps this to the flow-control
+  // windows and the client's SETTINGS_MAX_FRAME_SIZE.
+  static ssize_t dataLength(nghttp2_session*, uint8_t, int32_t, int32_t, int32_t, uint32_t max_frame, void* user) {
+    auto* self = static_cast<H2Session*>(user);
+    constexpr size_t kRecord = 16384, kFrameHeader = 9, kMinPayload = 4096;
+    if (self->produce_out_ == nullptr) return std::min<uint32_t>(max_frame, kRecord);
+    size_t room = kRecord - (self->produce_out_->size() + kFrameHeader) % kRecord;
+    if (room < kMinPayload) room += kRecord;  // a full record more rather than a tiny frame
+    return static_cast<ssize_t>(std::min<size_t>(room, max_frame));
+  }
+
   static int sendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
                       nghttp2_data_source* source, void* user) {
     auto* self = static_cast<H2Session*>(user);
@@ -249,6 +263,7 @@ std::unique_ptr<H2Session> H2Session::create(Server* server, std::string_view re
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, H2Callbacks::onFrameRecv);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, H2Callbacks::onStreamClose);
   nghttp2_session_callbacks_set_send_data_callback(cbs, H2Callbacks::sendData);
+  nghttp2_session_callbacks_set_data_source_read_length_callback(cbs, H2Callbacks::dataLength);
   nghttp2_option* opt = nullptr;
   if (nghttp2_option_new(&opt) != 0) {
     nghttp2_session_callbacks_del(cbs);
