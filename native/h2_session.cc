@@ -487,7 +487,7 @@ void H2Session::respond(H2Stream& s, ResponsePlan&& plan) {
     if (count == kMaxFields) return;
     nv[count++] = {reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
                    reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
-                   static_name ? NGHTTP2_NV_FLAG_NO_COPY_NAME : NGHTTP2_NV_FLAG_NONE};
+                   static_cast<uint8_t>(static_name ? NGHTTP2_NV_FLAG_NO_COPY_NAME : NGHTTP2_NV_FLAG_NONE)};
   };
   char status[8], length[24];
   char* status_end = std::to_chars(status, status + sizeof status, s.status).ptr;
