@@ -21,6 +21,7 @@
         "native/response_plan.cc",
         "native/connection_h2.cc",
         "native/h2_session.cc",
+        "native/h2_mem.cc",
         "native/h2_app.cc",
         "native/static_coding.cc",
         "native/conditional.cc",

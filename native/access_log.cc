@@ -2,6 +2,8 @@
 
 #include <time.h>
 
+#include <array>
+
 #include "static_file.h"
 
 namespace lisod {
@@ -15,12 +17,19 @@ void appendHexEscape(std::string& out, unsigned char c) {
 }
 
 
+// Printable ASCII other than '"' and '\\': copied as it is (one table load per byte).
+constexpr auto kPlainByte = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x7f; ++c) t[c] = c != '"' && c != '\\';
+  return t;
+}();
+
 // escape_space: for the unquoted user field.
 void appendEscaped(std::string& out, std::string_view s, bool escape_space = false) {
   size_t plain = 0;  // start of the run of bytes copied as they are
   for (size_t i = 0; i < s.size();) {
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && !(escape_space && c == ' ')) {
+    if (kPlainByte[c] && !(escape_space && c == ' ')) {
       ++i;
       continue;
     }

@@ -17,10 +17,12 @@
 
 namespace lisod {
 
-// One request/response exchange. Owned by H2Session::streams_; nghttp2 holds a raw
-// pointer as stream user data and as the data source of the response body.
+// One request/response exchange. Owned by H2Session::streams_ (at index slot); nghttp2
+// holds a raw pointer as stream user data and as the data source of the response body.
+// Closed streams are reset and reused (H2Session::spare_), keeping their strings' buffers.
 struct H2Stream {
   int32_t id = 0;
+  size_t slot = 0;
   uint64_t opened_ms = 0, progress_ms = 0;  // progress: the last response DATA produced
   std::string method, path, referer, user_agent;
   StaticFields fields;  // for a static answer
@@ -38,6 +40,26 @@ struct H2Stream {
   std::vector<std::string> app_headers;  // flat name, value
   int64_t content_length = -1;
   std::unique_ptr<H2App> app;
+
+  // Back to a new stream's state, keeping the strings' buffers. Every field above is
+  // reset here: a field added to H2Stream must be added here too.
+  void reset() {
+    id = 0;
+    slot = 0;
+    opened_ms = progress_ms = 0;
+    for (std::string* str : {&method, &path, &referer, &user_agent, &authority}) str->clear();
+    fields = StaticFields();
+    header_bytes = 0;
+    body_bytes = 0;
+    request_done = responded = head_only = false;
+    plan = ResponsePlan();  // also lets go of the response's file
+    sent = queued = 0;
+    status = 0;
+    mount = kMountUnknown;
+    app_headers.clear();
+    content_length = -1;
+    app.reset();
+  }
 };
 
 namespace {
@@ -48,29 +70,57 @@ constexpr size_t kMaxContinuations = 8;  // CONTINUATION frames per header block
 
 std::string_view view(const uint8_t* p, size_t n) { return {reinterpret_cast<const char*>(p), n}; }
 
+// The lower-case form (RFC 9113 §8.2.1) of the names response_plan.cc uses, so the common
+// answers are not lower-cased byte by byte; "" for any other name.
+std::string_view lowerPlanName(std::string_view name) {
+  static constexpr std::string_view kNames[][2] = {
+      {"Content-Type", "content-type"},   {"Last-Modified", "last-modified"},
+      {"ETag", "etag"},                   {"Vary", "vary"},
+      {"Accept-Ranges", "accept-ranges"}, {"Content-Encoding", "content-encoding"},
+      {"Content-Range", "content-range"}, {"Location", "location"},
+      {"Allow", "allow"},
+  };
+  for (const auto& [canonical, lower] : kNames) {
+    if (name == canonical) return lower;
+  }
+  return {};
+}
+
 }  // namespace
 
 // nghttp2's C callbacks, forwarding to the session (user_data) and its streams.
 struct H2Callbacks {
-  static H2Stream* stream(nghttp2_session* ng, int32_t id) {
-    return static_cast<H2Stream*>(nghttp2_session_get_stream_user_data(ng, id));
+  // The stream of a frame: the last one found (a request's header fields and frames come
+  // one after another), else nghttp2's stream user data; nullptr when closed or unknown.
+  static H2Stream* stream(H2Session* self, int32_t id) {
+    if (self->hot_ != nullptr && self->hot_->id == id) return self->hot_;
+    auto* s = static_cast<H2Stream*>(nghttp2_session_get_stream_user_data(self->session_, id));
+    if (s != nullptr) self->hot_ = s;
+    return s;
   }
 
   static int onBeginHeaders(nghttp2_session* ng, const nghttp2_frame* frame, void* user) {
     auto* self = static_cast<H2Session*>(user);
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-    auto s = std::make_unique<H2Stream>();
+    std::unique_ptr<H2Stream> s;
+    if (self->spare_.empty()) {
+      s = std::make_unique<H2Stream>();
+    } else {
+      s = std::move(self->spare_.back());
+      self->spare_.pop_back();
+    }
     s->id = frame->hd.stream_id;
     s->opened_ms = self->server_->nowMs();
+    s->slot = self->streams_.size();
     nghttp2_session_set_stream_user_data(ng, s->id, s.get());
-    self->streams_[s->id] = std::move(s);
+    self->streams_.push_back(std::move(s));
     return 0;
   }
 
   static int onHeader(nghttp2_session* ng, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
                       const uint8_t* value, size_t valuelen, uint8_t, void* user) {
     auto* self = static_cast<H2Session*>(user);
-    H2Stream* s = stream(ng, frame->hd.stream_id);
+    H2Stream* s = stream(self, frame->hd.stream_id);
     if (s == nullptr) return 0;
     s->header_bytes += namelen + valuelen + 32;
     // Over SETTINGS_MAX_HEADER_LIST_SIZE: reset the stream (and stop decoding into it),
@@ -102,7 +152,7 @@ struct H2Callbacks {
     // With NGHTTP2_OPT_NO_AUTO_WINDOW_UPDATE: the connection window comes back at once
     // (each stream's window bounds what waits); a stream's as its reader takes the bytes.
     nghttp2_session_consume_connection(ng, len);
-    H2Stream* s = stream(ng, id);
+    H2Stream* s = stream(self, id);
     if (s == nullptr) return 0;
     if (s->app) {
       s->app->bodyData(data, len);
@@ -119,7 +169,7 @@ struct H2Callbacks {
   static int onFrameRecv(nghttp2_session* ng, const nghttp2_frame* frame, void* user) {
     auto* self = static_cast<H2Session*>(user);
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
-    H2Stream* s = stream(ng, frame->hd.stream_id);
+    H2Stream* s = stream(self, frame->hd.stream_id);
     if (s == nullptr) return 0;
     bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST && !s->responded) {
@@ -140,18 +190,16 @@ struct H2Callbacks {
     return 0;
   }
 
-  static int onStreamClose(nghttp2_session*, int32_t id, uint32_t, void* user) {
+  static int onStreamClose(nghttp2_session* ng, int32_t id, uint32_t, void* user) {
     auto* self = static_cast<H2Session*>(user);
-    auto it = self->streams_.find(id);
-    if (it == self->streams_.end()) return 0;
-    if (it->second->app) {
-      it->second->app->detach();  // a client reset kills the script
+    H2Stream* s = stream(self, id);
+    if (s == nullptr) return 0;
+    if (s->app) {
+      s->app->detach();  // a client reset kills the script
       --self->app_streams_;
     }
-    if (it->second->status != 0 || (it->second->app && it->second->app->status() != 0)) {
-      self->logStream(*it->second);
-    }
-    self->streams_.erase(it);
+    if (s->status != 0 || (s->app && s->app->status() != 0)) self->logStream(*s);
+    self->closeStream(*s);
     return 0;
   }
 
@@ -169,6 +217,20 @@ struct H2Callbacks {
     if (s->queued >= size) *flags |= NGHTTP2_DATA_FLAG_EOF;
     *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     return static_cast<ssize_t>(n);
+  }
+
+  // DATA payload sizes that end each frame on a TLS record boundary of produce()'s output
+  // (whose first byte starts an SSL_write): a 16 KiB record then never carries a frame's
+  // tail and the next one's head, and a 64 KiB batch is four full records, not four and a
+  // few bytes (one more record, seal and write). nghttp2 clamps this to the flow-control
+  // windows and the client's SETTINGS_MAX_FRAME_SIZE.
+  static ssize_t dataLength(nghttp2_session*, uint8_t, int32_t, int32_t, int32_t, uint32_t max_frame, void* user) {
+    auto* self = static_cast<H2Session*>(user);
+    constexpr size_t kRecord = 16384, kFrameHeader = 9, kMinPayload = 4096;
+    if (self->produce_out_ == nullptr) return std::min<uint32_t>(max_frame, kRecord);
+    size_t room = kRecord - (self->produce_out_->size() + kFrameHeader) % kRecord;
+    if (room < kMinPayload) room += kRecord;  // a full record more rather than a tiny frame
+    return static_cast<ssize_t>(std::min<size_t>(room, max_frame));
   }
 
   static int sendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
@@ -201,6 +263,7 @@ std::unique_ptr<H2Session> H2Session::create(Server* server, std::string_view re
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, H2Callbacks::onFrameRecv);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, H2Callbacks::onStreamClose);
   nghttp2_session_callbacks_set_send_data_callback(cbs, H2Callbacks::sendData);
+  nghttp2_session_callbacks_set_data_source_read_length_callback(cbs, H2Callbacks::dataLength);
   nghttp2_option* opt = nullptr;
   if (nghttp2_option_new(&opt) != 0) {
     nghttp2_session_callbacks_del(cbs);
@@ -213,7 +276,8 @@ std::unique_ptr<H2Session> H2Session::create(Server* server, std::string_view re
   nghttp2_option_set_max_settings(opt, 32);
   nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
   nghttp2_option_set_no_closed_streams(opt, 1);  // no RFC 7540 priority tree to keep them for
-  int rv = nghttp2_session_server_new2(&self->session_, cbs, self.get(), opt);
+  nghttp2_mem mem = self->pool_.mem();
+  int rv = nghttp2_session_server_new3(&self->session_, cbs, self.get(), opt, &mem);
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
   if (rv != 0) return nullptr;
@@ -279,7 +343,7 @@ void H2Session::shutdown() {
 }
 
 bool H2Session::responseStalled(uint64_t now_ms, uint64_t limit_ms) const {
-  for (const auto& [id, s] : streams_) {
+  for (const auto& s : streams_) {
     if (s->responded && s->sent < s->plan.bodySize() && now_ms - s->progress_ms >= limit_ms) return true;
   }
   return false;
@@ -287,13 +351,13 @@ bool H2Session::responseStalled(uint64_t now_ms, uint64_t limit_ms) const {
 
 size_t H2Session::resetSlowStreams(uint64_t now_ms, uint64_t limit_ms) {
   std::vector<H2Stream*> slow;
-  for (const auto& [id, s] : streams_) {
+  for (const auto& s : streams_) {
     if (!s->request_done && !s->responded && now_ms - s->opened_ms >= limit_ms) slow.push_back(s.get());
   }
   for (H2Stream* s : slow) respond(*s, planError(408, "The request did not arrive in time."));
   size_t n = slow.size();
   std::vector<H2App*> apps;
-  for (const auto& [id, s] : streams_) {
+  for (const auto& s : streams_) {
     if (s->app) apps.push_back(s->app.get());
   }
   for (H2App* app : apps) n += app->expire(now_ms) ? 1 : 0;  // resets are queued, not closed yet
@@ -362,10 +426,25 @@ void H2Session::startApp(H2Stream& s, int mount) {
 }
 
 void H2Session::respondError(int32_t id, int status, std::string_view detail) {
-  auto it = streams_.find(id);
-  if (it == streams_.end()) return;
-  respond(*it->second, planError(status, detail));
+  H2Stream* s = H2Callbacks::stream(this, id);
+  if (s == nullptr) return;
+  respond(*s, planError(status, detail));
   wake_();
+}
+
+void H2Session::closeStream(H2Stream& s) {
+  if (hot_ == &s) hot_ = nullptr;
+  size_t slot = s.slot;
+  std::unique_ptr<H2Stream> mine = std::move(streams_[slot]);
+  if (slot + 1 != streams_.size()) {  // the last stream takes the freed slot
+    streams_[slot] = std::move(streams_.back());
+    streams_[slot]->slot = slot;
+  }
+  streams_.pop_back();
+  if (spare_.size() < kSpareStreams) {
+    mine->reset();
+    spare_.push_back(std::move(mine));
+  }
 }
 
 void H2Session::attach(std::function<void()> wake, H2Peer peer) {
@@ -376,18 +455,18 @@ void H2Session::attach(std::function<void()> wake, H2Peer peer) {
 void H2Session::pumpApps() {
   if (app_streams_ == 0) return;
   std::vector<int32_t> ids;
-  for (const auto& [id, s] : streams_) {
-    if (s->app) ids.push_back(id);
+  for (const auto& s : streams_) {
+    if (s->app) ids.push_back(s->id);
   }
   // JavaScript runs in pump(); it queues frames but cannot close a stream meanwhile.
   for (int32_t id : ids) {
-    auto it = streams_.find(id);
-    if (it != streams_.end() && it->second->app) it->second->app->pump();
+    H2Stream* s = H2Callbacks::stream(this, id);
+    if (s != nullptr && s->app) s->app->pump();
   }
 }
 
 void H2Session::detachApps() {
-  for (auto& [id, s] : streams_) {
+  for (auto& s : streams_) {
     if (s->app) s->app->detach();
   }
 }
@@ -403,10 +482,12 @@ void H2Session::respond(H2Stream& s, ResponsePlan&& plan) {
   size_t count = 0;
   char lower[kNameBytes];
   size_t lower_used = 0;
-  auto add = [&](std::string_view n, std::string_view v) {
+  // static_name: n is a string literal, which nghttp2 need not copy.
+  auto add = [&](std::string_view n, std::string_view v, bool static_name = true) {
     if (count == kMaxFields) return;
     nv[count++] = {reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
-                   reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(), NGHTTP2_NV_FLAG_NONE};
+                   reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
+                   static_cast<uint8_t>(static_name ? NGHTTP2_NV_FLAG_NO_COPY_NAME : NGHTTP2_NV_FLAG_NONE)};
   };
   char status[8], length[24];
   char* status_end = std::to_chars(status, status + sizeof status, s.status).ptr;
@@ -415,6 +496,10 @@ void H2Session::respond(H2Stream& s, ResponsePlan&& plan) {
   add("server", kServerSoftware);
   add("date", server_->httpDate());
   for (const auto& [name, value] : s.plan.headers) {
+    if (std::string_view known = lowerPlanName(name); !known.empty()) {  // a constant: only the value is checked
+      if (checkHeaderValue(value) == nullptr) add(known, value);
+      continue;
+    }
     if (checkHeaderField(name, value) != nullptr || name.size() > kNameBytes - lower_used) continue;
     char* l = lower + lower_used;
     for (size_t i = 0; i < name.size(); ++i) {
@@ -422,7 +507,7 @@ void H2Session::respond(H2Stream& s, ResponsePlan&& plan) {
       l[i] = c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c;
     }
     lower_used += name.size();
-    add(std::string_view(l, name.size()), value);
+    add(std::string_view(l, name.size()), value, false);
   }
   if (s.plan.send_length) add("content-length", std::string_view(length, length_end - length));
   bool body = !s.head_only && s.plan.bodySize() > 0;
@@ -434,7 +519,7 @@ void H2Session::respond(H2Stream& s, ResponsePlan&& plan) {
 }
 
 void H2Session::logUnfinished() {
-  for (auto& [id, s] : streams_) {
+  for (auto& s : streams_) {
     if (s->status != 0 || (s->app && s->app->status() != 0)) logStream(*s);
     s->status = 0;
     if (s->app) s->app->detach();  // kept: a pump() on the stack may still be inside it

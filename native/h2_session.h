@@ -20,8 +20,9 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <vector>
 
+#include "h2_mem.h"
 #include "tls_identity.h"
 
 typedef struct nghttp2_session nghttp2_session;
@@ -87,6 +88,8 @@ class H2Session {
   void respondError(int32_t id, int status, std::string_view detail);
   void respond(H2Stream& s, struct ResponsePlan&& plan);
   void logStream(const H2Stream& s);
+  // nghttp2 closed the stream: out of streams_, into spare_ (or freed).
+  void closeStream(H2Stream& s);
 
   Server* server_;
   std::string remote_;
@@ -94,11 +97,15 @@ class H2Session {
   std::function<void()> wake_ = [] {};
   H2Peer peer_;
   size_t app_streams_ = 0;  // streams with an H2App
+  H2Pool pool_;  // nghttp2's allocator: outlives session_ (deleted in ~H2Session)
   nghttp2_session* session_ = nullptr;
   bool failed_ = false;       // a connection error: the GOAWAY goes out, then close
   bool send_failed_ = false;  // nghttp2 cannot produce more (out of memory): close now
   bool stopping_ = false;  // our GOAWAY is queued
-  std::unordered_map<int32_t, std::unique_ptr<H2Stream>> streams_;
+  std::vector<std::unique_ptr<H2Stream>> streams_;  // open streams (H2Stream::slot is the index)
+  static constexpr size_t kSpareStreams = 32;       // closed streams kept for reuse
+  std::vector<std::unique_ptr<H2Stream>> spare_;
+  H2Stream* hot_ = nullptr;  // the stream H2Callbacks::stream found last (open: closeStream clears it)
   std::string* produce_out_ = nullptr;  // during produce(): where sendData appends DATA frames,
   size_t produce_max_ = 0;              // pausing nghttp2 once out holds this much
 };

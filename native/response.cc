@@ -1,5 +1,6 @@
 #include "response.h"
 
+#include <array>
 #include <charconv>
 
 namespace lisod {
@@ -56,13 +57,16 @@ void appendResponseStart(std::string& out, int status, std::string_view reason, 
 
 namespace {
 
-bool isTokenChar(char c) {
-  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
-  for (char t : std::string_view("!#$%&'*+-.^_`|~")) {
-    if (c == t) return true;
-  }
-  return false;
-}
+// RFC 9110 §5.6.2 tchar, one table load per byte (every response header name is checked).
+constexpr auto kTokenChars = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+
+bool isTokenChar(char c) { return kTokenChars[static_cast<unsigned char>(c)]; }
 
 // A plain loop: find_first_of with a 3-byte set calls memchr once per byte of s.
 bool hasLineBreakOrNul(std::string_view s) {
@@ -81,6 +85,10 @@ const char* checkHeaderField(std::string_view name, std::string_view value) {
   }
   if (hasLineBreakOrNul(value)) return "header value contains CR, LF or NUL";
   return nullptr;
+}
+
+const char* checkHeaderValue(std::string_view value) {
+  return hasLineBreakOrNul(value) ? "header value contains CR, LF or NUL" : nullptr;
 }
 
 const char* checkReason(std::string_view reason) {

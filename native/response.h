@@ -22,6 +22,8 @@ void appendResponseStart(std::string& out, int status, std::string_view reason, 
 // token (RFC 9110 §5.1) and the value free of CR, LF and NUL (§5.5), or a caller could
 // split the response. A reason phrase (checkReason) may not hold CR, LF or NUL either.
 const char* checkHeaderField(std::string_view name, std::string_view value);
+// The value half of checkHeaderField, for a name known to be a token.
+const char* checkHeaderValue(std::string_view value);
 const char* checkReason(std::string_view reason);
 
 // Appends "name: value\r\n". Returns false and appends nothing when checkHeaderField

@@ -138,7 +138,7 @@ ResponsePlan planStatic(Server& server, const StaticQuery& q) {
   }
   const FileEntry& r = *rep.entry;
   ResponsePlan p;
-  p.headers.reserve(7);  // the most a file answer carries: one allocation, not three
+  p.headers.reserve(8);  // the most a file answer carries: one allocation, not three
   Preconditions pre;
   pre.if_match = q.if_match;
   pre.if_none_match = q.if_none_match;
@@ -167,7 +167,6 @@ ResponsePlan planStatic(Server& server, const StaticQuery& q) {
       length = last - first + 1;
     }
   }
-  p.headers.reserve(8);
   p.headers.emplace_back("Content-Type", std::string(f.mime));
   if (rep.coding != Coding::kIdentity) p.headers.emplace_back("Content-Encoding", std::string(codingName(rep.coding)));
   p.headers.emplace_back("Last-Modified", std::string(f.last_modified, 29));
