@@ -76,9 +76,16 @@ void Connection::kick() {
     redrive_ = true;
     return;
   }
-  // Level-triggered writability fires on the next loop turn; drive() recomputes.
-  interest_ |= UV_WRITABLE;
-  updateInterest();
+  // Driven at the end of this loop turn: no WRITABLE poll round trip.
+  if (!drive_queued_) {
+    drive_queued_ = true;
+    server_->scheduleDrive(this);
+  }
+}
+
+void Connection::drivePending() {
+  drive_queued_ = false;
+  drive();
 }
 
 void Connection::drive() {
@@ -572,6 +579,10 @@ void Connection::die() {
   if (req_ && req_->active && req_->status != 0) logAccess();
   if (h2_) h2_->logUnfinished();  // and each application still answering gets its close
   dead_ = true;
+  if (drive_queued_) {  // the queue must not outlive us (freed after the poll handle closes)
+    drive_queued_ = false;
+    server_->cancelDrive(this);
+  }
   if (idle) server_->markBusy(this);
   if (app_ended_) {
     server_->unregisterApp(app_id_);

@@ -37,6 +37,7 @@ class Connection final : public AppSink {
   void sweep(uint64_t now_ms);   // timeouts, called about once a second
   void abort();                  // server shutdown: close as soon as possible
   void stopWhenIdle();           // graceful stop: close once the current response is done
+  void drivePending();           // Server::runDrives: the drive kick() asked for
 
   // AppSink (connection_app.cc): the HTTP/1.1 application response, see Server::app.
   void appBegin(int status, const std::string& reason, const std::vector<std::string>& headers) override;
@@ -151,6 +152,7 @@ class Connection final : public AppSink {
   int interest_ = 0;
   int polled_ = -1;
   bool in_drive_ = false, redrive_ = false, dead_ = false, closed_handle_ = false;
+  bool drive_queued_ = false;  // in Server's drive queue (kick)
   // A read emptied the socket (Transport::readDrained): the next read
   // waits for poll to report bytes instead of costing a recv that returns EAGAIN.
   bool read_drained_ = false;

@@ -40,9 +40,10 @@ void formatAddress(const sockaddr_storage& ss, std::string* host, int* port) {
   *host = buf;
 }
 
-void closeHandle(uv_timer_t*& t) {
+template <typename Handle>
+void closeHandle(Handle*& t) {
   if (t == nullptr) return;
-  uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete reinterpret_cast<Handle*>(h); });
   t = nullptr;
 }
 
@@ -84,6 +85,12 @@ std::unique_ptr<Server> Server::create(uv_loop_t* loop, ServerConfig config, Ser
   s->accept_pause_timer_ = new uv_timer_t;
   uv_timer_init(loop, s->accept_pause_timer_);
   s->accept_pause_timer_->data = s.get();
+  s->drive_check_ = new uv_check_t;
+  uv_check_init(loop, s->drive_check_);
+  s->drive_check_->data = s.get();
+  s->drive_idle_ = new uv_idle_t;
+  uv_idle_init(loop, s->drive_idle_);
+  s->drive_idle_->data = s.get();
   return s;
 }
 
@@ -142,6 +149,8 @@ Server::~Server() {
   closeAll();
   closeHandle(sweep_timer_);
   closeHandle(accept_pause_timer_);
+  closeHandle(drive_check_);
+  closeHandle(drive_idle_);
 }
 
 std::vector<BoundListener> Server::addresses() const {
@@ -216,6 +225,36 @@ void Server::connectionClosed(Connection* c) {
   if (c->next) c->next->prev = c->prev;
   c->prev = c->next = nullptr;
   --connections_;
+}
+
+void Server::scheduleDrive(Connection* c) {
+  if (drives_.empty() && drive_check_ != nullptr) {
+    uv_check_start(drive_check_, [](uv_check_t* h) { static_cast<Server*>(h->data)->runDrives(); });
+    uv_idle_start(drive_idle_, [](uv_idle_t* h) { static_cast<Server*>(h->data)->runDrives(); });
+  }
+  drives_.push_back(c);
+}
+
+void Server::cancelDrive(Connection* c) {
+  for (auto* list : {&drives_, &driving_}) {
+    for (Connection*& each : *list) {
+      if (each == c) each = nullptr;
+    }
+  }
+}
+
+void Server::runDrives() {
+  // A drive may queue more (another connection's output, or its own again): those wait
+  // for the next run, so one busy connection cannot hold this loop turn.
+  driving_.swap(drives_);
+  for (size_t i = 0; i < driving_.size(); ++i) {
+    if (Connection* c = driving_[i]) c->drivePending();
+  }
+  driving_.clear();
+  if (drives_.empty()) {
+    uv_check_stop(drive_check_);
+    uv_idle_stop(drive_idle_);
+  }
 }
 
 void Server::markIdle(Connection* c) {

@@ -128,6 +128,11 @@ class Server {
   uint32_t registerApp(AppSink* sink);
   void unregisterApp(uint32_t id);
   void connectionClosed(Connection* c);
+  // Drives c at the end of this loop turn (after the poll phase; before the next poll at
+  // the latest): output an application or a timer produced outside c's own poll callback
+  // goes out without a WRITABLE poll round trip (two epoll_ctl and a loop turn each).
+  void scheduleDrive(Connection* c);
+  void cancelDrive(Connection* c);  // c is going away: forget it
   // Formats e (Combined Log Format) and appends it to the access log, if there is one.
   void logAccess(const AccessEntry& e);
   // Switches the access log to the writer with this id (reload); false when it is gone.
@@ -147,6 +152,7 @@ class Server {
   void onAcceptable(Listener* l);
   void startPolling(Listener* l);
   void sweep();
+  void runDrives();
   bool reclaimIdle();  // closes the oldest idle keep-alive connection; false if none
   // Over max_connections and every pending-503 slot taken: a canned 503 straight on the
   // socket (plain listeners; TLS cannot answer before a handshake), then close.
@@ -168,6 +174,12 @@ class Server {
   uint32_t next_app_id_ = 1;
   uv_timer_t* sweep_timer_ = nullptr;
   uv_timer_t* accept_pause_timer_ = nullptr;
+  // scheduleDrive: the check handle runs the queue after the poll phase; the idle handle,
+  // active while the queue is not empty, keeps the next poll from blocking (a kick from a
+  // check or close callback after ours ran is driven at the next turn's idle phase).
+  uv_check_t* drive_check_ = nullptr;
+  uv_idle_t* drive_idle_ = nullptr;
+  std::vector<Connection*> drives_, driving_;  // queued; being driven (nullptr: cancelled)
   std::shared_ptr<LogWriter> access_log_;
   ClfClock clf_clock_;
   std::string access_line_;  // reused for each line
