@@ -21,6 +21,7 @@ namespace {
 
 constexpr size_t kMaxHeaders = 128;
 constexpr size_t kReadChunk = 16384;
+constexpr uint32_t kMaxInputBytes = 1u << 30;  // the input buffer's offsets are 32-bit
 constexpr size_t kTlsFileChunk = 16384;       // one full TLS record
 constexpr uint64_t kLingerMs = 2000;
 constexpr int kStepBudget = 64;               // steps per event: fairness between clients
@@ -32,9 +33,9 @@ bool startsWith(std::string_view s, std::string_view p) { return s.substr(0, p.s
 Connection::Connection(Server* server, int fd, std::unique_ptr<Transport> transport, PeerInfo peer,
                        bool reject)
     : server_(server),
-      fd_(fd),
       transport_(std::move(transport)),
       peer_(std::move(peer)),
+      fd_(fd),
       state_(State::kHandshake),
       reject_(reject) {
   poll_.data = this;
@@ -245,7 +246,15 @@ bool Connection::readInput() {
       in_end_ -= in_begin_;
       in_begin_ = 0;
     }
-    if (in_cap_ - in_end_ < kReadChunk / 2) growInput(in_cap_ * 2);
+    if (in_cap_ - in_end_ < kReadChunk / 2) {
+      // One head plus a read: max_head bounds it. Only a max_header_bytes near 1 GiB gets
+      // this far; the client is dropped before the 32-bit offsets could overflow.
+      if (in_cap_ >= kMaxInputBytes) {
+        die();
+        return false;
+      }
+      growInput(static_cast<size_t>(in_cap_) * 2);
+    }
   }
   size_t room = in_cap_ - in_end_;
   IoResult r = transport_->read(in_.get() + in_end_, room);
@@ -453,32 +462,35 @@ Connection::Flush Connection::flushOutput() {
       }
       return Flush::kBlocked;
     }
-    if (file_left_ > 0 && !transport_->canSendFile()) {
+    uint64_t file_left = fileLeft();
+    if (file_left > 0 && !transport_->canSendFile()) {
       // TLS: a bounded buffer of one record, refilled only when empty and read over the
       // bytes just sent (resizing a cleared string would zero-fill 16 KiB per record).
       // 64 KiB per pread (four records) cut pread calls 4× but no CPU in an A/B.
-      size_t want = static_cast<size_t>(std::min<uint64_t>(file_left_, kTlsFileChunk));
+      auto& send = req_->send;
+      size_t want = static_cast<size_t>(std::min<uint64_t>(file_left, kTlsFileChunk));
       if (out_.size() != want) out_.resize(want);
-      ssize_t n = ::pread(file_->fd, out_.data(), want, file_off_);
+      ssize_t n = ::pread(send.file->fd, out_.data(), want, send.off);
       if (n <= 0) {
         die();
         return Flush::kDead;
       }
       out_.resize(static_cast<size_t>(n));
       out_off_ = 0;
-      file_off_ += n;
-      file_left_ -= static_cast<uint64_t>(n);
+      send.off += n;
+      send.left -= static_cast<uint64_t>(n);
       continue;
     }
     out_.clear();
     out_off_ = 0;
-    if (file_left_ > 0) {  // plain: straight from the page cache
-      size_t want = static_cast<size_t>(std::min<uint64_t>(file_left_, 1u << 20));
-      IoResult r = transport_->sendFile(file_->fd, &file_off_, want);
+    if (file_left > 0) {  // plain: straight from the page cache
+      auto& send = req_->send;
+      size_t want = static_cast<size_t>(std::min<uint64_t>(file_left, 1u << 20));
+      IoResult r = transport_->sendFile(send.file->fd, &send.off, want);
       if (r.kind == IoResult::kOk && r.n > 0) {
-        file_left_ -= r.n;
+        send.left -= r.n;
         last_write_ms_ = server_->nowMs();
-        if (r.n < want && file_left_ > 0 && transport_->shortCountMeansWouldBlock()) {
+        if (r.n < want && send.left > 0 && transport_->shortCountMeansWouldBlock()) {
           interest_ |= UV_WRITABLE;  // socket buffer full: wait for room, no EAGAIN round trip
           return Flush::kBlocked;
         }
@@ -491,10 +503,12 @@ Connection::Flush Connection::flushOutput() {
       die();  // error, or the file shrank (sendfile returned 0)
       return Flush::kDead;
     }
-    file_.reset();
-    if (corked_) {
-      corked_ = false;
-      transport_->setCork(false);  // flushes the last partial segment
+    if (req_ && req_->send.file) {
+      req_->send.file.reset();
+      if (req_->send.corked) {
+        req_->send.corked = false;
+        transport_->setCork(false);  // flushes the last partial segment
+      }
     }
     if (app_wants_drain_ && app_id_ != 0) {
       app_wants_drain_ = false;
@@ -651,7 +665,7 @@ void Connection::sweep(uint64_t now) {
     }
     case State::kAwaitApp:
     case State::kWrite:
-      if (out_off_ < out_.size() || file_left_ > 0) {
+      if (out_off_ < out_.size() || fileLeft() > 0) {
         if (now - last_write_ms_ > server_->config().send_timeout_ms) abort();
       }
       return;

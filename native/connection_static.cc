@@ -51,10 +51,11 @@ void Connection::sendPlan(ResponsePlan&& p, bool keep_alive) {
   } else if (p.file->has_content) {
     out_.append(p.file->content, p.offset, length);
   } else {
-    file_ = std::move(p.file);  // keeps the descriptor open while we send
-    file_off_ = static_cast<off_t>(p.offset);
-    file_left_ = length;
-    corked_ = true;  // full segments while the head and the file body go out
+    auto& send = req().send;
+    send.file = std::move(p.file);  // keeps the descriptor open while we send
+    send.off = static_cast<off_t>(p.offset);
+    send.left = length;
+    send.corked = true;  // full segments while the head and the file body go out
     transport_->setCork(true);
   }
 }
