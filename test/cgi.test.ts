@@ -605,3 +605,35 @@ test('client that disconnects mid-request: the script is stopped', async (t) => 
   while (alive(childPid) && Date.now() < deadline) await sleep(50);
   t.false(alive(childPid));
 });
+
+test('client that half-closes while the script works: the script is stopped', async (t) => {
+  // lisod polls a connection awaiting its application for readable and hang-up at once
+  // (one poll interest from head to response): the FIN alone must still abandon it.
+  const pidFile = path.join(testTempDir(t, 'lisod-cgi-half-'), 'child.pid');
+  const l = await server('half', { script: script('sleep.cgi'), timeout: 30, env: { SLEEP_PIDFILE: pidFile } });
+  const c = await Conn.open({ port: l.httpPort });
+  await c.write(get('/cgi/'));
+  const childPid = await scriptChild(t, pidFile);
+  c.end();
+  const deadline = Date.now() + 5000;
+  while (alive(childPid) && Date.now() < deadline) await sleep(50);
+  t.false(alive(childPid));
+  t.true(await c.closesWithin(5000), 'the connection is closed');
+});
+
+test('a request pipelined while the script works is answered after it, in order', async (t) => {
+  const pidFile = path.join(testTempDir(t, 'lisod-cgi-pipe-'), 'child.pid');
+  const l = await server('pipe', { script: script('sleep.cgi'), timeout: 2, env: { SLEEP_PIDFILE: pidFile } });
+  const c = await Conn.open({ port: l.httpPort });
+  try {
+    await c.write(get('/cgi/'));
+    await scriptChild(t, pidFile);
+    await c.write(get('/index.html'));  // readable while lisod awaits the application
+    const [slow, next] = await c.readResponses(2, { timeoutMs: 15_000 });
+    t.is(slow!.status, 504);
+    t.is(next!.status, 200);
+    t.regex(next!.body.toString(), /lisod test default/);
+  } finally {
+    c.destroy();
+  }
+});
