@@ -37,7 +37,7 @@ class Connection final : public AppSink {
   void sweep(uint64_t now_ms);   // timeouts, called about once a second
   void abort();                  // server shutdown: close as soon as possible
   void stopWhenIdle();           // graceful stop: close once the current response is done
-  void drivePending();           // Server::runDrives: the drive kick() asked for
+  void drivePending();           // Server::runTurnEnd: the drive kick() asked for
 
   // AppSink (connection_app.cc): the HTTP/1.1 application response, see Server::app.
   void appBegin(int status, const std::string& reason, const std::vector<std::string>& headers) override;

@@ -147,6 +147,7 @@ bool Server::bindAll(std::string* error) {
 
 Server::~Server() {
   closeAll();
+  flushAccessLines();
   closeHandle(sweep_timer_);
   closeHandle(accept_pause_timer_);
   closeHandle(drive_check_);
@@ -228,11 +229,14 @@ void Server::connectionClosed(Connection* c) {
 }
 
 void Server::scheduleDrive(Connection* c) {
-  if (drives_.empty() && drive_check_ != nullptr) {
-    uv_check_start(drive_check_, [](uv_check_t* h) { static_cast<Server*>(h->data)->runDrives(); });
-    uv_idle_start(drive_idle_, [](uv_idle_t* h) { static_cast<Server*>(h->data)->runDrives(); });
-  }
+  startTurnEnd();
   drives_.push_back(c);
+}
+
+void Server::startTurnEnd() {
+  if (!drives_.empty() || !access_lines_.empty() || drive_check_ == nullptr) return;  // already started
+  uv_check_start(drive_check_, [](uv_check_t* h) { static_cast<Server*>(h->data)->runTurnEnd(); });
+  uv_idle_start(drive_idle_, [](uv_idle_t* h) { static_cast<Server*>(h->data)->runTurnEnd(); });
 }
 
 void Server::cancelDrive(Connection* c) {
@@ -243,7 +247,7 @@ void Server::cancelDrive(Connection* c) {
   }
 }
 
-void Server::runDrives() {
+void Server::runTurnEnd() {
   // A drive may queue more (another connection's output, or its own again): those wait
   // for the next run, so one busy connection cannot hold this loop turn.
   driving_.swap(drives_);
@@ -251,6 +255,7 @@ void Server::runDrives() {
     if (Connection* c = driving_[i]) c->drivePending();
   }
   driving_.clear();
+  flushAccessLines();
   if (drives_.empty()) {
     uv_check_stop(drive_check_);
     uv_idle_stop(drive_idle_);
@@ -345,6 +350,7 @@ void Server::closeAll() {
     c->abort();
     c = next;
   }
+  flushAccessLines();  // the caller closes the log next (src/main.ts)
 }
 
 void Server::stopWhenIdle() {
@@ -388,15 +394,23 @@ bool Server::reloadTls(const TlsOptions& options, std::string* error) {
 }
 
 void Server::logAccess(const AccessEntry& e) {
+  constexpr size_t kAccessBatchBytes = 16384;
   if (!access_log_) return;
-  access_line_.clear();
-  appendAccessLine(access_line_, e, clf_clock_.now());
-  access_log_->append(access_line_);
+  startTurnEnd();
+  appendAccessLine(access_lines_, e, clf_clock_.now());
+  if (access_lines_.size() >= kAccessBatchBytes) flushAccessLines();
+}
+
+void Server::flushAccessLines() {
+  if (access_lines_.empty()) return;
+  if (access_log_) access_log_->append(access_lines_);
+  access_lines_.clear();
 }
 
 bool Server::setAccessLog(uint32_t writer_id) {
   std::shared_ptr<LogWriter> w = writer_id == 0 ? nullptr : LogWriter::find(writer_id);
   if (writer_id != 0 && !w) return false;
+  flushAccessLines();  // this turn's lines go where their requests were logged
   access_log_ = std::move(w);
   return true;
 }

@@ -152,7 +152,9 @@ class Server {
   void onAcceptable(Listener* l);
   void startPolling(Listener* l);
   void sweep();
-  void runDrives();
+  void runTurnEnd();  // the drives kick() queued, then the access lines of this turn
+  void startTurnEnd();
+  void flushAccessLines();
   bool reclaimIdle();  // closes the oldest idle keep-alive connection; false if none
   // Over max_connections and every pending-503 slot taken: a canned 503 straight on the
   // socket (plain listeners; TLS cannot answer before a handshake), then close.
@@ -174,15 +176,17 @@ class Server {
   uint32_t next_app_id_ = 1;
   uv_timer_t* sweep_timer_ = nullptr;
   uv_timer_t* accept_pause_timer_ = nullptr;
-  // scheduleDrive: the check handle runs the queue after the poll phase; the idle handle,
-  // active while the queue is not empty, keeps the next poll from blocking (a kick from a
-  // check or close callback after ours ran is driven at the next turn's idle phase).
+  // runTurnEnd: the check handle runs after the poll phase; the idle handle, active while
+  // drives or access lines wait, keeps the next poll from blocking (work queued by a check
+  // or close callback after ours ran is done at the next turn's idle phase).
   uv_check_t* drive_check_ = nullptr;
   uv_idle_t* drive_idle_ = nullptr;
   std::vector<Connection*> drives_, driving_;  // queued; being driven (nullptr: cancelled)
   std::shared_ptr<LogWriter> access_log_;
   ClfClock clf_clock_;
-  std::string access_line_;  // reused for each line
+  // Lines of this loop turn, handed to the writer in one append (one lock) at the end of
+  // the turn (runTurnEnd) or once kAccessBatchBytes are waiting.
+  std::string access_lines_;
   int64_t date_second_ = -1;
   char date_[32] = {0};
   int64_t hs_window_start_ = 0;
