@@ -6,7 +6,6 @@
         "native/addon.cc",
         "native/server.cc",
         "native/connection.cc",
-        "native/drive_queue.cc",
         "native/transport.cc",
         "native/tls_context.cc",
         "native/http_parser.cc",

@@ -21,9 +21,15 @@ namespace {
 
 constexpr size_t kMaxHeaders = 128;
 constexpr size_t kReadChunk = 16384;
+constexpr uint32_t kMaxInputBytes = 1u << 30;  // the input buffer's offsets are 32-bit
 constexpr size_t kTlsFileChunk = 16384;       // one full TLS record
 constexpr uint64_t kLingerMs = 2000;
 constexpr int kStepBudget = 64;               // steps per event: fairness between clients
+// What an HTTP/1.1 connection waiting for bytes polls for. EPOLLRDHUP rides along (a
+// hang-up also makes the socket readable, so nothing changes for the reading states) so
+// that the interest stays the same while an application answers (kAwaitApp): libuv
+// changes a poll's events with an EPOLL_CTL_DEL and an ADD.
+constexpr int kReadInterest = UV_READABLE | UV_DISCONNECT;
 
 bool startsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
@@ -32,9 +38,9 @@ bool startsWith(std::string_view s, std::string_view p) { return s.substr(0, p.s
 Connection::Connection(Server* server, int fd, std::unique_ptr<Transport> transport, PeerInfo peer,
                        bool reject)
     : server_(server),
-      fd_(fd),
       transport_(std::move(transport)),
       peer_(std::move(peer)),
+      fd_(fd),
       state_(State::kHandshake),
       reject_(reject) {
   poll_.data = this;
@@ -51,15 +57,15 @@ bool Connection::start() {
   // Served once the poll says it has bytes, not inside the accept burst: a TLS handshake
   // costs a signature (≈1 ms with RSA-2048), and a burst of them run here would hold up
   // requests on connections already open (the poll loop interleaves them instead).
-  interest_ = UV_READABLE;
+  interest_ = kReadInterest;
   updateInterest();
   return true;
 }
 
 void Connection::onPoll(uv_poll_t* handle, int status, int events) {
   auto* c = static_cast<Connection*>(handle->data);
-  // While the application works we watch only for hang-ups (EPOLLRDHUP): a client
-  // that closes (or half-closes, as nginx also treats it) abandons its request.
+  // While the application works a hang-up (EPOLLRDHUP) means the client closed (or
+  // half-closed, as nginx also treats it): it abandons its request.
   bool hung_up = (events & UV_DISCONNECT) && c->state_ == State::kAwaitApp && !c->app_ended_;
   if (status < 0 || hung_up) {
     c->die();
@@ -76,10 +82,10 @@ void Connection::kick() {
     redrive_ = true;
     return;
   }
-  // Driven after this loop turn's poll phase (DriveQueue), not a WRITABLE round trip.
+  // Driven at the end of this loop turn: no WRITABLE poll round trip.
   if (!drive_queued_) {
     drive_queued_ = true;
-    server_->drives().add(this);
+    server_->scheduleDrive(this);
   }
 }
 
@@ -108,8 +114,6 @@ void Connection::updateInterest() {
   if (dead_) {
     if (!closed_handle_) {
       closed_handle_ = true;
-      if (drive_queued_) server_->drives().remove(this);
-      drive_queued_ = false;
       uv_poll_stop(&poll_);
       uv_close(reinterpret_cast<uv_handle_t*>(&poll_),
                [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
@@ -198,7 +202,10 @@ void Connection::step() {
         continue;
       }
       case State::kAwaitApp: {
-        if (!app_ended_) interest_ |= UV_DISCONNECT;
+        // The application works: a hang-up abandons the request (onPoll). While the socket
+        // holds no unread byte, readable is quiet too, and keeping it saves two epoll_ctl
+        // on the way in and two on the way back to kReadHead; a pipelined byte drops it.
+        if (!app_ended_) interest_ |= read_drained_ ? kReadInterest : UV_DISCONNECT;
         Flush f = flushOutput();
         if (f != Flush::kDone) return;
         if (!app_ended_) return;  // the application writes more later; kick() wakes us
@@ -233,7 +240,7 @@ bool Connection::readInput() {
   // An idle connection owns no buffer: it takes one from the server's pool for a read and
   // keeps it only once bytes arrive (≈0.5 KiB per idle keep-alive client).
   if (read_drained_) {
-    interest_ |= UV_READABLE;
+    interest_ |= kReadInterest;
     return false;
   }
   bool borrowed = in_cap_ == 0;
@@ -247,7 +254,15 @@ bool Connection::readInput() {
       in_end_ -= in_begin_;
       in_begin_ = 0;
     }
-    if (in_cap_ - in_end_ < kReadChunk / 2) growInput(in_cap_ * 2);
+    if (in_cap_ - in_end_ < kReadChunk / 2) {
+      // One head plus a read: max_head bounds it. Only a max_header_bytes near 1 GiB gets
+      // this far; the client is dropped before the 32-bit offsets could overflow.
+      if (in_cap_ >= kMaxInputBytes) {
+        die();
+        return false;
+      }
+      growInput(static_cast<size_t>(in_cap_) * 2);
+    }
   }
   size_t room = in_cap_ - in_end_;
   IoResult r = transport_->read(in_.get() + in_end_, room);
@@ -264,7 +279,7 @@ bool Connection::readInput() {
         deadline_ms_ = server_->nowMs() + server_->config().body_timeout_ms;
       }
       return true;
-    case IoResult::kWantRead: interest_ |= UV_READABLE; return false;
+    case IoResult::kWantRead: interest_ |= kReadInterest; return false;
     case IoResult::kWantWrite: interest_ |= UV_WRITABLE; return false;
     default: die(); return false;  // peer closed or vanished mid-stream
   }
@@ -455,32 +470,35 @@ Connection::Flush Connection::flushOutput() {
       }
       return Flush::kBlocked;
     }
-    if (file_left_ > 0 && !transport_->canSendFile()) {
+    uint64_t file_left = fileLeft();
+    if (file_left > 0 && !transport_->canSendFile()) {
       // TLS: a bounded buffer of one record, refilled only when empty and read over the
       // bytes just sent (resizing a cleared string would zero-fill 16 KiB per record).
       // 64 KiB per pread (four records) cut pread calls 4× but no CPU in an A/B.
-      size_t want = static_cast<size_t>(std::min<uint64_t>(file_left_, kTlsFileChunk));
+      auto& send = req_->send;
+      size_t want = static_cast<size_t>(std::min<uint64_t>(file_left, kTlsFileChunk));
       if (out_.size() != want) out_.resize(want);
-      ssize_t n = ::pread(file_->fd, out_.data(), want, file_off_);
+      ssize_t n = ::pread(send.file->fd, out_.data(), want, send.off);
       if (n <= 0) {
         die();
         return Flush::kDead;
       }
       out_.resize(static_cast<size_t>(n));
       out_off_ = 0;
-      file_off_ += n;
-      file_left_ -= static_cast<uint64_t>(n);
+      send.off += n;
+      send.left -= static_cast<uint64_t>(n);
       continue;
     }
     out_.clear();
     out_off_ = 0;
-    if (file_left_ > 0) {  // plain: straight from the page cache
-      size_t want = static_cast<size_t>(std::min<uint64_t>(file_left_, 1u << 20));
-      IoResult r = transport_->sendFile(file_->fd, &file_off_, want);
+    if (file_left > 0) {  // plain: straight from the page cache
+      auto& send = req_->send;
+      size_t want = static_cast<size_t>(std::min<uint64_t>(file_left, 1u << 20));
+      IoResult r = transport_->sendFile(send.file->fd, &send.off, want);
       if (r.kind == IoResult::kOk && r.n > 0) {
-        file_left_ -= r.n;
+        send.left -= r.n;
         last_write_ms_ = server_->nowMs();
-        if (r.n < want && file_left_ > 0 && transport_->shortCountMeansWouldBlock()) {
+        if (r.n < want && send.left > 0 && transport_->shortCountMeansWouldBlock()) {
           interest_ |= UV_WRITABLE;  // socket buffer full: wait for room, no EAGAIN round trip
           return Flush::kBlocked;
         }
@@ -493,10 +511,12 @@ Connection::Flush Connection::flushOutput() {
       die();  // error, or the file shrank (sendfile returned 0)
       return Flush::kDead;
     }
-    file_.reset();
-    if (corked_) {
-      corked_ = false;
-      transport_->setCork(false);  // flushes the last partial segment
+    if (req_ && req_->send.file) {
+      req_->send.file.reset();
+      if (req_->send.corked) {
+        req_->send.corked = false;
+        transport_->setCork(false);  // flushes the last partial segment
+      }
     }
     if (app_wants_drain_ && app_id_ != 0) {
       app_wants_drain_ = false;
@@ -581,6 +601,10 @@ void Connection::die() {
   if (req_ && req_->active && req_->status != 0) logAccess();
   if (h2_) h2_->logUnfinished();  // and each application still answering gets its close
   dead_ = true;
+  if (drive_queued_) {  // the queue must not outlive us (freed after the poll handle closes)
+    drive_queued_ = false;
+    server_->cancelDrive(this);
+  }
   if (idle) server_->markBusy(this);
   if (app_ended_) {
     server_->unregisterApp(app_id_);
@@ -649,7 +673,7 @@ void Connection::sweep(uint64_t now) {
     }
     case State::kAwaitApp:
     case State::kWrite:
-      if (out_off_ < out_.size() || file_left_ > 0) {
+      if (out_off_ < out_.size() || fileLeft() > 0) {
         if (now - last_write_ms_ > server_->config().send_timeout_ms) abort();
       }
       return;

@@ -37,7 +37,7 @@ class Connection final : public AppSink {
   void sweep(uint64_t now_ms);   // timeouts, called about once a second
   void abort();                  // server shutdown: close as soon as possible
   void stopWhenIdle();           // graceful stop: close once the current response is done
-  void drivePending();          // the drive kick() queued (DriveQueue)
+  void drivePending();           // Server::runTurnEnd: the drive kick() asked for
 
   // AppSink (connection_app.cc): the HTTP/1.1 application response, see Server::app.
   void appBegin(int status, const std::string& reason, const std::vector<std::string>& headers) override;
@@ -56,9 +56,9 @@ class Connection final : public AppSink {
   bool idle = false;
 
  private:
-  enum class State { kHandshake, kReadHead, kReadBody, kAwaitApp, kWrite, kLinger, kH2 };
+  enum class State : uint8_t { kHandshake, kReadHead, kReadBody, kAwaitApp, kWrite, kLinger, kH2 };
   enum class Flush { kDone, kBlocked, kDead };
-  enum class Framing { kNone, kLength, kChunked, kRaw, kUntilClose };
+  enum class Framing : uint8_t { kNone, kLength, kChunked, kRaw, kUntilClose };
 
   // Per-request facts kept after the head bytes are gone.
   struct Request {
@@ -76,7 +76,16 @@ class Connection final : public AppSink {
     std::string user;  // %u: the authenticated user (e.g. a verified client CN); empty = "-"
     int status = 0;
     uint64_t body_bytes_sent = 0;
+    uint64_t paused_at_ms = 0;  // when the application paused the body (not the client's time)
     bool active = false;
+    // A large file being sent (plain: sendfile; TLS: pread into out_); the descriptor is
+    // owned by the cache entry.
+    struct {
+      std::shared_ptr<const FileEntry> file;
+      off_t off = 0;
+      uint64_t left = 0;
+      bool corked = false;
+    } send;
   };
 
   static void onPoll(uv_poll_t* handle, int status, int events);
@@ -109,23 +118,16 @@ class Connection final : public AppSink {
   char* inPtr() { return in_.get() + in_begin_; }
   void growInput(size_t capacity);
 
+  // Ordered by size, flags as bit-fields: every idle keep-alive client holds one of these
+  // (see the idle-http bench row), so padding costs memory per connection.
   Server* server_;
-  int fd_;
   uv_poll_t poll_;
   std::unique_ptr<Transport> transport_;
   PeerInfo peer_;
-  State state_;
-  bool reject_;
 
   std::unique_ptr<char[]> in_;  // nullptr while idle (see readInput)
-  size_t in_cap_ = 0;
-  size_t in_begin_ = 0, in_end_ = 0;
   std::string out_;
   size_t out_off_ = 0;
-  std::shared_ptr<const FileEntry> file_;  // large file being sent (fd owned by the cache entry)
-  off_t file_off_ = 0;
-  uint64_t file_left_ = 0;
-  bool corked_ = false;
 
   std::unique_ptr<H2Session> h2_;
   // The current request's facts, allocated when a request starts and freed when its
@@ -136,26 +138,33 @@ class Connection final : public AppSink {
     if (!req_) req_ = std::make_unique<Request>();
     return *req_;
   }
-  bool keep_alive_ = true;
-  Framing framing_ = Framing::kNone;
+  uint64_t fileLeft() const { return req_ ? req_->send.left : 0; }
   uint64_t app_length_left_ = 0;
-  uint32_t app_id_ = 0;
-  bool app_begun_ = false, app_ended_ = false, app_wants_drain_ = false, body_paused_ = false;
 
   uint64_t deadline_ms_ = 0;     // meaning depends on state_
   uint64_t body_deadline_ms_ = 0;  // kReadBody: the whole body by then (body_total_timeout)
-  uint64_t paused_at_ms_ = 0;      // when the application paused the body (not the client's time)
   uint64_t last_write_ms_ = 0;
-  bool head_started_ = false;
-  size_t head_scanned_ = 0;  // bytes of the current head already scanned
-  bool stop_when_idle_ = false;
-  int interest_ = 0;
-  int polled_ = -1;
-  bool in_drive_ = false, redrive_ = false, dead_ = false, closed_handle_ = false;
-  bool drive_queued_ = false;  // in the server's DriveQueue
+  // The input buffer: its capacity and the unread bytes [in_begin_, in_end_). Bounded by
+  // max_head plus one read (growInput), far below 4 GiB.
+  uint32_t in_cap_ = 0;
+  uint32_t in_begin_ = 0, in_end_ = 0;
+  uint32_t head_scanned_ = 0;  // bytes of the current head already scanned (≤ in_end_)
+  uint32_t app_id_ = 0;
+  int fd_;
+  State state_;
+  Framing framing_ = Framing::kNone;
+  int8_t interest_ = 0;
+  int8_t polled_ = -1;
+  bool reject_ : 1;
+  bool keep_alive_ : 1 = true;
+  bool app_begun_ : 1 = false, app_ended_ : 1 = false, app_wants_drain_ : 1 = false, body_paused_ : 1 = false;
+  bool head_started_ : 1 = false;
+  bool stop_when_idle_ : 1 = false;
+  bool in_drive_ : 1 = false, redrive_ : 1 = false, dead_ : 1 = false, closed_handle_ : 1 = false;
+  bool drive_queued_ : 1 = false;  // in Server's drive queue (kick)
   // A read emptied the socket (Transport::readDrained): the next read
   // waits for poll to report bytes instead of costing a recv that returns EAGAIN.
-  bool read_drained_ = false;
+  bool read_drained_ : 1 = false;
 };
 
 }  // namespace lisod

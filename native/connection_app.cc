@@ -142,10 +142,10 @@ void Connection::appPauseBody(bool paused) {
   body_paused_ = paused;
   uint64_t now = server_->nowMs();
   if (paused) {
-    paused_at_ms_ = now;
+    req().paused_at_ms = now;
   } else {
     deadline_ms_ = now + server_->config().body_timeout_ms;
-    body_deadline_ms_ += now - paused_at_ms_;  // the application's pause is not the client's time
+    body_deadline_ms_ += now - req().paused_at_ms;  // the application's pause is not the client's time
   }
   kick();
 }

@@ -31,6 +31,15 @@ struct FileEntry {
   bool has_content = false;
   std::string content;     // the whole file when size <= kSmallFileBytes
   uint64_t checked_ms = 0;
+  // The HTTP/1.1 head of a whole-file 200 of this entry (connection_static.cc), indexed by
+  // keep-alive, formatted once and copied per response with its Date rewritten: a
+  // formatting cache (one event loop owns the entry), not file state, hence mutable.
+  struct CachedHead {
+    std::string bytes;
+    size_t date_at = 0;
+    bool vary = false;
+  };
+  mutable CachedHead h1_head[2];
 };
 
 struct FileLookup {

@@ -114,6 +114,28 @@ ResponsePlan planRedirect(const std::string& location) {
   return p;
 }
 
+namespace {
+
+// A file answer's headers beyond Server, Date, Connection, Content-Length (and
+// Content-Range): f is the requested file, coding and etag those of the representation.
+void addFileHeaders(ResponsePlan& p, const FileEntry& f, Coding coding, const std::string& etag, bool vary) {
+  p.headers.reserve(7);  // the most a file answer carries: one allocation
+  p.headers.emplace_back("Content-Type", std::string(f.mime));
+  if (coding != Coding::kIdentity) p.headers.emplace_back("Content-Encoding", std::string(codingName(coding)));
+  p.headers.emplace_back("Last-Modified", std::string(f.last_modified, 29));
+  p.headers.emplace_back("ETag", etag);
+  if (vary) p.headers.emplace_back("Vary", "Accept-Encoding");
+  if (coding == Coding::kIdentity) p.headers.emplace_back("Accept-Ranges", "bytes");
+}
+
+}  // namespace
+
+void addWholeFileHeaders(ResponsePlan& p) {
+  if (p.whole_file == nullptr || !p.headers.empty()) return;
+  const FileEntry& f = *p.whole_file;
+  addFileHeaders(p, f, Coding::kIdentity, f.etag.empty() ? makeEtag(f.mtime, f.size) : f.etag, p.vary);
+}
+
 ResponsePlan planStatic(Server& server, const StaticQuery& q) {
   std::string_view target = q.target;
   size_t cut = target.find_first_of("?#");
@@ -138,7 +160,6 @@ ResponsePlan planStatic(Server& server, const StaticQuery& q) {
   }
   const FileEntry& r = *rep.entry;
   ResponsePlan p;
-  p.headers.reserve(8);  // the most a file answer carries: one allocation, not three
   Preconditions pre;
   pre.if_match = q.if_match;
   pre.if_none_match = q.if_none_match;
@@ -167,12 +188,12 @@ ResponsePlan planStatic(Server& server, const StaticQuery& q) {
       length = last - first + 1;
     }
   }
-  p.headers.emplace_back("Content-Type", std::string(f.mime));
-  if (rep.coding != Coding::kIdentity) p.headers.emplace_back("Content-Encoding", std::string(codingName(rep.coding)));
-  p.headers.emplace_back("Last-Modified", std::string(f.last_modified, 29));
-  p.headers.emplace_back("ETag", rep.etag);
-  if (rep.vary) p.headers.emplace_back("Vary", "Accept-Encoding");
-  if (ranges) p.headers.emplace_back("Accept-Ranges", "bytes");
+  const bool whole = p.status == 200 && length == r.size && rep.coding == Coding::kIdentity;
+  if (whole) {
+    p.whole_file = &r;
+    p.vary = rep.vary;
+  }
+  if (!whole || !q.defer_whole_file_headers) addFileHeaders(p, f, rep.coding, rep.etag, rep.vary);
   if (p.status == 206) {
     p.headers.emplace_back("Content-Range", "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" +
                                                 std::to_string(r.size));

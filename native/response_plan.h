@@ -26,6 +26,11 @@ struct ResponsePlan {
   std::string body;         // the body when file is null
   std::shared_ptr<const FileEntry> file;  // else bytes [offset, offset + length) of it
   uint64_t offset = 0, length = 0;
+  // Set by planStatic on a 200 with the whole file, identity coding: status and headers
+  // then depend only on this entry (== file) and on vary, so a session may cache its head
+  // on the entry (and ask planStatic to leave the headers out: addWholeFileHeaders).
+  const FileEntry* whole_file = nullptr;
+  bool vary = false;  // the answer carries Vary: Accept-Encoding
 
   uint64_t bodySize() const { return file ? length : body.size(); }
   // Copies up to len body bytes starting at body offset `at` (0 = first body byte) into
@@ -43,6 +48,9 @@ struct StaticQuery {
   std::string_view if_modified_since, range;
   std::string_view if_none_match, if_match, if_unmodified_since, if_range, accept_encoding;
   bool get_or_head = true;  // false for a POST answered like GET (If-None-Match → 412)
+  // A whole_file plan comes without headers; the caller adds them (addWholeFileHeaders)
+  // when it has no head cached for that entry.
+  bool defer_whole_file_headers = false;
   const ClientIdentity* identity = nullptr;
 };
 
@@ -64,6 +72,8 @@ struct StaticFields {
 // first (static_coding.cc), then the preconditions against the chosen representation's
 // ETag (RFC 9110 §13.2.2), then Range (§14.2; If-Range §13.1.5).
 ResponsePlan planStatic(Server& server, const StaticQuery& q);
+// The headers planStatic leaves out of a whole_file plan when asked to defer them.
+void addWholeFileHeaders(ResponsePlan& p);
 // A small HTML page for status (405 carries Allow: GET, HEAD, POST); detail is escaped.
 ResponsePlan planError(int status, std::string_view detail = {});
 ResponsePlan planRedirect(const std::string& location);

@@ -40,9 +40,10 @@ void formatAddress(const sockaddr_storage& ss, std::string* host, int* port) {
   *host = buf;
 }
 
-void closeHandle(uv_timer_t*& t) {
+template <typename Handle>
+void closeHandle(Handle*& t) {
   if (t == nullptr) return;
-  uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete reinterpret_cast<Handle*>(h); });
   t = nullptr;
 }
 
@@ -76,7 +77,6 @@ std::unique_ptr<Server> Server::create(uv_loop_t* loop, ServerConfig config, Ser
     return nullptr;
   }
   if (!s->bindAll(error)) return nullptr;
-  s->drives_ = std::make_unique<DriveQueue>(loop);
   s->sweep_timer_ = new uv_timer_t;
   uv_timer_init(loop, s->sweep_timer_);
   s->sweep_timer_->data = s.get();
@@ -85,6 +85,12 @@ std::unique_ptr<Server> Server::create(uv_loop_t* loop, ServerConfig config, Ser
   s->accept_pause_timer_ = new uv_timer_t;
   uv_timer_init(loop, s->accept_pause_timer_);
   s->accept_pause_timer_->data = s.get();
+  s->drive_check_ = new uv_check_t;
+  uv_check_init(loop, s->drive_check_);
+  s->drive_check_->data = s.get();
+  s->drive_idle_ = new uv_idle_t;
+  uv_idle_init(loop, s->drive_idle_);
+  s->drive_idle_->data = s.get();
   return s;
 }
 
@@ -141,9 +147,11 @@ bool Server::bindAll(std::string* error) {
 
 Server::~Server() {
   closeAll();
-  drives_.reset();
+  flushAccessLines();
   closeHandle(sweep_timer_);
   closeHandle(accept_pause_timer_);
+  closeHandle(drive_check_);
+  closeHandle(drive_idle_);
 }
 
 std::vector<BoundListener> Server::addresses() const {
@@ -218,6 +226,40 @@ void Server::connectionClosed(Connection* c) {
   if (c->next) c->next->prev = c->prev;
   c->prev = c->next = nullptr;
   --connections_;
+}
+
+void Server::scheduleDrive(Connection* c) {
+  startTurnEnd();
+  drives_.push_back(c);
+}
+
+void Server::startTurnEnd() {
+  if (!drives_.empty() || !access_lines_.empty() || drive_check_ == nullptr) return;  // already started
+  uv_check_start(drive_check_, [](uv_check_t* h) { static_cast<Server*>(h->data)->runTurnEnd(); });
+  uv_idle_start(drive_idle_, [](uv_idle_t* h) { static_cast<Server*>(h->data)->runTurnEnd(); });
+}
+
+void Server::cancelDrive(Connection* c) {
+  for (auto* list : {&drives_, &driving_}) {
+    for (Connection*& each : *list) {
+      if (each == c) each = nullptr;
+    }
+  }
+}
+
+void Server::runTurnEnd() {
+  // A drive may queue more (another connection's output, or its own again): those wait
+  // for the next run, so one busy connection cannot hold this loop turn.
+  driving_.swap(drives_);
+  for (size_t i = 0; i < driving_.size(); ++i) {
+    if (Connection* c = driving_[i]) c->drivePending();
+  }
+  driving_.clear();
+  flushAccessLines();
+  if (drives_.empty()) {
+    uv_check_stop(drive_check_);
+    uv_idle_stop(drive_idle_);
+  }
 }
 
 void Server::markIdle(Connection* c) {
@@ -308,6 +350,7 @@ void Server::closeAll() {
     c->abort();
     c = next;
   }
+  flushAccessLines();  // the caller closes the log next (src/main.ts)
 }
 
 void Server::stopWhenIdle() {
@@ -351,15 +394,23 @@ bool Server::reloadTls(const TlsOptions& options, std::string* error) {
 }
 
 void Server::logAccess(const AccessEntry& e) {
+  constexpr size_t kAccessBatchBytes = 16384;
   if (!access_log_) return;
-  access_line_.clear();
-  appendAccessLine(access_line_, e, clf_clock_.now());
-  access_log_->append(access_line_);
+  startTurnEnd();
+  appendAccessLine(access_lines_, e, clf_clock_.now());
+  if (access_lines_.size() >= kAccessBatchBytes) flushAccessLines();
+}
+
+void Server::flushAccessLines() {
+  if (access_lines_.empty()) return;
+  if (access_log_) access_log_->append(access_lines_);
+  access_lines_.clear();
 }
 
 bool Server::setAccessLog(uint32_t writer_id) {
   std::shared_ptr<LogWriter> w = writer_id == 0 ? nullptr : LogWriter::find(writer_id);
   if (writer_id != 0 && !w) return false;
+  flushAccessLines();  // this turn's lines go where their requests were logged
   access_log_ = std::move(w);
   return true;
 }

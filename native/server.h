@@ -15,7 +15,6 @@
 #include "access_rules.h"
 #include "buffer_pool.h"
 #include "compress_cache.h"
-#include "drive_queue.h"
 #include "file_cache.h"
 #include "log_writer.h"
 #include "tls_context.h"
@@ -125,11 +124,15 @@ class Server {
   FileCache& files() { return files_; }
   CompressCache& compressed() { return compressed_; }
   BufferPool& buffers() { return buffers_; }  // spare connection buffers (buffer_pool.h)
-  DriveQueue& drives() { return *drives_; }  // connections to drive this loop turn
   const char* httpDate();  // cached IMF-fixdate for the current second
   uint32_t registerApp(AppSink* sink);
   void unregisterApp(uint32_t id);
   void connectionClosed(Connection* c);
+  // Drives c at the end of this loop turn (after the poll phase; before the next poll at
+  // the latest): output an application or a timer produced outside c's own poll callback
+  // goes out without a WRITABLE poll round trip (two epoll_ctl and a loop turn each).
+  void scheduleDrive(Connection* c);
+  void cancelDrive(Connection* c);  // c is going away: forget it
   // Formats e (Combined Log Format) and appends it to the access log, if there is one.
   void logAccess(const AccessEntry& e);
   // Switches the access log to the writer with this id (reload); false when it is gone.
@@ -149,6 +152,9 @@ class Server {
   void onAcceptable(Listener* l);
   void startPolling(Listener* l);
   void sweep();
+  void runTurnEnd();  // the drives kick() queued, then the access lines of this turn
+  void startTurnEnd();
+  void flushAccessLines();
   bool reclaimIdle();  // closes the oldest idle keep-alive connection; false if none
   // Over max_connections and every pending-503 slot taken: a canned 503 straight on the
   // socket (plain listeners; TLS cannot answer before a handshake), then close.
@@ -168,12 +174,19 @@ class Server {
   size_t connections_ = 0;
   std::unordered_map<uint32_t, AppSink*> apps_;
   uint32_t next_app_id_ = 1;
-  std::unique_ptr<DriveQueue> drives_;
   uv_timer_t* sweep_timer_ = nullptr;
   uv_timer_t* accept_pause_timer_ = nullptr;
+  // runTurnEnd: the check handle runs after the poll phase; the idle handle, active while
+  // drives or access lines wait, keeps the next poll from blocking (work queued by a check
+  // or close callback after ours ran is done at the next turn's idle phase).
+  uv_check_t* drive_check_ = nullptr;
+  uv_idle_t* drive_idle_ = nullptr;
+  std::vector<Connection*> drives_, driving_;  // queued; being driven (nullptr: cancelled)
   std::shared_ptr<LogWriter> access_log_;
   ClfClock clf_clock_;
-  std::string access_line_;  // reused for each line
+  // Lines of this loop turn, handed to the writer in one append (one lock) at the end of
+  // the turn (runTurnEnd) or once kAccessBatchBytes are waiting.
+  std::string access_lines_;
   int64_t date_second_ = -1;
   char date_[32] = {0};
   int64_t hs_window_start_ = 0;

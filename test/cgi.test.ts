@@ -596,14 +596,36 @@ test('script that ignores a large upload: answered, lisod not stuck', async (t) 
   t.is(stat.status, 200);
 });
 
-test('client that disconnects mid-request: the script is stopped', async (t) => {
-  const pidFile = path.join(testTempDir(t, 'lisod-cgi-gone-'), 'child.pid');
-  const l = await server('gone', { script: script('sleep.cgi'), timeout: 30, env: { SLEEP_PIDFILE: pidFile } });
+// A hang-up abandons the request: a full close, or a FIN alone (half-close). lisod polls a
+// connection awaiting its application for readable and hang-up at once.
+for (const [how, leave] of [['disconnects', (c: Conn) => c.destroy()], ['half-closes', (c: Conn) => c.end()]] as const) {
+  test(`client that ${how} mid-request: the script is stopped`, async (t) => {
+    const pidFile = path.join(testTempDir(t, `lisod-cgi-${how}-`), 'child.pid');
+    const l = await server(how, { script: script('sleep.cgi'), timeout: 30, env: { SLEEP_PIDFILE: pidFile } });
+    const c = await Conn.open({ port: l.httpPort });
+    await c.write(get('/cgi/'));
+    const childPid = await scriptChild(t, pidFile);
+    leave(c);
+    const deadline = Date.now() + 5000;
+    while (alive(childPid) && Date.now() < deadline) await sleep(50);
+    t.false(alive(childPid));
+    if (how === 'half-closes') t.true(await c.closesWithin(5000), 'the connection is closed');
+  });
+}
+
+test('a request pipelined while the script works is answered after it, in order', async (t) => {
+  const pidFile = path.join(testTempDir(t, 'lisod-cgi-pipe-'), 'child.pid');
+  const l = await server('pipe', { script: script('sleep.cgi'), timeout: 2, env: { SLEEP_PIDFILE: pidFile } });
   const c = await Conn.open({ port: l.httpPort });
-  await c.write(get('/cgi/'));
-  const childPid = await scriptChild(t, pidFile);
-  c.destroy();
-  const deadline = Date.now() + 5000;
-  while (alive(childPid) && Date.now() < deadline) await sleep(50);
-  t.false(alive(childPid));
+  try {
+    await c.write(get('/cgi/'));
+    await scriptChild(t, pidFile);
+    await c.write(get('/index.html'));  // readable while lisod awaits the application
+    const [slow, next] = await c.readResponses(2, { timeoutMs: 15_000 });
+    t.is(slow!.status, 504);
+    t.is(next!.status, 200);
+    t.regex(next!.body.toString(), /lisod test default/);
+  } finally {
+    c.destroy();
+  }
 });

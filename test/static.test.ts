@@ -1,7 +1,7 @@
 // Static files end to end: headers, MIME map, directories, HEAD, POST-as-GET, chunked and
 // 100-continue request bodies, conditional and range requests, 10 MiB, path traversal.
 import test from 'ava';
-import { Conn, exchange, exchange1, get, httpDate, sha256 } from './helpers/client.js';
+import { Conn, exchange, exchange1, get, headerCount, httpDate, sha256, sleep } from './helpers/client.js';
 import { assertCommonHeaders, assertFile, describe } from './helpers/assert.js';
 import { kBigSize, kMimeFixtures, setMtime, type DocFile } from './helpers/docroot.js';
 import { useLisod } from './helpers/use_lisod.js';
@@ -91,6 +91,30 @@ for (const [p, type] of kMimeFixtures) {
     assertFile(t, await fetch1(get(p)), file(p), { type: kAlternatives[type] ?? type });
   });
 }
+
+test('a file\'s head is formatted once and reused: Date advances, Connection follows each request', async (t) => {
+  // lisod caches the head of a whole-file 200 per file and Connection value and rewrites
+  // only its Date: the second answer must carry the later date, and a close request on
+  // a keep-alive connection gets "close" with the same file headers.
+  const c = await Conn.open({ port: site.srv.httpPort });
+  await c.write(get('/hello.txt'));
+  const first = await c.readResponse();
+  await sleep(1100);
+  const before = Date.now();
+  await c.write(get('/hello.txt') + get('/hello.txt', 'Connection: close\r\n'));
+  const second = await c.readResponse();
+  const closing = await c.readResponse();
+  c.destroy();
+  for (const res of [first, second, closing]) assertFile(t, res, file('/hello.txt'));
+  t.not(first.headers['date'], second.headers['date'], 'the cached head got the current Date');
+  t.true(Date.parse(second.headers['date'] ?? '') >= Math.floor(before / 1000) * 1000, `Date: ${second.headers['date']}`);
+  t.regex(second.headers['connection'] ?? '', /^keep-alive$/i);
+  t.regex(closing.headers['connection'] ?? '', /^close$/i);
+  for (const h of ['content-type', 'content-length', 'etag', 'last-modified', 'accept-ranges', 'server']) {
+    t.is(closing.headers[h], second.headers[h], `keep-alive and close heads agree on ${h}`);
+  }
+  for (const h of ['date', 'connection', 'content-length']) t.is(headerCount(second, h), 1, `one ${h} field`);
+});
 
 // ---- HEAD ------------------------------------------------------------------------------
 
