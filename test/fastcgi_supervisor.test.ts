@@ -11,6 +11,7 @@ import { FastCgiSupervisor, type SupervisorOptions } from '../src/fastcgi/superv
 import type { Logger } from '../src/log.js';
 import { fcgiEnv } from './helpers/fastcgi.js';
 import { testTempDir } from './helpers/tmp.js';
+import { waitFor } from './helpers/daemon.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const probe = path.join(repoRoot, 'test', 'cgi-scripts', 'wsgi_probe.fcgi');
@@ -45,13 +46,9 @@ async function get(tr: FastCgiTransport, pathInfo: string, query = ''): Promise<
   return { body: all.slice(all.indexOf('\r\n\r\n') + 4), end };
 }
 
-async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const until = async (what: string, ok: () => boolean, ms = 10_000): Promise<void> => {
+  await waitFor(ok, ms, what); // test/helpers/daemon.ts
+};
 
 test('processes share the socket (fd 0) in a private 0700 directory and answer', async (t) => {
   const { sup, tr } = supervise(t);

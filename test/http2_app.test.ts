@@ -18,6 +18,7 @@ import { h2Connect, h2Request, type H2Reply } from './helpers/h2client.js';
 import { getPki, type Pki } from './helpers/pki.js';
 import { tempDir } from './helpers/tmp.js';
 import { useLisod } from './helpers/use_lisod.js';
+import { waitFor } from './helpers/daemon.js';
 
 const run = promisify(execFile);
 const script = path.join(repoRoot, 'test', 'cgi-scripts', 'h2_app.cgi');
@@ -79,13 +80,9 @@ function children(pid: number): number[] {
   }
   return ids;
 }
-async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const until = async (what: string, ok: () => boolean, ms = 10_000): Promise<void> => {
+  await waitFor(ok, ms, what); // test/helpers/daemon.ts
+};
 
 test('curl --http2: the CGI environment says HTTP/2.0, Host from :authority, HTTPS=on; the access log says HTTP/2.0', async (t) => {
   const l = site.cgi;
