@@ -110,11 +110,24 @@ def send_error(out, status, title, message):
     out.flush()
 
 
-def run_wsgi(application, environ, stdin, stdout, stderr, run_once):
+def _declared_length(headers):
+    """The Content-Length an application declared (a non-negative int), or None."""
+    for name, value in headers:
+        if name.lower() == "content-length":
+            value = value.strip()
+            return int(value) if value.isdigit() else None
+    return None
+
+
+def run_wsgi(application, environ, stdin, stdout, stderr, run_once, flush_last=True):
     """Calls ``application`` once for ``environ`` (CGI variables) and writes its response.
 
     ``stdin`` is the request body (read at most CONTENT_LENGTH bytes), ``stdout`` a
     binary stream with write/flush, ``stderr`` a text stream (``wsgi.errors``).
+    Every chunk is flushed as the application yields it, except, with
+    ``flush_last=False``, the one that completes the response (its Content-Length
+    reached, or the end of the iterable): the caller sends that with whatever ends
+    the response (FastCGI: in one send with END_REQUEST, one wake-up of the server).
     Returns 0 when a response was written (including a 500 page for an exception
     raised before any output), 1 when the application failed after the headers
     were sent. Errors writing ``stdout`` (the client went away) propagate.
@@ -134,8 +147,9 @@ def run_wsgi(application, environ, stdin, stdout, stderr, run_once):
 
     headers_set = []  # [status, headers] once start_response was called
     headers_sent = []  # the same, once they went out
+    body = {"sent": 0, "length": None}  # body bytes written; the response's Content-Length
 
-    def write(data):
+    def write(data, last=False):
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError("WSGI body chunks must be bytes, got %s" % type(data).__name__)
         if not headers_set:
@@ -145,9 +159,12 @@ def run_wsgi(application, environ, stdin, stdout, stderr, run_once):
             lines = ["Status: %s" % status]
             lines.extend("%s: %s" % (name, value) for name, value in response_headers)
             stdout.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            body["length"] = _declared_length(response_headers)
         if data:
             stdout.write(data)
-        stdout.flush()
+            body["sent"] += len(data)
+        if flush_last or not (last or body["sent"] == body["length"]):
+            stdout.flush()
 
     def start_response(status, response_headers, exc_info=None):
         if exc_info:
@@ -170,11 +187,16 @@ def run_wsgi(application, environ, stdin, stdout, stderr, run_once):
     try:
         result = application(environ, start_response)
         try:
-            for data in result:
+            # A list's last non-empty chunk is known to end the body (the common case of
+            # an application without Content-Length).
+            last_at = -1
+            if isinstance(result, (list, tuple)):
+                last_at = max((i for i, data in enumerate(result) if data), default=-1)
+            for i, data in enumerate(result):
                 if data:  # PEP 3333: don't send headers until there is a body byte
-                    write(data)
+                    write(data, last=i == last_at)
             if not headers_sent:
-                write(b"")  # empty body
+                write(b"", last=True)  # empty body
         finally:
             if hasattr(result, "close"):
                 result.close()

@@ -211,14 +211,19 @@ class _Stdout:
         self._parts.append(bytes(data))
         return len(data)
 
-    def flush(self):
+    def take(self):
+        """The buffered bytes as STDOUT records (b"" when none), after an abort check."""
         if not self._parts:
-            return
+            return b""
         data = b"".join(self._parts)
         self._parts = []
         self._conn.poll()
-        if data:
-            self._conn.sock.sendall(encode_records(FCGI_STDOUT, self._rid, data))
+        return encode_records(FCGI_STDOUT, self._rid, data) if data else b""
+
+    def flush(self):
+        records = self.take()
+        if records:
+            self._conn.sock.sendall(records)
 
 
 class _Stderr:
@@ -272,10 +277,10 @@ def serve_request(conn, rid, application):
         _read_stream(conn, rid, FCGI_STDIN, spool.write)
         spool.seek(0)
         stdout, stderr = _Stdout(conn, rid), _Stderr(conn, rid)
-        status = run_wsgi(application, environ, spool, stdout, stderr, run_once=False)
-        stdout.flush()
-        # The stream ends and END_REQUEST in one send: one wake-up of the web server, not three.
-        tail = encode_records(FCGI_STDOUT, rid, b"")
+        status = run_wsgi(application, environ, spool, stdout, stderr, run_once=False, flush_last=False)
+        # The response's last bytes, the stream ends and END_REQUEST in one send: one
+        # wake-up of the web server per response, not two or three.
+        tail = stdout.take() + encode_records(FCGI_STDOUT, rid, b"")
         if stderr.used:
             tail += encode_records(FCGI_STDERR, rid, b"")
         conn.sock.sendall(tail + end_request_record(rid, status, FCGI_REQUEST_COMPLETE))

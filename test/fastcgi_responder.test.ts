@@ -199,3 +199,16 @@ test('started without a listening socket: exit 2 with a message saying how to st
   t.is(p.status, 2);
   t.regex(p.stderr, /listening socket as fd 0 .* --bind unix:PATH/);
 });
+
+test('the response\'s last bytes, the stream end and END_REQUEST leave in one send; streamed chunks leave as yielded', (t) => {
+  // Record types per sendall() of the responder (6 = STDOUT, 3 = END_REQUEST): one send per
+  // complete response wakes the web server once, not twice.
+  const p = spawnSync('python3', [path.join(repoRoot, 'test', 'cgi-scripts', 'fcgi_sends.py')], { encoding: 'utf8', timeout: 30_000 });
+  t.is(p.status, 0, p.stderr);
+  const got = JSON.parse(p.stdout) as Record<string, { sends: number[][]; body: string }>;
+  t.deepEqual(got.length, { sends: [[6, 6, 3]], body: 'hello' }); // Content-Length reached
+  t.deepEqual(got['length-generator'], { sends: [[6], [6, 6, 3]], body: 'helloworld' });
+  t.deepEqual(got.head, { sends: [[6, 6, 3]], body: '' }); // no body byte: the head is last
+  t.deepEqual(got.list, { sends: [[6], [6, 6, 3]], body: 'ab' }); // a list's last non-empty chunk
+  t.deepEqual(got.stream, { sends: [[6], [6], [6, 3]], body: 'onetwo' }); // unknown end: flushed as yielded
+});
