@@ -277,6 +277,6 @@ function describe(s) {
       `${(s.idle.perConn / 1024).toFixed(2)} KiB/conn${extra}`;
   }
   return `${Math.round(s.rps ?? 0).toString().padStart(7)} req/s ${bytesRate(s.bps).padStart(11)} p99 ${usTime(s.p99).padStart(8)} ` +
-    `cpu ${(s.cpuUsPerReq ?? NaN).toFixed(1).padStart(6)} µs/req (server ${(s.serverCpuPct ?? 0).toFixed(0)}%, wrk ${(s.wrkCpuPct ?? 0).toFixed(0)}%, ` +
+    `cpu ${(s.cpuUsPerReq ?? NaN).toFixed(1).padStart(6)} µs/req${s.ownUsPerReq !== undefined ? `, own ${s.ownUsPerReq.toFixed(1)}` : ''} (server ${(s.serverCpuPct ?? 0).toFixed(0)}%, wrk ${(s.wrkCpuPct ?? 0).toFixed(0)}%, ` +
     `others ${s.otherPct.toFixed(0)}%)${extra}`;
 }
