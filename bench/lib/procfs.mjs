@@ -81,15 +81,33 @@ export function treeOf(all, root) {
 }
 
 /**
- * The server's own CPU in a tree: utime + stime of the root and of every descendant that
- * runs the same program (nginx's workers; lisod's and lighttpd's single process), without
- * the reaped children's cutime/cstime and without CGI scripts or backends (other comms).
- * @param {ProcStat[]} tree treeOf's answer, root first @returns {number} ticks
+ * The server's own CPU in a tree, in microseconds: the root and every descendant that runs
+ * the same program (nginx's workers; lisod's and lighttpd's single process), without the
+ * reaped children's cutime/cstime and without CGI scripts or backends (other comms). Read
+ * from the scheduler's sum_exec_runtime of each live thread (/proc/<pid>/task/<tid>/sched,
+ * µs resolution) where the kernel has it, else from utime + stime (clock ticks: 10 ms, too
+ * coarse for a few hundred CGI requests).
+ * @param {ProcStat[]} tree treeOf's answer, root first @returns {number} µs
  */
-export function ownTicksOf(tree) {
+export function ownCpuUsOf(tree) {
   const root = tree[0];
   if (!root) return 0;
-  return tree.filter((s) => s.comm === root.comm).reduce((sum, s) => sum + s.ownTicks, 0);
+  return tree.filter((s) => s.comm === root.comm).reduce((sum, s) => sum + (threadsRuntimeUs(s.pid) ?? ticksToUs(s.ownTicks)), 0);
+}
+
+/** Σ se.sum_exec_runtime (ms in the file) over a process's live threads, in µs; null when unavailable. */
+function threadsRuntimeUs(pid) {
+  let total = 0;
+  try {
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      const m = /^se\.sum_exec_runtime\s*:\s*([\d.]+)/m.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/sched`, 'latin1'));
+      if (!m) return null;
+      total += Number(m[1]) * 1e3;
+    }
+  } catch {
+    return null;  // no CONFIG_SCHED_DEBUG, or the process is gone
+  }
+  return total;
 }
 
 /** Pids of a process tree with their start times (to kill leftovers safely later). */

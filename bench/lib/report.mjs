@@ -221,8 +221,9 @@ export function renderResults(r) {
     'precedes the measured one.');
   L.push(`- **Server CPU µs/req** = change in utime+stime+cutime+cstime (/proc/<pid>/stat) summed over the server's whole process tree ` +
     `(nginx master + worker, lighttpd + its CGI children, lisod + its scripts; reaped children count through cutime) across the measured run, ` +
-    `÷ requests completed. **own CPU µs/req** (CGI rows) = utime+stime of the server's own processes alone (lisod; lighttpd; ` +
-    `nginx master + workers), without their scripts and without the reaped children's cutime/cstime: spawning compared apart from the script. ` +
+    `÷ requests completed. **own CPU µs/req** (CGI rows) = CPU of the server's own processes alone (lisod; lighttpd; ` +
+    `nginx master + workers: the scheduler's sum_exec_runtime of their threads, /proc/<pid>/task/<tid>/sched, else utime+stime), without ` +
+    `their scripts and without the reaped children's cutime/cstime: spawning compared apart from the script. ` +
     `Clock tick ${(1e3 / r.clkTck).toFixed(0)} ms. **server CPU** / **wrk CPU** = share of one core over the run ` +
     '(wrk near 100% means the client, not the server, was the limit).');
   L.push(`- Servers alternate within each pass (the order rotates every pass); values are medians over passes. **spread** = (max − min) / median ` +
