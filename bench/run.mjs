@@ -31,6 +31,7 @@ const USAGE = `usage: npm run bench -- [options]
   --cgi-script <path>   the trivial CGI script (default: a generated Python script)
   --flaskr <path>       the Flaskr CGI entry point (default cgi-bin/flaskr.cgi)
   --lisod <path>        lisod's main.js (default dist/main.js)
+  --lisod-b <path>      another build's main.js, run as server lisod-b beside lisod in every row (A/B)
   --busy <pct>          other processes' CPU (% of one core) that marks a pass busy (default 15)
   --out <file>          results file (default bench/RESULTS.md)
   --json <file>         also write every raw sample (and what the report needs) as JSON
@@ -54,6 +55,7 @@ const { values: a } = parseArgs({
     'cgi-script': { type: 'string' },
     flaskr: { type: 'string', default: path.join(REPO, 'cgi-bin', 'flaskr.cgi') },
     lisod: { type: 'string', default: path.join(REPO, 'dist', 'main.js') },
+    'lisod-b': { type: 'string' },
     busy: { type: 'string', default: '15' },
     out: { type: 'string', default: path.join(BENCH, 'RESULTS.md') },
     json: { type: 'string' },
@@ -93,7 +95,12 @@ for (const [k, v] of Object.entries(opts)) {
 }
 
 // Servers and scenarios.
-let servers = a.servers ? a.servers.split(',').map((s) => s.trim()).filter(Boolean) : [...SERVER_NAMES];
+let servers = a.servers ? a.servers.split(',').map((s) => s.trim()).filter(Boolean) : SERVER_NAMES.filter((s) => s !== 'lisod-b');
+if (a['lisod-b'] && !servers.includes('lisod-b')) servers.push('lisod-b');
+if (servers.includes('lisod-b') && !(a['lisod-b'] && fs.existsSync(a['lisod-b']))) {
+  console.error('bench: lisod-b needs --lisod-b PATH, the main.js of an existing build');
+  process.exit(2);
+}
 const unknown = servers.filter((s) => !SERVER_NAMES.includes(s));
 if (unknown.length) {
   console.error(`bench: unknown server(s) ${unknown.join(', ')}; known: ${SERVER_NAMES.join(', ')}`);
@@ -163,7 +170,7 @@ async function main() {
   const env = collectEnvironment(REPO);
   const lisodResumptionKey = fs.existsSync(lisodMain) ? findLisodResumptionKey(lisodMain) : null;
   /** @type {import('./lib/servers.mjs').Context} */
-  const ctx = { dir: tmp, docroot, certs, repo: REPO, lisodMain, lighttpdModDir: lighttpdModDir(), serverCpu: pin ? '0' : null, lisodResumptionKey };
+  const ctx = { dir: tmp, docroot, certs, repo: REPO, lisodMain, lisodMainB: a['lisod-b'] ? path.resolve(a['lisod-b']) : undefined, lighttpdModDir: lighttpdModDir(), serverCpu: pin ? '0' : null, lisodResumptionKey };
   let wrkTls = 'not probed (needs nginx and a TLS scenario)';
   if (tools.paths.nginx && scenarios.some((sc) => sc.scheme === 'https' && sc.kind === 'wrk')) {
     wrkTls = await probeWrkTls(sup, certs.rsa, docroot, path.join(tmp, 'wrk-probe')).catch((e) => `probe failed: ${e.message}`);
@@ -189,7 +196,7 @@ async function main() {
     deflate: Boolean(sc.acceptEncoding),
   });
   const plan = scenarios.filter((sc) => (sc.cgi !== 'flaskr' || flaskrOk) && (!sc.fpm || fpmOk))
-    .map((sc) => ({ sc, servers: sc.servers.filter((s) => servers.includes(s)) }))
+    .map((sc) => ({ sc, servers: sc.servers.flatMap((s) => (s === 'lisod' ? ['lisod', 'lisod-b'] : [s])).filter((s) => servers.includes(s)) }))
     .filter((p) => p.servers.length);
 
   const one = async (sc, server, pass, label) => {
@@ -277,6 +284,6 @@ function describe(s) {
       `${(s.idle.perConn / 1024).toFixed(2)} KiB/conn${extra}`;
   }
   return `${Math.round(s.rps ?? 0).toString().padStart(7)} req/s ${bytesRate(s.bps).padStart(11)} p99 ${usTime(s.p99).padStart(8)} ` +
-    `cpu ${(s.cpuUsPerReq ?? NaN).toFixed(1).padStart(6)} µs/req (server ${(s.serverCpuPct ?? 0).toFixed(0)}%, wrk ${(s.wrkCpuPct ?? 0).toFixed(0)}%, ` +
+    `cpu ${(s.cpuUsPerReq ?? NaN).toFixed(1).padStart(6)} µs/req${s.ownUsPerReq !== undefined ? `, own ${s.ownUsPerReq.toFixed(1)}` : ''} (server ${(s.serverCpuPct ?? 0).toFixed(0)}%, wrk ${(s.wrkCpuPct ?? 0).toFixed(0)}%, ` +
     `others ${s.otherPct.toFixed(0)}%)${extra}`;
 }

@@ -16,8 +16,9 @@ export const CLK_TCK = (() => {
  * One /proc/<pid>/stat line. `ticks` = utime + stime + cutime + cstime: the process's own
  * CPU (all its threads) plus that of children it has already waited for, so a CGI script
  * that ran and was reaped during a run still counts for its server.
- * `childTicks` = cutime + cstime alone (the reaped children's part).
- * @typedef {{pid:number, ppid:number, comm:string, ticks:number, childTicks:number, startTime:number, rssPages:number}} ProcStat
+ * `childTicks` = cutime + cstime alone (the reaped children's part); `ownTicks` = utime + stime
+ * alone (the process's own threads, none of its children's).
+ * @typedef {{pid:number, ppid:number, comm:string, ticks:number, childTicks:number, ownTicks:number, startTime:number, rssPages:number}} ProcStat
  */
 
 /** @param {number} pid @returns {ProcStat|null} null when the process is gone. */
@@ -38,6 +39,7 @@ export function readStat(pid) {
     comm: text.slice(open + 1, close),
     ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]),
     childTicks: Number(f[13]) + Number(f[14]),
+    ownTicks: Number(f[11]) + Number(f[12]),
     startTime: Number(f[19]),
     rssPages: Number(f[21]),
   };
@@ -76,6 +78,36 @@ export function treeOf(all, root) {
     for (const k of kids.get(s.pid) ?? []) stack.push(k);
   }
   return out;
+}
+
+/**
+ * The server's own CPU in a tree, in microseconds: the root and every descendant that runs
+ * the same program (nginx's workers; lisod's and lighttpd's single process), without the
+ * reaped children's cutime/cstime and without CGI scripts or backends (other comms). Read
+ * from the scheduler's sum_exec_runtime of each live thread (/proc/<pid>/task/<tid>/sched,
+ * µs resolution) where the kernel has it, else from utime + stime (clock ticks: 10 ms, too
+ * coarse for a few hundred CGI requests).
+ * @param {ProcStat[]} tree treeOf's answer, root first @returns {number} µs
+ */
+export function ownCpuUsOf(tree) {
+  const root = tree[0];
+  if (!root) return 0;
+  return tree.filter((s) => s.comm === root.comm).reduce((sum, s) => sum + (threadsRuntimeUs(s.pid) ?? ticksToUs(s.ownTicks)), 0);
+}
+
+/** Σ se.sum_exec_runtime (ms in the file) over a process's live threads, in µs; null when unavailable. */
+function threadsRuntimeUs(pid) {
+  let total = 0;
+  try {
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      const m = /^se\.sum_exec_runtime\s*:\s*([\d.]+)/m.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/sched`, 'latin1'));
+      if (!m) return null;
+      total += Number(m[1]) * 1e3;
+    }
+  } catch {
+    return null;  // no CONFIG_SCHED_DEBUG, or the process is gone
+  }
+  return total;
 }
 
 /** Pids of a process tree with their start times (to kill leftovers safely later). */

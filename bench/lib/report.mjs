@@ -9,7 +9,7 @@ export const MIN_PASSES = 3;
 /**
  * One table row: a server on a scenario, summarised over its samples.
  * @typedef {{server:string, scenario:string, samples:import('./rows.mjs').Sample[], used:import('./rows.mjs').Sample[],
- *   rps?:number, bps?:number, p50?:number, p99?:number, cpuUsPerReq?:number, serverCpuPct?:number, wrkCpuPct?:number,
+ *   rps?:number, bps?:number, p50?:number, p99?:number, cpuUsPerReq?:number, ownUsPerReq?:number, serverCpuPct?:number, wrkCpuPct?:number,
  *   otherPct?:number, perConn?:number, rssBefore?:number, rssAfter?:number, open?:number, spread:number, flags:string[], error?:string}} Row
  */
 
@@ -83,6 +83,7 @@ export function summarise(samples) {
       p50: m((s) => s.p50),
       p99: m((s) => s.p99),
       cpuUsPerReq: m((s) => s.cpuUsPerReq),
+      ownUsPerReq: m((s) => s.ownUsPerReq),
       serverCpuPct: m((s) => s.serverCpuPct),
       wrkCpuPct: m((s) => s.wrkCpuPct),
       otherPct: m((s) => s.otherPct),
@@ -162,11 +163,13 @@ export function scenarioTable(rows) {
     }
     return out.join('\n');
   }
-  out.push('| server | req/s | transfer/s | p50 | p99 | server CPU µs/req | server CPU | wrk CPU | spread | vs best peer | notes |');
-  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|');
+  // CGI rows: the server's own CPU (without its scripts) beside the whole tree's.
+  const own = rows.some((r) => Number.isFinite(r.ownUsPerReq));
+  out.push(`| server | req/s | transfer/s | p50 | p99 | server CPU µs/req |${own ? ' own CPU µs/req |' : ''} server CPU | wrk CPU | spread | vs best peer | notes |`);
+  out.push(`|---|---:|---:|---:|---:|---:|${own ? '---:|' : ''}---:|---:|---:|---|---|`);
   for (const r of rows) {
     const vs = versusBestPeer(r, rows);
-    out.push(`| ${r.server} | ${int(r.rps)} | ${bytesRate(r.bps)} | ${usTime(r.p50)} | ${usTime(r.p99)} | ${cpu(r.cpuUsPerReq)} | ` +
+    out.push(`| ${r.server} | ${int(r.rps)} | ${bytesRate(r.bps)} | ${usTime(r.p50)} | ${usTime(r.p99)} | ${cpu(r.cpuUsPerReq)} | ${own ? `${cpu(r.ownUsPerReq)} | ` : ''}` +
       `${Number.isFinite(r.serverCpuPct) ? `${r.serverCpuPct.toFixed(0)}%` : '–'} | ${Number.isFinite(r.wrkCpuPct) ? `${r.wrkCpuPct.toFixed(0)}%` : '–'} | ` +
       `${r.used.length > 1 ? `${(r.spread * 100).toFixed(0)}%` : '–'} | ${vs ? cell(vs.text) : ''} | ` +
       `${cell([...r.flags, r.error ? `error: ${r.error}` : ''].filter(Boolean).join('; '))} |`);
@@ -218,7 +221,10 @@ export function renderResults(r) {
     'precedes the measured one.');
   L.push(`- **Server CPU µs/req** = change in utime+stime+cutime+cstime (/proc/<pid>/stat) summed over the server's whole process tree ` +
     `(nginx master + worker, lighttpd + its CGI children, lisod + its scripts; reaped children count through cutime) across the measured run, ` +
-    `÷ requests completed. Clock tick ${(1e3 / r.clkTck).toFixed(0)} ms. **server CPU** / **wrk CPU** = share of one core over the run ` +
+    `÷ requests completed. **own CPU µs/req** (CGI rows) = CPU of the server's own processes alone (lisod; lighttpd; ` +
+    `nginx master + workers: the scheduler's sum_exec_runtime of their threads, /proc/<pid>/task/<tid>/sched, else utime+stime), without ` +
+    `their scripts and without the reaped children's cutime/cstime: spawning compared apart from the script. ` +
+    `Clock tick ${(1e3 / r.clkTck).toFixed(0)} ms. **server CPU** / **wrk CPU** = share of one core over the run ` +
     '(wrk near 100% means the client, not the server, was the limit).');
   L.push(`- Servers alternate within each pass (the order rotates every pass); values are medians over passes. **spread** = (max − min) / median ` +
     `of req/s; above ${VARY_LIMIT * 100}% the row is flagged and re-run. Before each row the harness waits for other processes to go quiet; a ` +
@@ -279,6 +285,18 @@ export function renderResults(r) {
       const counted = verdict(l, n);
       const v = counted.startsWith('not counted') ? counted : cost <= 0.1 ? 'met' : 'missed';
       L.push(`| ${rowName(sc.id)} | ${cpu(l.cpuUsPerReq)} | ${cpu(n.cpuUsPerReq)} | ${(cost * 100).toFixed(1)}% | ${v} |`);
+    }
+  }
+  const spawning = r.scenarios.map((sc) => [sc, (r.rows.get(sc.id) ?? []).filter((x) => Number.isFinite(x.ownUsPerReq))])
+    .filter(([, rows]) => rows.length);
+  if (spawning.length) {
+    L.push('');
+    L.push('**CGI rows, the server\'s own CPU** (without its scripts: what spawning and relaying cost apart from the script):');
+    L.push('');
+    L.push('| scenario | ' + ['server', 'own CPU µs/req', 'whole tree CPU µs/req'].join(' | ') + ' |');
+    L.push('|---|---|---:|---:|');
+    for (const [sc, rows] of spawning) {
+      for (const x of rows) L.push(`| ${rowName(sc.id)} | ${x.server} | ${cpu(x.ownUsPerReq)} | ${cpu(x.cpuUsPerReq)} |`);
     }
   }
   for (const sc of r.scenarios) {

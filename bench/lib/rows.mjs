@@ -7,7 +7,7 @@ import https from 'node:https';
 import path from 'node:path';
 import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { machineMark, treeOf, otherTicks, ticksToUs, loadAvg1, treeRssBytes } from './procfs.mjs';
+import { machineMark, treeOf, ownCpuUsOf, otherTicks, ticksToUs, loadAvg1, treeRssBytes } from './procfs.mjs';
 import { wrkArgs, runWrk, parseWrk, shellLine } from './wrk.mjs';
 import { h2loadArgs, parseH2load } from './h2load.mjs';
 import { checkResumption } from './tlscheck.mjs';
@@ -22,7 +22,7 @@ const BENCH_DIR = path.dirname(path.dirname(new URL(import.meta.url).pathname));
  *   idleConns:number, ca:string}} RowOptions
  * One measurement.
  * @typedef {{server:string, scenario:string, pass:number, ok:boolean, error?:string, notes:string[], busy:boolean,
- *   rps?:number, bps?:number, p50?:number, p99?:number, requests?:number, cpuUsPerReq?:number, backendUsPerReq?:number, serverCpuPct?:number,
+ *   rps?:number, bps?:number, p50?:number, p99?:number, requests?:number, cpuUsPerReq?:number, ownUsPerReq?:number, backendUsPerReq?:number, serverCpuPct?:number,
  *   wrkCpuPct?:number, otherPct:number, quietPct:number, loadavg:number, command?:string, serverCommand?:string, serverConfig?:string,
  *   resumed?:{tls13:boolean|null, tls12:boolean|null}, wrkThreads?:number,
  *   idle?:{open:number, failed:number, rssBefore:number, rssAfter:number, perConn:number, connectMs:number}}} Sample
@@ -85,7 +85,7 @@ async function settle(pid) {
   return false;
 }
 
-/** Server-tree ticks, harness-children ticks (= wrk, reaped) and a full snapshot. */
+/** Server-tree ticks, the server's own CPU in µs (ownCpuUsOf), harness-children ticks (= wrk, reaped) and a full snapshot. */
 function cpuMark(serverPid) {
   const m = machineMark();
   const tree = treeOf(m.all, serverPid);
@@ -93,7 +93,7 @@ function cpuMark(serverPid) {
   // FastCGI rows: the backend processes (flaskr.fcgi, php-fpm), to tell the server's own share.
   const backend = tree.filter((p) => /^(python3|flaskr\.fcgi|php-fpm|php-cgi)/.test(p.comm)).reduce((s, p) => s + p.ticks, 0);
   const self = m.all.get(process.pid);
-  return { ...m, server, backend, children: self ? self.childTicks : 0, at: process.hrtime.bigint() };
+  return { ...m, server, ownUs: ownCpuUsOf(tree), backend, children: self ? self.childTicks : 0, at: process.hrtime.bigint() };
 }
 
 /**
@@ -210,6 +210,8 @@ async function measureWrk(sup, sc, srv, url, o, sample) {
     sample.backendUsPerReq = backendUs / r.requests;
     sample.notes.push(`backend (${sc.fpm ? 'php-fpm' : 'flaskr.fcgi'}) CPU, not counted: ${sample.backendUsPerReq.toFixed(0)} µs/req`);
   }
+  // CGI rows: the server's own CPU beside the tree's, so spawning compares apart from the script.
+  if (sc.cgi && !sc.fcgi) sample.ownUsPerReq = (after.ownUs - before.ownUs) / r.requests;
   if (sc.cgi && !sc.fcgi && bound > 0.05) sample.notes.push(`CPU/req may read high by up to ${(bound * 100).toFixed(0)}% (${sc.conns} in flight at the end of ${r.requests})`);
   if (sample.otherPct > o.busyPct) sample.busy = true;
 }

@@ -12,7 +12,7 @@ import { alive, treePids } from './procfs.mjs';
 const BENCH_DIR = path.dirname(path.dirname(new URL(import.meta.url).pathname));
 
 /** Server names in their default order; lisod first, then the peers. */
-export const SERVER_NAMES = ['lisod', 'lisod-nolog', 'lisod-w2', 'nginx', 'lighttpd', 'node'];
+export const SERVER_NAMES = ['lisod', 'lisod-nolog', 'lisod-w2', 'lisod-b', 'nginx', 'lighttpd', 'node'];
 /** Servers that write an access log of every request (as a deployment does): all but these. */
 export const NO_ACCESS_LOG = ['lisod-nolog', 'node'];
 /** Peers are what lisod is compared with ("best peer" in the tables). */
@@ -39,7 +39,7 @@ export const kTls13Suites = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_C
  * clientCa: ask for client certificates (optional) against this CA and CRL (bench/client_cert.mjs).
  * Shared facts of the run.
  * @typedef {{dir:string, docroot:string, certs:{ca:string, rsa:{key:string,cert:string}, ecdsa:{key:string,cert:string}},
- *   repo:string, lisodMain:string, lighttpdModDir:string|null, serverCpu:string|null, lisodResumptionKey:string|null}} Context
+ *   repo:string, lisodMain:string, lisodMainB?:string, lighttpdModDir:string|null, serverCpu:string|null, lisodResumptionKey:string|null}} Context
  * A server's launch plan.
  * @typedef {{cmd:string, args:string[], cwd?:string, config?:{file:string, text:string}, notes:string[]}} Plan
  */
@@ -69,6 +69,9 @@ const PLANS = {
   lisod: (ctx, v, http, https, dir) => withFpm(v, dir, lisodPlan(ctx, v, http, https, dir, true, v.workers != null ? 1 : null)),
   'lisod-nolog': (ctx, v, http, https, dir) => withFpm(v, dir, lisodPlan(ctx, v, http, https, dir, false, null)),
   'lisod-w2': (ctx, v, http, https, dir) => withFpm(v, dir, lisodPlan(ctx, v, http, https, dir, true, 2)),
+  // --lisod-b: lisod's own config run from another build, beside `lisod` in every row (A/B).
+  'lisod-b': (ctx, v, http, https, dir) => withFpm(v, dir, lisodPlan({ ...ctx, lisodMain: ctx.lisodMainB ?? ctx.lisodMain }, v, http, https, dir, true,
+    v.workers != null ? 1 : null)),
 
   nginx(ctx, v, http, https, dir) {
     const c = ctx.certs[v.cert];
