@@ -492,7 +492,7 @@ void H2Session::logStream(const H2Stream& s) {
   bool app = s.app && s.app->status() != 0;  // else an error answered for the application
   e.status = app ? s.app->status() : s.status;
   e.bytes = app ? s.app->sent() : s.sent;
-  server_->logAccess(e);
+  server_->logAccess(e, &log_memo_);
 }
 
 }  // namespace lisod
