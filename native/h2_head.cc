@@ -26,14 +26,17 @@ std::string_view lowerPlanName(std::string_view name) {
   return {};
 }
 
-// The fields of a whole-file 200 of f (addWholeFileHeaders), lower-cased and checked once:
-// f is immutable but for these formatting caches, which its one event loop fills.
-const FileEntry::CachedFields& wholeFileFields(const FileEntry& f, bool vary) {
+// The fields of plan, a whole-file 200 (addWholeFileHeaders), lower-cased and checked once
+// per entry: an entry is immutable but for these formatting caches, which its one event
+// loop fills, and has one coding (a compressed entry is its own entry).
+const FileEntry::CachedFields& wholeFileFields(const ResponsePlan& plan) {
+  const FileEntry& f = *plan.whole_file;
   FileEntry::CachedFields& c = f.h2_fields;
-  if (c.built && c.vary == vary) return c;
+  if (c.built && c.vary == plan.vary) return c;
   ResponsePlan p;
   p.whole_file = &f;
-  p.vary = vary;
+  p.vary = plan.vary;
+  p.coding = plan.coding;
   addWholeFileHeaders(p);
   c.fields.clear();
   for (auto& [name, value] : p.headers) {
@@ -41,7 +44,7 @@ const FileEntry::CachedFields& wholeFileFields(const FileEntry& f, bool vary) {
     if (!lower.empty() && checkHeaderValue(value) == nullptr) c.fields.emplace_back(lower, std::move(value));
   }
   c.built = true;
-  c.vary = vary;
+  c.vary = plan.vary;
   return c;
 }
 
@@ -60,7 +63,7 @@ H2Head::H2Head(const ResponsePlan& plan, std::string_view date) {
   add("server", kServerSoftware);
   add("date", date);
   if (plan.whole_file != nullptr && plan.headers.empty()) {  // planStatic left them to us
-    for (const auto& [name, value] : wholeFileFields(*plan.whole_file, plan.vary).fields) add(name, value);
+    for (const auto& [name, value] : wholeFileFields(plan).fields) add(name, value);
   }
   for (const auto& [name, value] : plan.headers) {
     if (std::string_view known = lowerPlanName(name); !known.empty()) {  // a constant: only the value is checked

@@ -374,7 +374,7 @@ void H2Session::dispatch(H2Stream& s) {
     return;
   }
   StaticQuery q = s.fields.query(path, m != Method::kPost, identity_);
-  q.defer_whole_file_headers = true;  // H2Head adds a whole file's fields from its cache
+  q.defer_whole_file_headers = q.defer_coded_headers = true;  // H2Head adds them from its cache
   respond(s, planStatic(*server_, q));
 }
 
