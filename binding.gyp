@@ -21,6 +21,7 @@
         "native/connection_h2.cc",
         "native/h2_session.cc",
         "native/h2_mem.cc",
+        "native/h2_head.cc",
         "native/h2_app.cc",
         "native/static_coding.cc",
         "native/conditional.cc",

@@ -103,14 +103,19 @@ size_t utf8Length(std::string_view s, size_t i) {
   return n;
 }
 
-void appendAccessLine(std::string& out, const AccessEntry& e, std::string_view clf_time) {
+namespace {
+
+// A line is head + time + middle + tail; head and tail repeat on a connection.
+void appendHead(std::string& out, const AccessEntry& e) {
   if (e.remote.empty()) out += '-';
   else appendEscaped(out, plainIpv4(e.remote));
   out.append(" - ");
   if (e.user.empty()) out += '-';
   else appendEscaped(out, e.user, true);
   out.append(" [");
-  out.append(clf_time);
+}
+
+void appendMiddle(std::string& out, const AccessEntry& e) {
   out.append("] \"");
   if (e.method.empty()) {
     out += '-';
@@ -129,11 +134,43 @@ void appendAccessLine(std::string& out, const AccessEntry& e, std::string_view c
   out += ' ';
   if (e.bytes > 0) appendNumber(out, e.bytes);
   else out += '-';
+}
+
+void appendTail(std::string& out, const AccessEntry& e) {
   out.append(" \"");
   appendField(out, e.referer);
   out.append("\" \"");
   appendField(out, e.user_agent);
   out.append("\"\n");
+}
+
+}  // namespace
+
+void appendAccessLine(std::string& out, const AccessEntry& e, std::string_view clf_time) {
+  appendHead(out, e);
+  out.append(clf_time);
+  appendMiddle(out, e);
+  appendTail(out, e);
+}
+
+// part's text, made again by append(text, e) when first or second differs from last time.
+static const std::string& memoPart(AccessLineMemo::Part& part, std::string_view first, std::string_view second,
+                            const AccessEntry& e, void (*append)(std::string&, const AccessEntry&)) {
+  if (!part.made || first != part.first || second != part.second) {
+    part.first.assign(first);
+    part.second.assign(second);
+    part.text.clear();
+    append(part.text, e);
+    part.made = true;
+  }
+  return part.text;
+}
+
+void appendAccessLine(std::string& out, const AccessEntry& e, std::string_view clf_time, AccessLineMemo& memo) {
+  out.append(memoPart(memo.head, e.remote, e.user, e, appendHead));
+  out.append(clf_time);
+  appendMiddle(out, e);
+  out.append(memoPart(memo.tail, e.referer, e.user_agent, e, appendTail));
 }
 
 std::string_view ClfClock::now() {

@@ -27,6 +27,22 @@ struct AccessEntry {
 // the unquoted user field also writes a space as \x20. clf_time: "10/Oct/2000:13:55:36 -0700".
 void appendAccessLine(std::string& out, const AccessEntry& e, std::string_view clf_time);
 
+// The parts of a connection's lines that stay the same from request to request (peer and
+// user; referer and user agent, which a client sends alike on every stream), escaped once
+// and reused while their raw values repeat. One per connection; empty until first used.
+struct AccessLineMemo {
+  struct Part {
+    std::string first, second;  // the raw values text was made from
+    std::string text;
+    bool made = false;
+  };
+  Part head;  // remote, user → `host - user [`
+  Part tail;  // referer, user agent → `" "referer" "agent"\n`
+};
+
+// The same line as above, byte for byte; memo keeps the repeating parts escaped.
+void appendAccessLine(std::string& out, const AccessEntry& e, std::string_view clf_time, AccessLineMemo& memo);
+
 // The local wall-clock time as CLF text, recomputed (localtime_r for the zone offset, as
 // JavaScript's getTimezoneOffset does) only when the second changes. One per event loop.
 class ClfClock {

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 
+#include "conditional.h"
+
 namespace lisod {
 
 bool compressibleType(const std::vector<std::string>& types, std::string_view mime) {
@@ -79,10 +81,10 @@ bool compressBytes(Coding coding, int level, std::string_view data, std::string*
 
 std::shared_ptr<const FileEntry> CompressCache::get(const FileEntry& f, Coding coding, int level, uint64_t budget,
                                                     bool even_if_larger) {
-  std::string key = f.path;
-  key.push_back('\0');
-  key.append(codingName(coding));
-  auto it = map_.find(key);
+  key_.assign(f.path);
+  key_.push_back('\0');
+  key_.append(codingName(coding));
+  auto it = map_.find(std::string_view(key_));
   if (it != map_.end()) {
     Slot& s = *it->second;
     if (s.dev == f.dev && s.ino == f.ino && s.size == f.size && s.mtime == f.mtime && s.level == level) {
@@ -121,14 +123,15 @@ std::shared_ptr<const FileEntry> CompressCache::get(const FileEntry& f, Coding c
     std::copy(std::begin(f.last_modified), std::end(f.last_modified), e->last_modified);
     e->content = std::move(packed);
     e->has_content = true;
+    e->etag = makeEtag(f.mtime, f.size, std::string(coding == Coding::kBr ? "-br" : "-gz") + std::to_string(level));
   }
   const bool smaller = e && e->size < f.size;
   std::shared_ptr<const FileEntry> answer = smaller || even_if_larger ? e : nullptr;
   uint64_t cost = e ? e->size : 0;
   if (cost > budget) return answer;  // served once, not kept
   evictTo(budget - cost);
-  lru_.push_front(Slot{key, f.dev, f.ino, f.size, f.mtime, level, e, smaller});
-  map_.emplace(std::move(key), lru_.begin());
+  lru_.push_front(Slot{key_, f.dev, f.ino, f.size, f.mtime, level, e, smaller});
+  map_.emplace(key_, lru_.begin());
   bytes_ += cost;
   if (map_.size() > FileCache::kMaxEntries * 2) {  // bound the bookkeeping of tiny slots too
     Slot& last = lru_.back();

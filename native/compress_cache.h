@@ -42,7 +42,9 @@ class CompressCache {
  public:
   // The compressed representation of f (read through its cached bytes or fd), or nullptr
   // when compressing fails, or does not make it smaller and !even_if_larger (send f as it
-  // is). The entry is an in-memory FileEntry (has_content) of the compressed length.
+  // is). The entry is an in-memory FileEntry (has_content) of the compressed length; its
+  // etag is the representation's: f's, with "-br"/"-gz" and the level (other settings
+  // make other bytes).
   std::shared_ptr<const FileEntry> get(const FileEntry& f, Coding coding, int level, uint64_t budget,
                                        bool even_if_larger = false);
   uint64_t compressions() const { return compressions_; }  // for tests: misses that compressed
@@ -62,8 +64,15 @@ class CompressCache {
   };
   void evictTo(uint64_t budget);
 
+  // Transparent hash: get() looks up by its reused key_, with no allocation per request.
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+
   std::list<Slot> lru_;  // most recently used first
-  std::unordered_map<std::string, std::list<Slot>::iterator> map_;
+  std::unordered_map<std::string, std::list<Slot>::iterator, KeyHash, std::equal_to<>> map_;
+  std::string key_;  // get()'s lookup key: path, '\0', coding
   uint64_t bytes_ = 0;
   uint64_t compressions_ = 0;
 };

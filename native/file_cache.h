@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace lisod {
 
@@ -40,6 +42,14 @@ struct FileEntry {
     bool vary = false;
   };
   mutable CachedHead h1_head[2];
+  // The same for HTTP/2 (h2_head.cc): the fields of a whole-file 200 beyond :status, server,
+  // date and content-length, with lower-case names (RFC 9113 §8.2.1), values checked.
+  struct CachedFields {
+    std::vector<std::pair<std::string_view, std::string>> fields;
+    bool built = false;
+    bool vary = false;
+  };
+  mutable CachedFields h2_fields;
 };
 
 struct FileLookup {

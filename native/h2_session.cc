@@ -10,6 +10,7 @@
 
 #include "access_log.h"
 #include "h2_app.h"
+#include "h2_head.h"
 #include "http_request.h"
 #include "response.h"
 #include "response_plan.h"
@@ -69,22 +70,6 @@ constexpr uint64_t kResetRate = 33;      // a burst, then this many per second
 constexpr size_t kMaxContinuations = 8;  // CONTINUATION frames per header block
 
 std::string_view view(const uint8_t* p, size_t n) { return {reinterpret_cast<const char*>(p), n}; }
-
-// The lower-case form (RFC 9113 §8.2.1) of the names response_plan.cc uses, so the common
-// answers are not lower-cased byte by byte; "" for any other name.
-std::string_view lowerPlanName(std::string_view name) {
-  static constexpr std::string_view kNames[][2] = {
-      {"Content-Type", "content-type"},   {"Last-Modified", "last-modified"},
-      {"ETag", "etag"},                   {"Vary", "vary"},
-      {"Accept-Ranges", "accept-ranges"}, {"Content-Encoding", "content-encoding"},
-      {"Content-Range", "content-range"}, {"Location", "location"},
-      {"Allow", "allow"},
-  };
-  for (const auto& [canonical, lower] : kNames) {
-    if (name == canonical) return lower;
-  }
-  return {};
-}
 
 }  // namespace
 
@@ -388,7 +373,9 @@ void H2Session::dispatch(H2Stream& s) {
                                                : "This method is not implemented."));
     return;
   }
-  respond(s, planStatic(*server_, s.fields.query(path, m != Method::kPost, identity_)));
+  StaticQuery q = s.fields.query(path, m != Method::kPost, identity_);
+  q.defer_whole_file_headers = q.defer_coded_headers = true;  // H2Head adds them from its cache
+  respond(s, planStatic(*server_, q));
 }
 
 void H2Session::startApp(H2Stream& s, int mount) {
@@ -475,47 +462,13 @@ void H2Session::respond(H2Stream& s, ResponsePlan&& plan) {
   s.responded = true;
   s.plan = std::move(plan);
   s.status = s.plan.status;
-  // No allocation per response: the nv array, the numbers and the lower-cased names
-  // (RFC 9113 §8.2.1) live on the stack; nghttp2_submit_response copies them.
-  constexpr size_t kMaxFields = 24, kNameBytes = 512;
-  nghttp2_nv nv[kMaxFields];
-  size_t count = 0;
-  char lower[kNameBytes];
-  size_t lower_used = 0;
-  // static_name: n is a string literal, which nghttp2 need not copy.
-  auto add = [&](std::string_view n, std::string_view v, bool static_name = true) {
-    if (count == kMaxFields) return;
-    nv[count++] = {reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
-                   reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
-                   static_cast<uint8_t>(static_name ? NGHTTP2_NV_FLAG_NO_COPY_NAME : NGHTTP2_NV_FLAG_NONE)};
-  };
-  char status[8], length[24];
-  char* status_end = std::to_chars(status, status + sizeof status, s.status).ptr;
-  char* length_end = std::to_chars(length, length + sizeof length, s.plan.bodySize()).ptr;
-  add(":status", std::string_view(status, status_end - status));
-  add("server", kServerSoftware);
-  add("date", server_->httpDate());
-  for (const auto& [name, value] : s.plan.headers) {
-    if (std::string_view known = lowerPlanName(name); !known.empty()) {  // a constant: only the value is checked
-      if (checkHeaderValue(value) == nullptr) add(known, value);
-      continue;
-    }
-    if (checkHeaderField(name, value) != nullptr || name.size() > kNameBytes - lower_used) continue;
-    char* l = lower + lower_used;
-    for (size_t i = 0; i < name.size(); ++i) {
-      char c = name[i];
-      l[i] = c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c;
-    }
-    lower_used += name.size();
-    add(std::string_view(l, name.size()), value, false);
-  }
-  if (s.plan.send_length) add("content-length", std::string_view(length, length_end - length));
+  H2Head head(s.plan, server_->httpDate());  // on the stack; nghttp2_submit_response copies it
   bool body = !s.head_only && s.plan.bodySize() > 0;
   s.progress_ms = server_->nowMs();
   nghttp2_data_provider provider{};
   provider.source.ptr = &s;
   provider.read_callback = H2Callbacks::readBody;
-  nghttp2_submit_response(session_, s.id, nv, count, body ? &provider : nullptr);
+  nghttp2_submit_response(session_, s.id, head.nv(), head.size(), body ? &provider : nullptr);
 }
 
 void H2Session::logUnfinished() {
@@ -539,7 +492,7 @@ void H2Session::logStream(const H2Stream& s) {
   bool app = s.app && s.app->status() != 0;  // else an error answered for the application
   e.status = app ? s.app->status() : s.status;
   e.bytes = app ? s.app->sent() : s.sent;
-  server_->logAccess(e);
+  server_->logAccess(e, &log_memo_);
 }
 
 }  // namespace lisod

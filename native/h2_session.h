@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "access_log.h"
 #include "h2_mem.h"
 #include "tls_identity.h"
 
@@ -106,6 +107,7 @@ class H2Session {
   static constexpr size_t kSpareStreams = 32;       // closed streams kept for reuse
   std::vector<std::unique_ptr<H2Stream>> spare_;
   H2Stream* hot_ = nullptr;  // the stream H2Callbacks::stream found last (open: closeStream clears it)
+  AccessLineMemo log_memo_;  // peer, user, referer and user agent repeat on every stream
   std::string* produce_out_ = nullptr;  // during produce(): where sendData appends DATA frames,
   size_t produce_max_ = 0;              // pausing nghttp2 once out holds this much
 };

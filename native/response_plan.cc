@@ -132,8 +132,8 @@ void addFileHeaders(ResponsePlan& p, const FileEntry& f, Coding coding, const st
 
 void addWholeFileHeaders(ResponsePlan& p) {
   if (p.whole_file == nullptr || !p.headers.empty()) return;
-  const FileEntry& f = *p.whole_file;
-  addFileHeaders(p, f, Coding::kIdentity, f.etag.empty() ? makeEtag(f.mtime, f.size) : f.etag, p.vary);
+  const FileEntry& f = *p.whole_file;  // a compressed entry keeps the file's type and date
+  addFileHeaders(p, f, p.coding, f.etag.empty() ? makeEtag(f.mtime, f.size) : f.etag, p.vary);
 }
 
 ResponsePlan planStatic(Server& server, const StaticQuery& q) {
@@ -188,12 +188,19 @@ ResponsePlan planStatic(Server& server, const StaticQuery& q) {
       length = last - first + 1;
     }
   }
-  const bool whole = p.status == 200 && length == r.size && rep.coding == Coding::kIdentity;
+  const bool identity = rep.coding == Coding::kIdentity;
+  // A compressed entry made from f (same path; its type, date and ETag are the answer's)
+  // can stand for its headers; a precompressed sibling (another path) cannot.
+  const bool coded_whole = !identity && q.defer_coded_headers && r.path == f.path;
+  const bool whole = p.status == 200 && length == r.size && (identity || coded_whole);
   if (whole) {
     p.whole_file = &r;
     p.vary = rep.vary;
+    p.coding = rep.coding;
   }
-  if (!whole || !q.defer_whole_file_headers) addFileHeaders(p, f, rep.coding, rep.etag, rep.vary);
+  if (!whole || (identity && !q.defer_whole_file_headers)) {
+    addFileHeaders(p, f, rep.coding, rep.etag, rep.vary);
+  }
   if (p.status == 206) {
     p.headers.emplace_back("Content-Range", "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" +
                                                 std::to_string(r.size));

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "accept_encoding.h"
 #include "file_cache.h"
 #include "tls_identity.h"
 
@@ -31,6 +32,9 @@ struct ResponsePlan {
   // on the entry (and ask planStatic to leave the headers out: addWholeFileHeaders).
   const FileEntry* whole_file = nullptr;
   bool vary = false;  // the answer carries Vary: Accept-Encoding
+  // With StaticQuery::defer_coded_headers, a 200 of a whole compressed representation is
+  // a whole_file plan too: whole_file is then the compressed entry, coding its coding.
+  Coding coding = Coding::kIdentity;
 
   uint64_t bodySize() const { return file ? length : body.size(); }
   // Copies up to len body bytes starting at body offset `at` (0 = first body byte) into
@@ -51,6 +55,9 @@ struct StaticQuery {
   // A whole_file plan comes without headers; the caller adds them (addWholeFileHeaders)
   // when it has no head cached for that entry.
   bool defer_whole_file_headers = false;
+  // … and for a whole compressed representation (only a session that caches its fields
+  // per entry and coding asks: the HTTP/1.1 head cache is for identity alone).
+  bool defer_coded_headers = false;
   const ClientIdentity* identity = nullptr;
 };
 

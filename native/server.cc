@@ -393,11 +393,12 @@ bool Server::reloadTls(const TlsOptions& options, std::string* error) {
   return true;
 }
 
-void Server::logAccess(const AccessEntry& e) {
+void Server::logAccess(const AccessEntry& e, AccessLineMemo* memo) {
   constexpr size_t kAccessBatchBytes = 16384;
   if (!access_log_) return;
   startTurnEnd();
-  appendAccessLine(access_lines_, e, clf_clock_.now());
+  if (memo != nullptr) appendAccessLine(access_lines_, e, clf_clock_.now(), *memo);
+  else appendAccessLine(access_lines_, e, clf_clock_.now());
   if (access_lines_.size() >= kAccessBatchBytes) flushAccessLines();
 }
 

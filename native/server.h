@@ -134,7 +134,7 @@ class Server {
   void scheduleDrive(Connection* c);
   void cancelDrive(Connection* c);  // c is going away: forget it
   // Formats e (Combined Log Format) and appends it to the access log, if there is one.
-  void logAccess(const AccessEntry& e);
+  void logAccess(const AccessEntry& e, AccessLineMemo* memo = nullptr);  // memo: the connection's (access_log.h)
   // Switches the access log to the writer with this id (reload); false when it is gone.
   bool setAccessLog(uint32_t writer_id);
   // Idle keep-alive connections (a response done, no byte of the next request yet), in

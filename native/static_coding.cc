@@ -54,10 +54,9 @@ Representation selectRepresentation(Server& server, const std::shared_ptr<const 
     const int level = br ? cs.brotli_quality : cs.gzip_level;
     std::shared_ptr<const FileEntry> packed = server.compressed().get(f, c, level, cs.cache_bytes, !identity_ok);
     if (packed) {
+      r.etag = packed->etag;  // made once with the entry (compress_cache.h)
       r.entry = std::move(packed);
       r.coding = c;
-      // The level is part of the tag: other settings make other bytes.
-      r.etag = makeEtag(f.mtime, f.size, (br ? "-br" : "-gz") + std::to_string(level));
       return r;
     }
     c = identity_ok ? Coding::kIdentity : Coding::kNone;  // compressing did not pay off

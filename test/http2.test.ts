@@ -113,8 +113,27 @@ test('ETag, If-None-Match and gzip over h2 come from the same static code as HTT
     t.is(gz.headers['content-encoding'], 'gzip');
     t.is(gz.headers.vary, 'Accept-Encoding');
     t.deepEqual(zlib.gunzipSync(gz.body), page);
+    t.is(gz.headers['content-type'], 'text/html; charset=utf-8');
+    t.is(gz.headers['accept-ranges'], undefined, 'no byte ranges of a compressed representation');
     const etag = String(gz.headers.etag);
     t.regex(etag, /^"[0-9a-f]+-[0-9a-f]+-gz\d"$/);
+    // The second answer's fields come from the compressed entry's cache (h2_head.cc).
+    const second = await request(s, { ':path': '/h2-coding.html', 'accept-encoding': 'gzip' });
+    for (const h of ['content-type', 'content-encoding', 'last-modified', 'etag', 'vary', 'accept-ranges', 'content-length']) {
+      t.is(second.headers[h], gz.headers[h], h);
+    }
+    t.deepEqual(zlib.gunzipSync(second.body), page);
+    // A precompressed sibling: the page's type, the sibling's bytes, twice the same.
+    fs.writeFileSync(path.join(site.www.root, 'h2-pre.html'), page);
+    const packed = zlib.gzipSync(page, { level: 1 });
+    fs.writeFileSync(path.join(site.www.root, 'h2-pre.html.gz'), packed);
+    for (let i = 0; i < 2; ++i) {
+      const pre = await request(s, { ':path': '/h2-pre.html', 'accept-encoding': 'gzip' });
+      t.is(pre.headers['content-type'], 'text/html; charset=utf-8');
+      t.is(pre.headers['content-encoding'], 'gzip');
+      t.regex(String(pre.headers.etag), /^"[0-9a-f]+-[0-9a-f]+-gz"$/);
+      t.deepEqual(pre.body, packed);
+    }
     const plain = await request(s, { ':path': '/h2-coding.html', 'accept-encoding': 'identity' });
     t.deepEqual(plain.body, page);
     t.not(plain.headers.etag, etag, 'each representation has its own ETag');

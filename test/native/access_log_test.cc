@@ -85,6 +85,33 @@ void runFormatTests(Suite& suite) {
     want.replace(want.find("[T]"), 3, "[" + clf(kApache, -420) + "]");
     c.eq(line(r.entry), want + "\n", "line");
   }
+  {
+    // One memo through every row twice over (each field changes, then repeats, then
+    // changes back): every line byte for byte as the formatter without a memo writes it.
+    Case c(suite, "access line: a connection's memo writes the same bytes");
+    AccessLineMemo memo;
+    const std::string time = clf(kApache, -420);
+    for (int round = 0; round < 2; ++round) {
+      for (const Row& r : rows) {
+        for (int again = 0; again < 2; ++again) {
+          std::string got;
+          appendAccessLine(got, r.entry, time, memo);
+          c.eq(got, line(r.entry), std::string(r.name) + (again ? " (repeated)" : ""));
+        }
+      }
+    }
+    AccessEntry e = apache();
+    std::string got;
+    appendAccessLine(got, e, time, memo);
+    e.user_agent = "other agent";  // only the tail changes
+    appendAccessLine(got, e, time, memo);
+    e.remote = "10.0.0.9";  // only the head changes
+    appendAccessLine(got, e, time, memo);
+    c.eq(got, line(apache()) + line(AccessEntry{"127.0.0.1", "", "GET", "/apache_pb.gif", "HTTP/1.0",
+                                                "http://www.example.com/start.html", "other agent", 200, 2326}) +
+                  line(e),
+         "head and tail change apart");
+  }
 }
 
 std::string readFile(const std::string& path) {
