@@ -5,7 +5,7 @@
 // Contracts:
 // - append() takes whole lines; each call is copied into the buffer under one lock, so
 //   lines from different threads never mix. It never blocks on I/O: the writer thread
-//   writes at 256 KiB (high water), after the flush interval (1 s) from the first buffered
+//   writes at 64 KiB (high water), after the flush interval (1 s) from the first buffered
 //   line, at once for `urgent` lines, and on flush()/destruction. Beyond max_buffer
 //   (a stalled pipe or disk) new lines are dropped and counted.
 // - Pipes and sockets (a FIFO, `access_log = "-"` under a pipe): every write() holds whole
@@ -37,9 +37,7 @@ namespace lisod {
 
 struct LogWriterOptions {
   uint64_t flush_interval_ms = 1000;
-  // Each write wakes the writer thread, which shares the loop's core: at h2's ~300k lines/s
-  // 64 KiB meant ~650 wake-ups (1,300 context switches) a second; 256 KiB cuts that 4×.
-  size_t high_water = 256 << 10;
+  size_t high_water = 64 << 10;
   size_t max_buffer = 4 << 20;
 };
 

@@ -40,7 +40,7 @@ export function formatAccessRecord(r: AccessRecord, offsetMinutes?: number): str
 export interface SinkOptions {
   flushIntervalMs?: number; // buffered data is written at least this often (default 1000)
   maxBufferBytes?: number; // beyond this, with the sink blocked, new lines are dropped (default 4 MiB)
-  highWaterBytes?: number; // write as soon as this much is buffered (default 256 KiB)
+  highWaterBytes?: number; // write as soon as this much is buffered (default 64 KiB)
   onWarning?: (message: string) => void; // told once per failure episode; default: stderr
 }
 

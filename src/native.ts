@@ -182,7 +182,7 @@ export interface NativeLogWriter {
 
 export interface LogWriterOptions {
   flushIntervalMs?: number; // default 1000
-  highWaterBytes?: number; // default 256 KiB
+  highWaterBytes?: number; // default 64 KiB
   maxBufferBytes?: number; // default 4 MiB; beyond it lines are dropped (and counted)
 }
 
