@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 export const kDaemonMarker = 'LISOD_DAEMON_READY_FD';
 const kReadyFd = 3;
 const kExitWaitMs = 2000;
+const kReadyEofWaitMs = 1000; // after "ready", how long the pipe may stay open (see launch())
 
 export type LaunchResult = { ok: true; pid: number; notes: string[] } | { ok: false; message: string };
 
@@ -89,6 +90,14 @@ export function launchDaemon(options: LaunchOptions = {}): Promise<LaunchResult>
       finish({ ok: false, message: `daemon (pid ${child.pid}) did not become ready within ${timeoutMs / 1000} s; killed it` });
     }, timeoutMs);
 
+    // The daemon closes the pipe right after "ready": the launcher returns once it has, so a
+    // caller that sees it exit never finds the pipe still open in the daemon. A daemon that
+    // keeps it open anyway counts as ready after kReadyEofWaitMs.
+    let readyAt: NodeJS.Timeout | null = null;
+    const ready = (): void => {
+      if (readyAt !== null) clearTimeout(readyAt);
+      finish({ ok: true, pid: child.pid as number, notes });
+    };
     child.on('error', (e) => finish({ ok: false, message: `cannot start the daemon: ${e.message}` }));
     pipe.setEncoding('utf8');
     pipe.on('data', (chunk: string) => {
@@ -98,7 +107,7 @@ export function launchDaemon(options: LaunchOptions = {}): Promise<LaunchResult>
         const line = text.slice(0, nl);
         text = text.slice(nl + 1);
         if (line.startsWith('note ')) notes.push(line.slice('note '.length));
-        else if (line === 'ready') finish({ ok: true, pid: child.pid as number, notes });
+        else if (line === 'ready') readyAt ??= setTimeout(ready, kReadyEofWaitMs); // finish at EOF (below)
         else if (line.startsWith('error ')) finish({ ok: false, message: line.slice('error '.length) });
         else finish({ ok: false, message: `daemon sent an unexpected readiness line: ${JSON.stringify(line)}` });
       }
@@ -106,6 +115,7 @@ export function launchDaemon(options: LaunchOptions = {}): Promise<LaunchResult>
     pipe.on('error', () => {}); // a daemon crash may reset the pipe; 'close'/'exit' report it
     pipe.on('close', () => {
       if (settled) return;
+      if (readyAt !== null) return ready(); // "ready" and its EOF: the daemon no longer holds the pipe
       // EOF without a verdict: the daemon died before reporting; wait for its status.
       const report = (): void =>
         finish({ ok: false, message: `daemon ${exited ?? 'closed its readiness pipe'} before it was ready` });
