@@ -195,25 +195,22 @@ void FcgiDispatch::onAppRequest(const AppRequest& r) {
   if (rc == 404) fail(e, 404, "no script for " + miss, LogLevel::kInfo);
 }
 
-void FcgiDispatch::onAppBody(uint32_t id, const char* data, size_t len, bool end) {
+FcgiDispatch::Exchange* FcgiDispatch::exchange(uint32_t id) const {
   auto it = exchanges_.find(id);
-  if (it == exchanges_.end()) {
-    next_->onAppBody(id, data, len, end);
-    return;
-  }
-  Exchange* ex = it->second.get();
+  return it == exchanges_.end() ? nullptr : it->second.get();
+}
+
+void FcgiDispatch::onAppBody(uint32_t id, const char* data, size_t len, bool end) {
+  Exchange* ex = exchange(id);
+  if (ex == nullptr) return next_->onAppBody(id, data, len, end);  // not ours: the next transport's
   if (ex->phase != Exchange::kBody) return;
   ex->body.append(data, len);
   if (end) enqueue(ex);
 }
 
 void FcgiDispatch::onAppClose(uint32_t id) {
-  auto it = exchanges_.find(id);
-  if (it == exchanges_.end()) {
-    next_->onAppClose(id);
-    return;
-  }
-  Exchange* ex = it->second.get();
+  Exchange* ex = exchange(id);
+  if (ex == nullptr) return next_->onAppClose(id);  // not ours: the next transport's
   ex->gone = true;
   if (ex->ended) return;  // draining the backend to END_REQUEST for its connection's sake
   // php-fpm ignores FCGI_ABORT_REQUEST: closing the connection is what stops the work.
@@ -224,12 +221,8 @@ void FcgiDispatch::onAppClose(uint32_t id) {
 }
 
 void FcgiDispatch::onAppDrain(uint32_t id) {
-  auto it = exchanges_.find(id);
-  if (it == exchanges_.end()) {
-    next_->onAppDrain(id);
-    return;
-  }
-  Exchange* ex = it->second.get();
+  Exchange* ex = exchange(id);
+  if (ex == nullptr) return next_->onAppDrain(id);  // not ours: the next transport's
   if (!ex->paused) return;
   ex->paused = false;
   touch(ex);

@@ -84,6 +84,7 @@ class FcgiDispatch final : public ServerEvents {
   bool takes(const Mount& m, const AppRequest& r) const;
   // PARAMS for r on m: 0, 404 (root: no script; *miss = the path) or -1 (not mappable).
   int routeParams(Mount& m, const AppRequest& r, std::string* params, std::string* miss);
+  Exchange* exchange(uint32_t id) const;  // this dispatch's exchange for an app id, or null
   void enqueue(Exchange* ex);
   void start(Exchange* ex, bool fresh);
   void pump(Mount* m);
