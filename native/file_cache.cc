@@ -92,15 +92,29 @@ std::shared_ptr<FileEntry> FileCache::open(std::string real_path, uint64_t now_m
 
 std::shared_ptr<const FileEntry> FileCache::sibling(const FileEntry& original, std::string_view suffix,
                                                     uint64_t now_ms) {
+  const int slot = suffix == ".br" ? 0 : suffix == ".gz" ? 1 : -1;
+  if (slot < 0) return findSibling(original, suffix, now_ms).entry;
+  FileEntry::SiblingMemo& memo = original.sibling_memo[slot];
+  if (!memo.known || now_ms - memo.checked_ms >= kValidMs) {
+    const Sibling& s = findSibling(original, suffix, now_ms);
+    memo.entry = s.entry;
+    memo.checked_ms = s.checked_ms;
+    memo.known = true;
+  }
+  return memo.entry;
+}
+
+const FileCache::Sibling& FileCache::findSibling(const FileEntry& original, std::string_view suffix,
+                                                 uint64_t now_ms) {
   sibling_key_.assign(original.path).append(suffix);
   const std::string& key = sibling_key_;
   auto it = siblings_.find(key);
   if (it != siblings_.end()) {
     Sibling& s = it->second;
-    if (now_ms - s.checked_ms < kValidMs) return s.entry;
+    if (now_ms - s.checked_ms < kValidMs) return s;
     if (s.entry && unchanged(*s.entry)) {
       s.checked_ms = now_ms;
-      return s.entry;
+      return s;
     }
     siblings_.erase(it);
   }
@@ -109,8 +123,9 @@ std::shared_ptr<const FileEntry> FileCache::sibling(const FileEntry& original, s
   int status = resolveFilePath(root_, key, &real);
   if (status == 0) e = open(std::move(real), now_ms, &status);
   if (siblings_.size() >= kMaxEntries) siblings_.clear();
-  siblings_[key] = Sibling{e, now_ms};
-  return e;
+  Sibling& s = siblings_[key];
+  s = Sibling{e, now_ms};
+  return s;
 }
 
 }  // namespace lisod

@@ -50,6 +50,14 @@ struct FileEntry {
     bool vary = false;
   };
   mutable CachedFields h2_fields;
+  // FileCache::sibling's answers for ".br" [0] and ".gz" [1], trusted as long as its map's
+  // (kValidMs from checked_ms): the common request costs no key building and no hashing.
+  struct SiblingMemo {
+    std::shared_ptr<const FileEntry> entry;  // nullptr: there is none
+    uint64_t checked_ms = 0;
+    bool known = false;
+  };
+  mutable SiblingMemo sibling_memo[2];
 };
 
 struct FileLookup {
@@ -76,6 +84,8 @@ class FileCache {
 
  private:
   FileLookup load(std::string_view target_path, uint64_t now_ms);
+  struct Sibling;
+  const Sibling& findSibling(const FileEntry& original, std::string_view suffix, uint64_t now_ms);
   // Opens a resolved path into a new entry; nullptr with *status 403/404 on failure.
   std::shared_ptr<FileEntry> open(std::string real_path, uint64_t now_ms, int* status);
   static bool unchanged(const FileEntry& e);

@@ -10,6 +10,7 @@
         "../../native/http_request.cc",
         "../../native/chunked.cc",
         "../../native/static_file.cc",
+        "../../native/file_cache.cc",
         "../../native/http_date.cc",
         "../../native/mime.cc",
         "../../native/access_rules.cc",

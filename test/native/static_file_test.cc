@@ -10,6 +10,7 @@
 #include <fstream>
 #include <string>
 
+#include "../../native/file_cache.h"
 #include "../../native/static_file.h"
 #include "test_support.h"
 
@@ -172,6 +173,30 @@ void runStaticFileTests(Suite& suite) {
     const ResolvedPath r = resolveStaticPath(root + "/", "/a.txt");
     c.eq(r.status, 0, "status");
     c.eq(r.path, root + "/a.txt", "path");
+  }
+  {
+    // FileCache::sibling: a precompressed sibling's presence and absence are trusted for
+    // kValidMs (the entry's memo and the cache's map alike), then checked again.
+    Case c(suite, "static: precompressed siblings appear and vanish after kValidMs");
+    FileCache cache(root);
+    const uint64_t t0 = 5000, later = t0 + FileCache::kValidMs;
+    FileLookup page = cache.lookup("/sub/page.html", t0);
+    if (!c.check(page.entry != nullptr, "page found")) return;
+    const FileEntry& f = *page.entry;
+    c.check(cache.sibling(f, ".gz", t0) == nullptr, "no .gz yet");
+    c.check(cache.sibling(f, ".zz", t0) == nullptr, "no .zz yet");
+    writeFile(tree.base() / "www/sub/page.html.gz", "gz bytes");
+    writeFile(tree.base() / "www/sub/page.html.zz", "zz bytes");
+    c.check(cache.sibling(f, ".gz", later - 1) == nullptr, "absence trusted within kValidMs");
+    std::shared_ptr<const FileEntry> gz = cache.sibling(f, ".gz", later);
+    c.check(gz != nullptr && gz->size == 8 && gz->path == f.path + ".gz", ".gz found after kValidMs");
+    c.check(cache.sibling(f, ".br", later) == nullptr, "no .br");
+    c.check(cache.sibling(f, ".zz", later) != nullptr, "other suffixes (no memo) found too");
+    c.check(cache.sibling(f, ".gz", later + 1) == gz, "the same entry while valid");
+    std::error_code ec;
+    fs::remove(tree.base() / "www/sub/page.html.gz", ec);
+    c.check(cache.sibling(f, ".gz", later + FileCache::kValidMs - 1) == gz, "presence trusted within kValidMs");
+    c.check(cache.sibling(f, ".gz", later + FileCache::kValidMs) == nullptr, "gone after kValidMs");
   }
   {
     Case c(suite, "static: redirect target is percent-encoded (no header injection)");
