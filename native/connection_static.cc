@@ -20,7 +20,7 @@ void Connection::serveStatic() {
 int accessStatusFor(const AccessRules& rules, std::string_view target, const ClientIdentity* identity) {
   if (rules.empty()) return 0;
   std::string_view path = originPath(target);
-  return rules.check(path.substr(0, path.find_first_of("?#")), identity);
+  return rules.check(path.substr(0, queryStart(path)), identity);
 }
 
 int Connection::accessStatus(std::string_view target) {

@@ -15,6 +15,7 @@
 #include "response.h"
 #include "response_plan.h"
 #include "server.h"
+#include "static_file.h"
 
 namespace lisod {
 
@@ -49,11 +50,11 @@ struct H2Stream {
     slot = 0;
     opened_ms = progress_ms = 0;
     for (std::string* str : {&method, &path, &referer, &user_agent, &authority}) str->clear();
-    fields = StaticFields();
+    fields.clear();
     header_bytes = 0;
     body_bytes = 0;
     request_done = responded = head_only = false;
-    plan = ResponsePlan();  // also lets go of the response's file
+    plan.clear();  // also lets go of the response's file
     sent = queued = 0;
     status = 0;
     mount = kMountUnknown;
@@ -356,7 +357,7 @@ void H2Session::dispatch(H2Stream& s) {
     respond(s, planError(400, "The request could not be parsed."));
     return;
   }
-  std::string_view clean = path.substr(0, path.find_first_of("?#"));
+  std::string_view clean = path.substr(0, queryStart(path));
   if (int denied = server_->accessRules().check(clean, identity_)) {  // before any file or script
     respond(s, planError(denied));
     return;

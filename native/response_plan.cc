@@ -33,13 +33,24 @@ long ResponsePlan::readBody(uint64_t at, char* dst, size_t len) const {
 }
 
 void StaticFields::assign(const RequestInfo& info) {
-  if_modified_since.assign(info.if_modified_since);
-  range.assign(info.range);
-  if_none_match.assign(info.if_none_match);
-  if_match.assign(info.if_match);
-  if_unmodified_since.assign(info.if_unmodified_since);
-  if_range.assign(info.if_range);
-  accept_encoding.assign(info.accept_encoding);
+  // Most requests carry none of these: an empty field over an empty one costs nothing.
+  const auto set = [](std::string& field, std::string_view value) {
+    if (!value.empty() || !field.empty()) field.assign(value);
+  };
+  set(if_modified_since, info.if_modified_since);
+  set(range, info.range);
+  set(if_none_match, info.if_none_match);
+  set(if_match, info.if_match);
+  set(if_unmodified_since, info.if_unmodified_since);
+  set(if_range, info.if_range);
+  set(accept_encoding, info.accept_encoding);
+}
+
+void StaticFields::clear() {
+  for (std::string* f : {&if_modified_since, &range, &if_none_match, &if_match, &if_unmodified_since, &if_range,
+                         &accept_encoding}) {
+    if (!f->empty()) f->clear();
+  }
 }
 
 bool StaticFields::take(std::string_view n, std::string_view v) {
@@ -138,12 +149,13 @@ void addWholeFileHeaders(ResponsePlan& p) {
 
 ResponsePlan planStatic(Server& server, const StaticQuery& q) {
   std::string_view target = q.target;
-  size_t cut = target.find_first_of("?#");
-  if (cut != std::string_view::npos) target = target.substr(0, cut);
+  const size_t cut = queryStart(target);
+  const bool has_query = cut < target.size();
+  target = target.substr(0, cut);
   FileLookup found = server.files().lookup(target, server.nowMs());
   if (found.status == 301) {
     std::string location = found.redirect;
-    if (cut != std::string_view::npos && q.target[cut] == '?') location += q.target.substr(cut);
+    if (has_query && q.target[cut] == '?') location += q.target.substr(cut);
     return planRedirect(location);
   }
   if (found.status != 0) return planError(found.status);

@@ -37,6 +37,19 @@ struct ResponsePlan {
   Coding coding = Coding::kIdentity;
 
   uint64_t bodySize() const { return file ? length : body.size(); }
+  // Back to a default plan (every field above), keeping the buffers: a reused h2 stream
+  // resets its plan without building and zeroing a temporary one.
+  void clear() {
+    status = 200;
+    headers.clear();
+    send_length = true;
+    body.clear();
+    file.reset();
+    offset = length = 0;
+    whole_file = nullptr;
+    vary = false;
+    coding = Coding::kIdentity;
+  }
   // Copies up to len body bytes starting at body offset `at` (0 = first body byte) into
   // dst: from memory, or pread from the cached file (never the whole file). Returns the
   // count, or -1 when the file cannot be read (it shrank or vanished).
@@ -68,6 +81,7 @@ struct StaticFields {
   std::string if_modified_since, range, if_none_match, if_match, if_unmodified_since, if_range, accept_encoding;
 
   void assign(const RequestInfo& info);
+  void clear();  // every field empty, buffers kept
   // Keeps value when lower_name is one of the fields above and it has none yet; false
   // when the name is not one of them.
   bool take(std::string_view lower_name, std::string_view value);
