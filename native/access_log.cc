@@ -23,13 +23,20 @@ constexpr auto kPlainByte = [] {
   for (int c = 0x20; c < 0x7f; ++c) t[c] = c != '"' && c != '\\';
   return t;
 }();
+// The same without the space, for the unquoted user field.
+constexpr auto kPlainByteNoSpace = [] {
+  std::array<bool, 256> t = kPlainByte;
+  t[' '] = false;
+  return t;
+}();
 
 // escape_space: for the unquoted user field.
 void appendEscaped(std::string& out, std::string_view s, bool escape_space = false) {
+  const bool* plain_byte = escape_space ? kPlainByteNoSpace.data() : kPlainByte.data();
   size_t plain = 0;  // start of the run of bytes copied as they are
   for (size_t i = 0; i < s.size();) {
     const auto c = static_cast<unsigned char>(s[i]);
-    if (kPlainByte[c] && !(escape_space && c == ' ')) {
+    if (plain_byte[c]) {
       ++i;
       continue;
     }

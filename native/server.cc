@@ -397,8 +397,7 @@ void Server::logAccess(const AccessEntry& e, AccessLineMemo* memo) {
   constexpr size_t kAccessBatchBytes = 16384;
   if (!access_log_) return;
   startTurnEnd();
-  if (memo != nullptr) appendAccessLine(access_lines_, e, clf_clock_.now(), *memo);
-  else appendAccessLine(access_lines_, e, clf_clock_.now());
+  appendAccessLine(access_lines_, e, clf_clock_.now(), memo != nullptr ? *memo : access_memo_);
   if (access_lines_.size() >= kAccessBatchBytes) flushAccessLines();
 }
 

@@ -134,7 +134,9 @@ class Server {
   void scheduleDrive(Connection* c);
   void cancelDrive(Connection* c);  // c is going away: forget it
   // Formats e (Combined Log Format) and appends it to the access log, if there is one.
-  void logAccess(const AccessEntry& e, AccessLineMemo* memo = nullptr);  // memo: the connection's (access_log.h)
+  // memo: the connection's (access_log.h); without one (HTTP/1.1, which keeps none per
+  // connection) the loop's own, which the clients of a busy loop share as often as not.
+  void logAccess(const AccessEntry& e, AccessLineMemo* memo = nullptr);
   // Switches the access log to the writer with this id (reload); false when it is gone.
   bool setAccessLog(uint32_t writer_id);
   // Idle keep-alive connections (a response done, no byte of the next request yet), in
@@ -184,6 +186,7 @@ class Server {
   std::vector<Connection*> drives_, driving_;  // queued; being driven (nullptr: cancelled)
   std::shared_ptr<LogWriter> access_log_;
   ClfClock clf_clock_;
+  AccessLineMemo access_memo_;  // logAccess without a memo of the caller's
   // Lines of this loop turn, handed to the writer in one append (one lock) at the end of
   // the turn (runTurnEnd) or once kAccessBatchBytes are waiting.
   std::string access_lines_;
