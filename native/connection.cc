@@ -356,7 +356,7 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
     if (req().body_done) server_->events()->onAppBody(app_id_, nullptr, 0, true);
     return;
   }
-  req().target.assign(path);
+  if (path.size() != head.target.size()) req().target.assign(path);  // else the same bytes
   req().fields.assign(info);
   req().post = info.method == Method::kPost;
   in_begin_ += consumed;

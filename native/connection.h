@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "app_sink.h"
@@ -72,7 +73,8 @@ class Connection final : public AppSink {
     StaticFields fields;  // for a static answer
     bool post = false;
     // access log
-    std::string method, version, referer, user_agent;
+    std::string method, referer, user_agent;
+    std::string_view version;  // a literal: "HTTP/1.0" or "HTTP/1.1"
     std::string user;  // %u: the authenticated user (e.g. a verified client CN); empty = "-"
     int status = 0;
     uint64_t body_bytes_sent = 0;

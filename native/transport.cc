@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -32,6 +33,12 @@ IoResult writeResult(ssize_t n) {
   return {IoResult::kError};
 }
 
+// recv(2) without glibc's cancellation-point wrapper: in a multi-threaded process (Node
+// is one) every recv() call enables and disables asynchronous cancellation around the
+// system call, two atomic operations per read that lisod, which never cancels threads,
+// does not need.
+ssize_t recvPlain(int fd, char* buf, size_t len) { return ::syscall(SYS_recvfrom, fd, buf, len, 0, nullptr, nullptr); }
+
 void setTcpCork(int fd, bool on) {
   int v = on ? 1 : 0;
   setsockopt(fd, IPPROTO_TCP, TCP_CORK, &v, sizeof v);
@@ -41,7 +48,7 @@ class PlainTransport final : public Transport {
  public:
   explicit PlainTransport(int fd) : fd_(fd) {}
   IoResult handshake() override { return {IoResult::kOk}; }
-  IoResult read(char* buf, size_t len) override { return fromErrno(::recv(fd_, buf, len, 0)); }
+  IoResult read(char* buf, size_t len) override { return fromErrno(recvPlain(fd_, buf, len)); }
   IoResult write(const char* buf, size_t len) override {
     return writeResult(::send(fd_, buf, len, MSG_NOSIGNAL | (more_ ? MSG_MORE : 0)));
   }
