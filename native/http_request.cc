@@ -2,6 +2,8 @@
 // (RFC 9112 §3.2), persistence (RFC 9112 §9.3) and Expect (RFC 9110 §10.1.1).
 #include "http_request.h"
 
+
+#include <array>
 #include <cstdint>
 #include <limits>
 
@@ -49,14 +51,17 @@ bool parseLength(std::string_view s, uint64_t* out) {
 }
 
 // Host = uri-host [ ":" port ] (RFC 9110 §7.2): reg-name / IPv4 / IP-literal chars only.
+constexpr auto kHostByte = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
+  for (unsigned char c : std::string_view("-._~%!$&'()*+,;=:[]")) t[c] = true;
+  return t;
+}();
+
 bool validHost(std::string_view host) {
   for (char c : host) {
-    const bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                    c == '-' || c == '.' || c == '_' || c == '~' || c == '%' || c == '!' ||
-                    c == '$' || c == '&' || c == '\'' || c == '(' || c == ')' || c == '*' ||
-                    c == '+' || c == ',' || c == ';' || c == '=' || c == ':' || c == '[' ||
-                    c == ']';
-    if (!ok) return false;
+    if (!kHostByte[static_cast<unsigned char>(c)]) return false;
   }
   return true;
 }

@@ -56,6 +56,9 @@ std::vector<Row> rows() {
       {"Host with space → 400", "GET / HTTP/1.1\r\nHost: a b\r\n", 400},
       {"Host with slash → 400", "GET / HTTP/1.1\r\nHost: a/b\r\n", 400},
       {"Host with @ → 400", "GET / HTTP/1.1\r\nHost: u@a\r\n", 400},
+      {"Host with every sub-delim and unreserved mark", "GET / HTTP/1.1\r\nHost: A-z.0_9~%41!$&'()*+,;=:1\r\n", 0},
+      {"Host with a byte above 0x7f → 400", "GET / HTTP/1.1\r\nHost: caf\xc3\xa9\r\n", 400},
+      {"Host with a quote → 400", "GET / HTTP/1.1\r\nHost: a\"b\r\n", 400},
       // request-target form
       {"absolute-form target", "GET http://a/b HTTP/1.1\r\nHost: a\r\n", 0},
       {"HTTPS absolute-form target", "GET HTTPS://a/ HTTP/1.1\r\nHost: a\r\n", 0},
