@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <array>
+#include <cstring>
 
 #include "static_file.h"
 
@@ -173,11 +174,69 @@ static const std::string& memoPart(AccessLineMemo::Part& part, std::string_view 
   return part.text;
 }
 
+namespace {
+
+bool allPlain(std::string_view s) {
+  for (char c : s) {
+    if (!kPlainByte[static_cast<unsigned char>(c)]) return false;
+  }
+  return true;
+}
+
+// The common line (a method, a plain target and version, short enough) laid out in one
+// buffer and appended once, as appendMiddle would write it; false when it is not one.
+bool appendPlainLine(std::string& out, const AccessEntry& e, std::string_view head, std::string_view clf_time,
+                     std::string_view tail) {
+  constexpr size_t kMax = 1024, kNumbers = 48;  // "] \"", three separators, '"', status, bytes
+  const size_t fixed = head.size() + clf_time.size() + tail.size() + kNumbers;
+  if (e.method.empty() || e.target.empty() || e.version.empty() ||
+      fixed + e.method.size() + e.target.size() + e.version.size() > kMax || !allPlain(e.method) ||
+      !allPlain(e.target) || !allPlain(e.version)) {
+    return false;
+  }
+  char buf[kMax];
+  char* p = buf;
+  const auto put = [&p](std::string_view v) {
+    std::memcpy(p, v.data(), v.size());
+    p += v.size();
+  };
+  const auto number = [&put](uint64_t v) {
+    char digits[24];
+    char* d = digits + sizeof digits;
+    do {
+      *--d = static_cast<char>('0' + v % 10);
+      v /= 10;
+    } while (v != 0);
+    put(std::string_view(d, digits + sizeof digits - d));
+  };
+  put(head);
+  put(clf_time);
+  put("] \"");
+  put(e.method);
+  *p++ = ' ';
+  put(e.target);
+  *p++ = ' ';
+  put(e.version);
+  put("\" ");
+  number(static_cast<uint64_t>(e.status < 0 ? 0 : e.status));
+  *p++ = ' ';
+  if (e.bytes > 0) number(e.bytes);
+  else *p++ = '-';
+  put(tail);
+  out.append(buf, p - buf);
+  return true;
+}
+
+}  // namespace
+
 void appendAccessLine(std::string& out, const AccessEntry& e, std::string_view clf_time, AccessLineMemo& memo) {
-  out.append(memoPart(memo.head, e.remote, e.user, e, appendHead));
+  const std::string& head = memoPart(memo.head, e.remote, e.user, e, appendHead);
+  const std::string& tail = memoPart(memo.tail, e.referer, e.user_agent, e, appendTail);
+  if (appendPlainLine(out, e, head, clf_time, tail)) return;
+  out.append(head);
   out.append(clf_time);
   appendMiddle(out, e);
-  out.append(memoPart(memo.tail, e.referer, e.user_agent, e, appendTail));
+  out.append(tail);
 }
 
 std::string_view ClfClock::now() {

@@ -111,6 +111,21 @@ void runFormatTests(Suite& suite) {
                                                 "http://www.example.com/start.html", "other agent", 200, 2326}) +
                   line(e),
          "head and tail change apart");
+    // Past the one-buffer layout (a long target), and without bytes or a version.
+    for (size_t n : {size_t{900}, size_t{1000}, size_t{1100}}) {
+      AccessEntry big = apache();
+      const std::string target = "/" + std::string(n, 'x');
+      big.target = target;
+      big.bytes = 0;
+      std::string got_big;
+      appendAccessLine(got_big, big, time, memo);
+      c.eq(got_big, line(big), "a " + std::to_string(n) + "-byte target");
+    }
+    AccessEntry bare = apache();
+    bare.version = "";
+    std::string got_bare;
+    appendAccessLine(got_bare, bare, time, memo);
+    c.eq(got_bare, line(bare), "no version");
   }
 }
 
