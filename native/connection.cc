@@ -31,8 +31,6 @@ constexpr int kStepBudget = 64;               // steps per event: fairness betwe
 // changes a poll's events with an EPOLL_CTL_DEL and an ADD.
 constexpr int kReadInterest = UV_READABLE | UV_DISCONNECT;
 
-bool startsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
-
 }  // namespace
 
 Connection::Connection(Server* server, int fd, std::unique_ptr<Transport> transport, PeerInfo peer,
