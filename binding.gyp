@@ -32,6 +32,7 @@
         "native/spawn.cc",
         "native/script_runs.cc",
         "native/tls_identity.cc",
+        "native/tls_socket_bio.cc",
         "native/tls_client_verify.cc",
         "native/access_rules.cc",
         "native/identity_addon.cc",

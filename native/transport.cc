@@ -1,11 +1,13 @@
 #include "transport.h"
 
+#include "socket_io.h"
+#include "tls_socket_bio.h"
+
 #include <errno.h>
 #include <sys/sendfile.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,12 +35,6 @@ IoResult writeResult(ssize_t n) {
   return {IoResult::kError};
 }
 
-// recv(2) without glibc's cancellation-point wrapper: in a multi-threaded process (Node
-// is one) every recv() call enables and disables asynchronous cancellation around the
-// system call, two atomic operations per read that lisod, which never cancels threads,
-// does not need.
-ssize_t recvPlain(int fd, char* buf, size_t len) { return ::syscall(SYS_recvfrom, fd, buf, len, 0, nullptr, nullptr); }
-
 void setTcpCork(int fd, bool on) {
   int v = on ? 1 : 0;
   setsockopt(fd, IPPROTO_TCP, TCP_CORK, &v, sizeof v);
@@ -48,9 +44,9 @@ class PlainTransport final : public Transport {
  public:
   explicit PlainTransport(int fd) : fd_(fd) {}
   IoResult handshake() override { return {IoResult::kOk}; }
-  IoResult read(char* buf, size_t len) override { return fromErrno(recvPlain(fd_, buf, len)); }
+  IoResult read(char* buf, size_t len) override { return fromErrno(recvNoCancel(fd_, buf, len)); }
   IoResult write(const char* buf, size_t len) override {
-    return writeResult(::send(fd_, buf, len, MSG_NOSIGNAL | (more_ ? MSG_MORE : 0)));
+    return writeResult(sendNoCancel(fd_, buf, len, MSG_NOSIGNAL | (more_ ? MSG_MORE : 0)));
   }
   bool hasBuffered() const override { return false; }
   bool canSendFile() const override { return true; }
@@ -73,10 +69,19 @@ class PlainTransport final : public Transport {
 class TlsTransport final : public Transport {
  public:
   TlsTransport(int fd, SSL* ssl) : ssl_(ssl), fd_(fd) {
-    SSL_set_fd(ssl_, fd);
+    BIO* rbio = BIO_new_socket(fd, BIO_NOCLOSE);
+    wbio_ = newSocketWriteBio(fd);
+    if (rbio != nullptr && wbio_ != nullptr) {
+      SSL_set_bio(ssl_, rbio, wbio_);
+    } else {  // out of memory: OpenSSL's own socket BIO for both ways, no MSG_MORE
+      BIO_free(rbio);
+      BIO_free(wbio_);
+      wbio_ = nullptr;
+      SSL_set_fd(ssl_, fd);
+    }
     SSL_set_accept_state(ssl_);
     // Watches the socket reads OpenSSL makes, for readDrained().
-    BIO* rbio = SSL_get_rbio(ssl_);
+    rbio = SSL_get_rbio(ssl_);
     BIO_set_callback_arg(rbio, reinterpret_cast<char*>(this));
     BIO_set_callback_ex(rbio, onSocketRead);
   }
@@ -128,7 +133,11 @@ class TlsTransport final : public Transport {
     if (plain_) return rawWrite(buf, len);
     ERR_clear_error();
     size_t n = 0;
+    // SSL_MODE_ENABLE_PARTIAL_WRITE: one call writes one record. While the caller's bytes
+    // go on past it, the record leaves with MSG_MORE; the batch's last record pushes all.
+    if (wbio_ != nullptr) setSocketWriteBioMore(wbio_, len > kMaxRecordPlaintext);
     int r = SSL_write_ex(ssl_, buf, len, &n);
+    if (wbio_ != nullptr) setSocketWriteBioMore(wbio_, false);  // alerts, tickets: at once
     if (r == 1) return {IoResult::kOk, n};
     return classify(r);
   }
@@ -232,7 +241,10 @@ class TlsTransport final : public Transport {
     return ret;
   }
 
+  static constexpr size_t kMaxRecordPlaintext = 16384;  // SSL3_RT_MAX_PLAIN_LENGTH
+
   SSL* ssl_;
+  BIO* wbio_ = nullptr;  // owned by ssl_; null over a BIO (makeTlsTransportOnBio)
   int fd_ = -1;  // -1: over a BIO (makeTlsTransportOnBio)
   bool socket_read_short_ = false;  // see readDrained()
   std::string last_error_;
