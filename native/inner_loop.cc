@@ -2,8 +2,6 @@
 #include "inner_loop.h"
 
 #include <errno.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -22,8 +20,6 @@ uint32_t toEpoll(int events) {
 }  // namespace
 
 std::shared_ptr<InnerLoop> InnerLoop::create(uv_loop_t* loop, std::function<void()> turn_end) {
-  const char* on = getenv("LISOD_INNER_LOOP");
-  if (on == nullptr || strcmp(on, "1") != 0) return nullptr;
   std::shared_ptr<InnerLoop> il(new InnerLoop(loop));
   il->ep_ = epoll_create1(EPOLL_CLOEXEC);
   if (il->ep_ < 0) return nullptr;

@@ -1,4 +1,5 @@
-// An epoll set of lisod's own, nested in libuv's loop (prototype behind LISOD_INNER_LOOP=1).
+// An epoll set of lisod's own, nested in libuv's loop (ServerConfig::nested_loop; the addon
+// turns it on unless LISOD_INNER_LOOP=0).
 // Connections and FastCGI backend connections register here instead of in libuv. A
 // prepare handle blocks in this set, with libuv's own backend fd in it, for as long as
 // libuv would block: every wake-up that only concerns native fds is served without a
@@ -27,8 +28,9 @@ struct InnerWatch {
 
 class InnerLoop {
  public:
-  // Null unless LISOD_INNER_LOOP=1 (or when epoll_create1 fails). turn_end: the server's
-  // end-of-turn work, run before each wait.
+  // Null when epoll_create1 fails (libuv then polls as before). turn_end: the server's
+  // end-of-turn work, run before each wait. The loop must be run with UV_RUN_DEFAULT: the
+  // prepare handle blocks for uv_backend_timeout(), which does not know the run mode.
   static std::shared_ptr<InnerLoop> create(uv_loop_t* loop, std::function<void()> turn_end);
   ~InnerLoop();
   InnerLoop(const InnerLoop&) = delete;

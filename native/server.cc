@@ -92,7 +92,7 @@ std::unique_ptr<Server> Server::create(uv_loop_t* loop, ServerConfig config, Ser
   uv_idle_init(loop, s->drive_idle_);
   s->drive_idle_->data = s.get();
   Server* raw = s.get();
-  s->inner_ = InnerLoop::create(loop, [raw] {
+  if (s->config_.nested_loop) s->inner_ = InnerLoop::create(loop, [raw] {
     if (!raw->drives_.empty() || !raw->access_lines_.empty()) raw->runTurnEnd();
   });
   return s;

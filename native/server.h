@@ -51,6 +51,9 @@ struct ServerConfig {
   uint32_t access_log_writer = 0;  // LogWriter::find id the lines go to; 0 = none yet
   uint32_t h2_max_streams = 128;  // SETTINGS_MAX_CONCURRENT_STREAMS (tls.http2 turns h2 on)
   bool reuse_port = false;  // SO_REUSEPORT: several event loops (workers) accept on one port
+  // Connections wait in the server's own epoll set nested in the loop (inner_loop.h); only
+  // for a loop run with UV_RUN_DEFAULT, as Node runs its own (the set blocks as that would).
+  bool nested_loop = false;
   std::shared_ptr<const AccessRules> access = std::make_shared<AccessRules>();  // [[access]]
   CompressSettings compress;  // [compress]: content codings of static files
 };
