@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/server.cc",
+        "native/inner_loop.cc",
         "native/connection.cc",
         "native/transport.cc",
         "native/tls_context.cc",

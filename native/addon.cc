@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -144,6 +145,9 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
       throw Napi::TypeError::New(env, "new Server(config, handlers): both arguments are objects");
     }
     ServerConfig config = parseConfig(info[0].As<Napi::Object>());
+    // Node runs this loop with UV_RUN_DEFAULT. LISOD_INNER_LOOP=0: libuv polls every socket.
+    const char* nested = getenv("LISOD_INNER_LOOP");
+    config.nested_loop = nested == nullptr || std::strcmp(nested, "0") != 0;
     Napi::Object h = info[1].As<Napi::Object>();
     const char* names[] = {"request", "body", "close", "drain", "error"};
     Napi::FunctionReference* refs[] = {&on_request_, &on_body_, &on_close_, &on_drain_, &on_error_};

@@ -112,6 +112,7 @@ void Connection::updateInterest() {
   if (dead_) {
     if (!closed_handle_) {
       closed_handle_ = true;
+      if (InnerLoop* il = server_->inner()) il->stop(&watch_);
       uv_poll_stop(&poll_);
       uv_close(reinterpret_cast<uv_handle_t*>(&poll_),
                [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
@@ -120,7 +121,10 @@ void Connection::updateInterest() {
   }
   if (interest_ == polled_) return;
   polled_ = interest_;
-  if (interest_ == 0) {
+  if (InnerLoop* il = server_->inner()) {
+    if (interest_ == 0) il->stop(&watch_);
+    else il->start(&watch_, &poll_, interest_, onPoll);
+  } else if (interest_ == 0) {
     uv_poll_stop(&poll_);
   } else {
     uv_poll_start(&poll_, interest_, onPoll);

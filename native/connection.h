@@ -124,6 +124,7 @@ class Connection final : public AppSink {
   // (see the idle-http bench row), so padding costs memory per connection.
   Server* server_;
   uv_poll_t poll_;
+  InnerWatch watch_;  // poll_ in the server's InnerLoop, when it has one
   std::unique_ptr<Transport> transport_;
   PeerInfo peer_;
 

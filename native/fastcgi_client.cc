@@ -327,6 +327,7 @@ FcgiDispatch::Backend* FcgiDispatch::acquire(Mount* m, bool fresh, std::string* 
   uv_poll_init(loop_, &b->poll, fd);
   b->poll.data = b;
   uv_unref(reinterpret_cast<uv_handle_t*>(&b->poll));
+  b->watch.holds_loop = false;  // as the unref'd poll handle
   ++m->open;
   ++stats_.connects;
   return b;
@@ -353,6 +354,7 @@ void FcgiDispatch::dropBackend(Backend* b) {
   if (auto it = std::find(m->idle.begin(), m->idle.end(), b); it != m->idle.end()) m->idle.erase(it);
   --m->open;
   b->user = nullptr;
+  if (inner_) inner_->stop(&b->watch);
   uv_close(reinterpret_cast<uv_handle_t*>(&b->poll), [](uv_handle_t* h) { delete static_cast<Backend*>(h->data); });
   ::close(b->fd);
 }
@@ -363,14 +365,18 @@ void FcgiDispatch::updatePoll(Backend* b) {
   if (b->connected && !b->eof && !(b->user && b->user->paused)) want |= UV_READABLE;
   if (want == b->polled) return;
   b->polled = want;
-  if (want == 0) {
-    uv_poll_stop(&b->poll);
-    return;
-  }
-  uv_poll_start(&b->poll, want, [](uv_poll_t* h, int status, int events) {
+  const uv_poll_cb cb = [](uv_poll_t* h, int status, int events) {
     auto* be = static_cast<Backend*>(h->data);
     be->dispatch->onBackendEvent(be, status, events);
-  });
+  };
+  if (inner_) {
+    if (want == 0) inner_->stop(&b->watch);
+    else inner_->start(&b->watch, &b->poll, want, cb);
+  } else if (want == 0) {
+    uv_poll_stop(&b->poll);
+  } else {
+    uv_poll_start(&b->poll, want, cb);
+  }
 }
 
 // --- the byte stream -----------------------------------------------------------------

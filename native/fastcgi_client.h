@@ -60,7 +60,10 @@ class FcgiDispatch final : public ServerEvents {
   FcgiDispatch(const FcgiDispatch&) = delete;
   FcgiDispatch& operator=(const FcgiDispatch&) = delete;
 
-  void attach(Server* server) { server_ = server; }
+  void attach(Server* server) {
+    server_ = server;
+    inner_ = server->innerShared();
+  }
   // Replaces the mount table (start, SIGHUP). Requests in flight finish on their old
   // mount; its idle connections close. False with *error naming the mount when an address
   // does not parse or resolve.
@@ -121,6 +124,7 @@ class FcgiDispatch final : public ServerEvents {
   uv_loop_t* loop_;
   ServerEvents* next_;
   Server* server_ = nullptr;
+  std::shared_ptr<InnerLoop> inner_;  // the server's nested epoll set (null: libuv polls)
   std::vector<std::shared_ptr<Mount>> mounts_;  // by AppRequest::mount (nullptr: not native)
   std::unordered_map<uint32_t, std::unique_ptr<Exchange>> exchanges_;
   // Ended exchanges, freed at the start of the next loop callback: whoever is still on

@@ -3,8 +3,10 @@
 // local redirects), END_REQUEST, STDERR lines, error pages — the rules of
 // src/app_runner.ts, in its words, so a request reads the same in the logs whichever path
 // served it.
+#include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <iterator>
 
 #include "cgi_output.h"
 #include "fastcgi_env.h"
@@ -85,15 +87,23 @@ void FcgiDispatch::onStdout(Exchange* ex, std::string_view data) {
     forward(ex, data);
     return;
   }
-  ex->head.append(data);
+  // A head that arrives whole (the common case: one STDOUT record) is parsed where it lies,
+  // in the backend's read buffer, which outlives this call; only a split one is gathered.
+  std::string_view buf = data;
+  if (!ex->head.empty()) {
+    ex->head.append(data);
+    buf = ex->head;
+  }
   size_t lines = 0;
-  for (char c : ex->head) lines += c == '\n';
-  std::vector<CgiField> fields(lines + 1);
+  for (char c : buf) lines += c == '\n';
+  CgiField few[64];
+  std::vector<CgiField> many(lines + 1 > std::size(few) ? lines + 1 : 0);
   CgiHead h;
-  h.fields = fields.data();
-  h.num_fields = fields.size();
-  const long n = parseCgiHead(ex->head.data(), ex->head.size(), kMaxHead, ex->scanned, &h);
+  h.fields = many.empty() ? few : many.data();
+  h.num_fields = many.empty() ? std::min(std::size(few), lines + 1) : many.size();
+  const long n = parseCgiHead(buf.data(), buf.size(), kMaxHead, ex->scanned, &h);
   if (n == kCgiIncomplete) {
+    if (ex->head.empty()) ex->head.assign(data);
     ex->scanned = ex->head.size();
     return;
   }
@@ -114,7 +124,7 @@ void FcgiDispatch::onStdout(Exchange* ex, std::string_view data) {
       if (s) s->appBeginRaw(false);
       ex->delimited = head_only;
       ex->left = 0;
-      if (s) s->appWrite(ex->head.data(), static_cast<size_t>(n));
+      if (s) s->appWrite(buf.data(), static_cast<size_t>(n));
       if (head_only) {
         finish(ex, false);
         return;
@@ -155,10 +165,9 @@ void FcgiDispatch::onStdout(Exchange* ex, std::string_view data) {
       break;
     }
   }
-  const std::string rest = ex->head.substr(static_cast<size_t>(n));
+  forward(ex, buf.substr(static_cast<size_t>(n)));  // forward copies what it keeps
   ex->head.clear();
   ex->head.shrink_to_fit();
-  forward(ex, rest);
 }
 
 void FcgiDispatch::forward(Exchange* ex, std::string_view data) {

@@ -41,6 +41,7 @@ struct FcgiDispatch::Backend {
   std::shared_ptr<Mount> mount;
   int fd = -1;
   uv_poll_t poll;
+  InnerWatch watch;  // poll in the server's InnerLoop, when it has one
   int polled = -1;
   bool connected = false, reused = false, closed = false, eof = false;
   uint16_t next_id = 0;

@@ -91,6 +91,10 @@ std::unique_ptr<Server> Server::create(uv_loop_t* loop, ServerConfig config, Ser
   s->drive_idle_ = new uv_idle_t;
   uv_idle_init(loop, s->drive_idle_);
   s->drive_idle_->data = s.get();
+  Server* raw = s.get();
+  if (s->config_.nested_loop) s->inner_ = InnerLoop::create(loop, [raw] {
+    if (!raw->drives_.empty() || !raw->access_lines_.empty()) raw->runTurnEnd();
+  });
   return s;
 }
 
@@ -147,6 +151,7 @@ bool Server::bindAll(std::string* error) {
 
 Server::~Server() {
   closeAll();
+  if (inner_) inner_->detach();
   flushAccessLines();
   closeHandle(sweep_timer_);
   closeHandle(accept_pause_timer_);

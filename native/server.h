@@ -12,6 +12,7 @@
 
 #include "access_log.h"
 #include "app_sink.h"
+#include "inner_loop.h"
 #include "access_rules.h"
 #include "buffer_pool.h"
 #include "compress_cache.h"
@@ -50,6 +51,9 @@ struct ServerConfig {
   uint32_t access_log_writer = 0;  // LogWriter::find id the lines go to; 0 = none yet
   uint32_t h2_max_streams = 128;  // SETTINGS_MAX_CONCURRENT_STREAMS (tls.http2 turns h2 on)
   bool reuse_port = false;  // SO_REUSEPORT: several event loops (workers) accept on one port
+  // Connections wait in the server's own epoll set nested in the loop (inner_loop.h); only
+  // for a loop run with UV_RUN_DEFAULT, as Node runs its own (the set blocks as that would).
+  bool nested_loop = false;
   std::shared_ptr<const AccessRules> access = std::make_shared<AccessRules>();  // [[access]]
   CompressSettings compress;  // [compress]: content codings of static files
 };
@@ -119,6 +123,9 @@ class Server {
   const ServerConfig& config() const { return config_; }
   ServerEvents* events() const { return events_; }
   uv_loop_t* loop() const { return loop_; }
+  // The nested epoll set native connections use instead of libuv (null: libuv polls them).
+  InnerLoop* inner() const { return inner_.get(); }
+  const std::shared_ptr<InnerLoop>& innerShared() const { return inner_; }
   SSL_CTX* tlsContext() const { return tls_ ? tls_->get() : nullptr; }
   uint64_t nowMs() const { return uv_now(loop_); }
   FileCache& files() { return files_; }
@@ -183,6 +190,7 @@ class Server {
   // or close callback after ours ran is done at the next turn's idle phase).
   uv_check_t* drive_check_ = nullptr;
   uv_idle_t* drive_idle_ = nullptr;
+  std::shared_ptr<InnerLoop> inner_;
   std::vector<Connection*> drives_, driving_;  // queued; being driven (nullptr: cancelled)
   std::shared_ptr<LogWriter> access_log_;
   ClfClock clf_clock_;
