@@ -17,6 +17,11 @@ uint32_t toEpoll(int events) {
   return e;
 }
 
+// Watchers that JavaScript started or changed since libuv's last poll (a pipe write that
+// met EAGAIN, a new socket): uv__io_start only queues them; libuv's own poll makes the
+// epoll_ctl calls. Until it does, their readiness cannot wake a wait here.
+bool hasUnappliedWatchers(uv_loop_t* loop) { return loop->watcher_queue.next != &loop->watcher_queue; }
+
 }  // namespace
 
 std::shared_ptr<InnerLoop> InnerLoop::create(uv_loop_t* loop, std::function<void()> turn_end) {
@@ -33,6 +38,12 @@ std::shared_ptr<InnerLoop> InnerLoop::create(uv_loop_t* loop, std::function<void
   il->prepare_->data = il.get();
   uv_prepare_start(il->prepare_, [](uv_prepare_t* p) { static_cast<InnerLoop*>(p->data)->run(); });
   uv_unref(reinterpret_cast<uv_handle_t*>(il->prepare_));
+  // Runs from each return to libuv to the next wait here, only to make libuv's poll
+  // non-blocking (uv_backend_timeout() is 0 while an idle handle is active): all waiting
+  // happens in run(). Unref'd: it never keeps the loop alive.
+  il->flush_ = new uv_idle_t;
+  uv_idle_init(loop, il->flush_);
+  uv_unref(reinterpret_cast<uv_handle_t*>(il->flush_));
   return il;
 }
 
@@ -46,6 +57,10 @@ void InnerLoop::detach() {
   if (prepare_ != nullptr) {
     uv_close(reinterpret_cast<uv_handle_t*>(prepare_), [](uv_handle_t* h) { delete reinterpret_cast<uv_prepare_t*>(h); });
     prepare_ = nullptr;
+  }
+  if (flush_ != nullptr) {
+    uv_close(reinterpret_cast<uv_handle_t*>(flush_), [](uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); });
+    flush_ = nullptr;
   }
 }
 
@@ -97,8 +112,10 @@ void InnerLoop::dispatch(InnerWatch* w, uint32_t revents) {
 
 void InnerLoop::run() {
   epoll_event ev[64];
+  if (flush_ != nullptr) uv_idle_stop(flush_);
   for (;;) {
     if (turn_end_) turn_end_();
+    if (hasUnappliedWatchers(loop_)) break;  // libuv applies them in its (non-blocking) poll
     uv_update_time(loop_);
     const int timeout = uv_backend_timeout(loop_);  // what libuv's poll would wait now
     const int n = epoll_wait(ep_, ev, 64, timeout);
@@ -114,6 +131,10 @@ void InnerLoop::run() {
   }
   if (turn_end_) turn_end_();
   uv_update_time(loop_);
+  // libuv's poll comes next and must not block: lisod's sockets are not in its set. Even
+  // when its fd woke us, the event may be stale (a watcher JavaScript has stopped), and with
+  // idle-time metrics on (Node turns them on) libuv then waits again for the whole timeout.
+  if (flush_ != nullptr && turn_end_) uv_idle_start(flush_, [](uv_idle_t*) {});
 }
 
 }  // namespace lisod

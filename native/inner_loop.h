@@ -49,6 +49,7 @@ class InnerLoop {
   uv_loop_t* loop_;
   int ep_ = -1;
   uv_prepare_t* prepare_ = nullptr;
+  uv_idle_t* flush_ = nullptr;  // see create()
   std::function<void()> turn_end_;
   size_t holding_ = 0;  // registered watches with holds_loop: the prepare handle is ref'd while > 0
 };

@@ -2,11 +2,14 @@
 // (LISOD_INNER_LOOP=0): the same bytes for a static file, a FastCGI answer and a 4 MiB
 // FastCGI body read by a client that stalls (backpressure both ways through the set); and
 // the loop's timers still fire while the server waits in its own set (an idle keep-alive
-// connection is closed after keep_alive_timeout), as does a SIGTERM with a request in flight.
+// connection is closed after keep_alive_timeout), as does a SIGTERM with a request in flight;
+// and unbuffered CGI uploads, whose stdin pipe JavaScript writes (libuv's watchers, started
+// while the server waits in its own set) do not stall.
 import test from 'ava';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Conn, exchange1, get, sha256, slowGet } from './helpers/client.js';
 import { startLisod, type Lisod } from './helpers/lisod.js';
 import { tempDir } from './helpers/tmp.js';
@@ -38,10 +41,16 @@ function servers(): Promise<Setup> {
   setup ??= (async () => {
     const rec = new FakeBackend(tempDir('lisod-inner-loop-'), answer);
     await rec.listening();
-    const config = { keep_alive_timeout: 1, fastcgi: [{ path: '/rec/', socket: `unix:${rec.socketPath}` }] };
+    const config = {
+      keep_alive_timeout: 1,
+      max_body_bytes: 64 << 20,
+      cgi: { request_buffering: false },
+      fastcgi: [{ path: '/rec/', socket: `unix:${rec.socketPath}` }],
+    };
+    const cgi = path.join(path.dirname(fileURLToPath(import.meta.url)), 'cgi-scripts', 'stdin_sha.cgi');
     const [nested, libuv] = await Promise.all([
-      startLisod({ config }),
-      startLisod({ config, env: { ...process.env, LISOD_INNER_LOOP: '0' } }),
+      startLisod({ config, cgi }),
+      startLisod({ config, cgi, env: { ...process.env, LISOD_INNER_LOOP: '0' } }),
     ]);
     return { nested, libuv, rec };
   })();
@@ -67,6 +76,22 @@ for (const mode of ['nested', 'libuv'] as const) {
     t.is(res?.status, 200);
     t.is(res?.body.length, kBig.length);
     t.is(sha256(res!.body), sha256(kBig));
+  });
+
+  // Each upload fills the script's stdin pipe many times over; each time JavaScript's write
+  // meets EAGAIN it asks libuv to watch the pipe. A wait that ignores that request stalls
+  // until the next timer: with that bug the ten uploads took ~30 s here, without it ~4 s,
+  // so the timeout (a hang detector, not a speed test) has a 5x margin either way.
+  test(`${mode}: ten unbuffered 16 MiB uploads to a CGI script that reads all of stdin first`, async (t) => {
+    t.timeout(20_000);
+    const l = (await servers())[mode];
+    const body = Buffer.alloc(16 << 20, 'u');
+    for (let i = 0; i < 10; i += 1) {
+      const head = `POST /cgi/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+      const r = await exchange1(Buffer.concat([Buffer.from(head), body]), { port: l.httpPort, timeoutMs: 30_000 });
+      t.is(r.status, 200);
+      t.is(r.body.toString(), `${body.length} ${sha256(body)}\n`);
+    }
   });
 
   test(`${mode}: an idle keep-alive connection is closed after keep_alive_timeout (the loop's timers run)`, async (t) => {
