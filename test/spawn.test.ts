@@ -1,4 +1,4 @@
-// ScriptProcess (posix_spawn + pidfd) and its OutputPipe readers (the addon's ScriptRuns):
+// ScriptProcess (vfork + execve + pidfd) and its OutputPipe readers (the addon's ScriptRuns):
 // every byte in order, 'end' then 'close', pause really stops reading, no fd left open.
 // Serial: the fd count of this process is part of what is checked.
 import test from 'ava';
