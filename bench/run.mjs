@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { checkTools, collectEnvironment, lighttpdModDir } from './lib/env.mjs';
-import { makeDocroot, makeCerts, makeTrivialCgi, flaskrEnv } from './lib/fixtures.mjs';
+import { makeDocroot, makeCerts, makeTrivialCgi, makeTrivialExitCgi, flaskrEnv } from './lib/fixtures.mjs';
 import { Supervisor, SERVER_NAMES, FPM_BINARY, findLisodResumptionKey } from './lib/servers.mjs';
 import { selectScenarios, SCENARIOS } from './lib/scenarios.mjs';
 import { runRow } from './lib/rows.mjs';
@@ -166,6 +166,7 @@ async function main() {
   const docroot = makeDocroot(tmp);
   const certs = makeCerts(tmp);
   const trivial = a['cgi-script'] ? path.resolve(a['cgi-script']) : makeTrivialCgi(tmp);
+  const trivialExit = makeTrivialExitCgi(tmp);
   const fenv = flaskrEnv(tmp);
   const env = collectEnvironment(REPO);
   const lisodResumptionKey = fs.existsSync(lisodMain) ? findLisodResumptionKey(lisodMain) : null;
@@ -186,7 +187,7 @@ async function main() {
   const variantOf = (sc) => ({
     cert: sc.cert,
     resumption: sc.resumption,
-    cgiScript: sc.cgi === 'flaskr' ? flaskr : trivial,
+    cgiScript: sc.cgi === 'flaskr' ? flaskr : sc.cgi === 'trivial-exit' ? trivialExit : trivial,
     cgiEnv: sc.cgi === 'flaskr' ? fenv : {},
     fcgi: sc.fcgi ? { command: path.join(path.dirname(flaskr), 'flaskr.fcgi'), processes: 2 } : null,
     fpm: sc.fpm ? { processes: 2 } : null,

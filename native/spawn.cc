@@ -1,12 +1,12 @@
-// CGI process start without fork(): posix_spawn (glibc uses clone(CLONE_VM|CLONE_VFORK))
-// does not copy the page tables of a ~50 MB Node process, which child_process.spawn
+// CGI process start without fork(): vfork (clone(CLONE_VM|CLONE_VFORK), as glibc's
+// posix_spawn) does not copy the page tables of a ~50 MB Node process, which child_process.spawn
 // does on every request (≈2 ms of CPU each). Exit is watched through a pidfd on the
 // libuv loop (native/script_runs.cc), so no SIGCHLD handler or polling is involved.
 #include "spawn.h"
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -68,12 +68,46 @@ Napi::Value listenUnix(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
+// Runs in the vfork child, on the parent's memory and stack: only async-signal-safe calls,
+// no allocation, no return (execve, or _exit after writing errno to *err, which the parent
+// reads once vfork returns). Every signal the caller may block is blocked on entry. Handlers
+// go back to the default first (a parent handler must never run in this shared memory),
+// then the mask is emptied just before execve. An fd dup2'd onto itself keeps O_CLOEXEC,
+// so that case clears the flag (posix_spawn's adddup2 does the same).
+[[noreturn]] void childMain(const SpawnSpec& spec, int in_fd, int out_fd, int err_fd, volatile int* err) {
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) {
+    // glibc's own two (SIGCANCEL, SIGSETXID) refuse with EINVAL: they target this process's
+    // threads only, never the child, and execve resets their handlers.
+    if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, nullptr);
+  }
+  auto onto = [](int from, int to) { return from == to ? fcntl(to, F_SETFD, 0) : dup2(from, to); };
+  if (setpgid(0, 0) != 0) goto fail;  // pgid = the child's pid
+  if (in_fd >= 0 ? onto(in_fd, 0) < 0 : (close(0), open("/dev/null", O_RDONLY) != 0)) goto fail;
+  if (onto(out_fd, 1) < 0 || onto(err_fd, 2) < 0) goto fail;
+  if (chdir(spec.cwd) != 0) goto fail;
+  {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+  }
+  execve(spec.file, spec.argv, spec.envp);
+fail:
+  *err = errno;
+  _exit(127);
+}
+
 }  // namespace
 
 // The child leads its own process group (in lisod's session, as lighttpd's scripts stay in
 // its); a timeout kills the group. A session per script would also make each one a scheduling
 // group under sched_autogroup; a direct A/B on the trivial CGI row (wrk -c10, 3 runs each)
 // showed no difference in CPU per request (14.5 vs 14.4 ms), so this is for semantics, not speed.
+// vfork rather than posix_spawn: glibc's posix_spawn maps and unmaps a fresh child stack and
+// calls getrlimit five times (file-action fd checks) on every start — ~3% of lisod's own CPU
+// per trivial CGI request; vfork runs the child on this thread's stack, the parent suspended
+// until execve or _exit, exactly as posix_spawn's CLONE_VFORK clone does.
 int spawnChild(const SpawnSpec& spec, Spawned* out, const char** what) {
   Pipes p;
   if ((spec.stdin_mode == -1 && pipe2(&p.fds[0], O_CLOEXEC) != 0) || pipe2(&p.fds[2], O_CLOEXEC) != 0 ||
@@ -81,32 +115,23 @@ int spawnChild(const SpawnSpec& spec, Spawned* out, const char** what) {
     *what = "cannot create pipes for ";
     return errno;
   }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (spec.stdin_mode == -1) posix_spawn_file_actions_adddup2(&actions, p.fds[0], 0);
-  else if (spec.stdin_mode >= 0) posix_spawn_file_actions_adddup2(&actions, spec.stdin_mode, 0);
-  else posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, p.fds[3], 1);
-  posix_spawn_file_actions_adddup2(&actions, p.fds[5], 2);
-  posix_spawn_file_actions_addchdir_np(&actions, spec.cwd);
-
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, all;
-  sigemptyset(&none);
+  int in_fd = spec.stdin_mode == -1 ? p.fds[0] : spec.stdin_mode;  // < 0: /dev/null
+  sigset_t all, saved;
   sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);  // Node ignores SIGPIPE; scripts must not
-  posix_spawnattr_setpgroup(&attr, 0);  // pgid = the child's pid
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
-  pid_t pid = -1;
-  int err = posix_spawn(&pid, spec.file, &actions, &attr, spec.argv, spec.envp);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (err != 0) {
+  pthread_sigmask(SIG_BLOCK, &all, &saved);
+  volatile int child_err = 0;
+  pid_t pid = vfork();
+  if (pid == 0) childMain(spec, in_fd, p.fds[3], p.fds[5], &child_err);
+  int fork_err = errno;
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  if (pid < 0) {
     *what = "cannot run ";
-    return err;
+    return fork_err;
+  }
+  if (child_err != 0) {  // the child has exited (vfork returns after its _exit)
+    waitpid(pid, nullptr, 0);
+    *what = "cannot run ";
+    return child_err;
   }
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   if (pidfd < 0) {

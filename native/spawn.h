@@ -1,4 +1,4 @@
-// Process start for CGI scripts and FastCGI backends: posix_spawn plus a pidfd.
+// Process start for CGI scripts and FastCGI backends: vfork + execve plus a pidfd.
 #pragma once
 #include <napi.h>
 #include <sys/types.h>
@@ -28,7 +28,7 @@ struct Spawned {
   int stderr_fd = -1;
 };
 
-// Starts the child with posix_spawn (no fork of this large process): it leads its own process
+// Starts the child with vfork (no copy of this large process): it leads its own process
 // group (in our session), with default signal dispositions, an empty signal mask and cwd set.
 // Returns 0, or an errno with `*what` naming the step that failed (nothing is left open).
 int spawnChild(const SpawnSpec& spec, Spawned* out, const char** what);

@@ -6,7 +6,7 @@ export interface CgiEnvOptions {
   scriptFilename: string; // absolute path of the script (SCRIPT_FILENAME)
   scriptName: string; // URI prefix that selects the script ('/cgi'); SCRIPT_NAME
   serverName: string; // SERVER_NAME when the request carries no usable Host
-  inherited: Readonly<Record<string, string>>; // PATH, pass_env values, [cgi.env]
+  inherited: Readonly<Record<string, string>>; // PATH, pass_env values, [cgi.env]; never changed after its first use (filtered once)
   pathInfo?: string; // when scriptName is not a prefix of the path (FastCGI root/index); default: the path after scriptName
 }
 
@@ -102,6 +102,18 @@ function hostName(host: string): string {
   return m ? m[1] : '';
 }
 
+// The inherited table is fixed per runner: filter it once, not per request.
+const kInheritedCache = new WeakMap<Readonly<Record<string, string>>, Array<[string, string]>>();
+
+function inheritedEntries(inherited: Readonly<Record<string, string>>): Array<[string, string]> {
+  let entries = kInheritedCache.get(inherited);
+  if (!entries) {
+    entries = Object.entries(inherited).filter(([key]) => !kRequestOwned.test(key));
+    kInheritedCache.set(inherited, entries);
+  }
+  return entries;
+}
+
 /**
  * The complete environment for one script run. `request.contentLength` must be the decoded
  * body length (the runner spools chunked bodies first); -1 or no body leaves CONTENT_LENGTH
@@ -110,9 +122,7 @@ function hostName(host: string): string {
 export function buildCgiEnv(request: CgiRequest, options: CgiEnvOptions): Record<string, string> {
   const target = parseCgiTarget(request.target, options.pathInfo === undefined ? options.scriptName : '');
   const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(options.inherited)) {
-    if (!kRequestOwned.test(key)) env[key] = value;
-  }
+  for (const [key, value] of inheritedEntries(options.inherited)) env[key] = value;
   const joined = new Map<string, string>();
   let contentType: string | undefined;
   let host: string | undefined;

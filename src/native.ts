@@ -212,7 +212,7 @@ export interface NativeAddon {
   // A close-on-exec Unix stream socket bound to path and listening (a FastCGI backend's fd 0).
   // The caller closes the fd (fs.closeSync) and removes the path. Throws with errno and path.
   listenUnix(path: string, backlog: number): number;
-  // Starts children with posix_spawn (no fork of this large process; each leads its own
+  // Starts children with vfork + execve (no fork of this large process; each leads its own
   // process group, default signal dispositions, cwd set) and watches their stdout, stderr and
   // pidfd on the loop (native/script_runs.cc). One per thread; see NativeScriptRuns.
   ScriptRuns: new (onEvent: ScriptRunsEvent) => NativeScriptRuns;

@@ -1,4 +1,4 @@
-// Starts child processes (CGI scripts, FastCGI backends) through the addon's posix_spawn (no
+// Starts child processes (CGI scripts, FastCGI backends) through the addon's vfork + execve (no
 // fork of this large process) and watches them on the loop: ScriptChild is one child with its
 // stdout/stderr readers, pid and exit; ScriptProcess adds ChildProcess-like 'exit'/'close'.
 import { EventEmitter } from 'node:events';

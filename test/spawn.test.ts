@@ -1,4 +1,4 @@
-// ScriptProcess (posix_spawn + pidfd) and its OutputPipe readers (the addon's ScriptRuns):
+// ScriptProcess (vfork + execve + pidfd) and its OutputPipe readers (the addon's ScriptRuns):
 // every byte in order, 'end' then 'close', pause really stops reading, no fd left open.
 // Serial: the fd count of this process is part of what is checked.
 import test from 'ava';
@@ -134,6 +134,46 @@ test.serial('a script that cannot start throws ENOENT/EACCES and leaves no fd op
   const plain = path.join(dir, 'plain.txt');
   fs.writeFileSync(plain, 'not executable', { mode: 0o644 });
   t.throws(() => new ScriptProcess(plain, { cwd: dir, env: {}, stdin: 'ignore' }), { code: 'EACCES' });
+  const leaked = openFds().filter((fd) => !before.includes(fd) && /pipe:|pidfd|socket:/.test(fd));
+  t.deepEqual(leaked, []);
+});
+
+test.serial('the child starts clean: default signal dispositions, empty mask, own group, cwd, stdin /dev/null', async (t) => {
+  const dir = testTempDir(t, 'lisod-spawn-');
+  const work = fs.mkdirSync(path.join(dir, 'work'), { recursive: true })!;
+  // /bin/sh, not Python (which ignores SIGPIPE and SIGXFSZ itself): what exec left is what we set.
+  const file = path.join(dir, 'state.sh');
+  fs.writeFileSync(file, [
+    '#!/bin/sh',
+    'grep -E "^(SigBlk|SigIgn|SigCgt):" /proc/self/status',
+    'echo "pgid $(cut -d" " -f5 /proc/self/stat) pid $$"',
+    'echo "cwd $(pwd)"',
+    'echo "stdin $(readlink /proc/self/fd/0)"',
+  ].join('\n') + '\n', { mode: 0o755 });
+  const child = new ScriptProcess(file, { cwd: work, env: { PATH: '/usr/bin:/bin' }, stdin: 'ignore' });
+  const closed = new Promise<[number | null, string | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
+  const [out, , [code]] = await Promise.all([collect(child.stdout), collect(child.stderr), closed]);
+  const text = out.data.toString();
+  t.is(code, 0, text);
+  t.regex(text, /^SigBlk:\s+0+$/m);
+  t.regex(text, /^SigIgn:\s+0+$/m, 'nothing ignored: Node ignores SIGPIPE, a script must not');
+  const ids = /^pgid (\d+) pid (\d+)$/m.exec(text);
+  t.truthy(ids);
+  t.is(ids![1], ids![2], 'leads its own process group');
+  t.is(ids![2], String(child.pid));
+  t.regex(text, new RegExp(`^cwd ${fs.realpathSync(work)}$`, 'm'));
+  t.regex(text, /^stdin \/dev\/null$/m);
+});
+
+test.serial('a file exec refuses (ENOEXEC) and a missing cwd throw; nothing is left open', async (t) => {
+  const dir = testTempDir(t, 'lisod-spawn-');
+  const before = openFds();
+  const garbage = path.join(dir, 'garbage.bin');
+  fs.writeFileSync(garbage, Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2, 3]), { mode: 0o755 }); // a broken ELF header
+  t.throws(() => new ScriptProcess(garbage, { cwd: dir, env: {}, stdin: 'ignore' }), { code: 'ENOEXEC' });
+  const ok = script(dir, 'ok.py', 'print("x")');
+  const err = t.throws(() => new ScriptProcess(ok, { cwd: path.join(dir, 'no-such-dir'), env: {}, stdin: 'pipe' }));
+  t.is((err as NodeJS.ErrnoException).code, 'ENOENT');
   const leaked = openFds().filter((fd) => !before.includes(fd) && /pipe:|pidfd|socket:/.test(fd));
   t.deepEqual(leaked, []);
 });

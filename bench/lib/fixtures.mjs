@@ -96,15 +96,30 @@ export function makeCerts(dir) {
  * @param {string} dir @returns {string}
  */
 export function makeTrivialCgi(dir) {
+  return writeTrivialCgi(dir, 'hello.cgi', '');
+}
+
+/**
+ * The same script ending in `os._exit(0)` after its flush, as cgi-bin/flaskr.cgi ends
+ * (`end_process`): no interpreter teardown, so lighttpd's SIGTERM once the response is out
+ * saves nothing and the row compares spawning and relaying alone. Written to `dir/cgi/hello_exit.cgi`.
+ * @param {string} dir @returns {string}
+ */
+export function makeTrivialExitCgi(dir) {
+  return writeTrivialCgi(dir, 'hello_exit.cgi', 'sys.stdout.flush()\nimport os\nos._exit(0)\n');
+}
+
+/** @param {string} dir @param {string} name @param {string} tail @returns {string} */
+function writeTrivialCgi(dir, name, tail) {
   const d = path.join(dir, 'cgi');
   fs.mkdirSync(d, { recursive: true, mode: 0o755 });
-  const file = path.join(d, 'hello.cgi');
+  const file = path.join(d, name);
   fs.writeFileSync(file,
     '#!/usr/bin/python3\n' +
     'import sys\n' +
     'body = b"hello from a trivial CGI script\\n"\n' +
     'sys.stdout.buffer.write(b"Status: 200 OK\\r\\nContent-Type: text/plain\\r\\n" +\n' +
-    '    b"Content-Length: %d\\r\\n\\r\\n" % len(body) + body)\n',
+    '    b"Content-Length: %d\\r\\n\\r\\n" % len(body) + body)\n' + tail,
     { mode: 0o755 });
   return file;
 }

@@ -19,7 +19,7 @@ const H2 = ['lisod', 'lisod-nolog', 'nginx', 'lighttpd'];
 
 /**
  * @typedef {{id:string, title:string, kind:'wrk'|'idle'|'h2load', streams?:number, scheme:'http'|'https', path:string, conns:number,
- *   close:boolean, cert:'rsa'|'ecdsa', resumption:boolean, cgi:'trivial'|'flaskr'|null, fcgi?:boolean, fpm?:boolean, servers:string[],
+ *   close:boolean, cert:'rsa'|'ecdsa', resumption:boolean, cgi:'trivial'|'trivial-exit'|'flaskr'|null, fcgi?:boolean, fpm?:boolean, servers:string[],
  *   expectResumed?:boolean, extra?:boolean, timeout:number, minSeconds?:number, threads:number, pinned:boolean,
  *   workers:number|null, acceptEncoding?:string}} Scenario
  * timeout: wrk's --timeout in seconds (CGI rows allow slow Python start-up on one core);
@@ -64,6 +64,9 @@ export const SCENARIOS = [
   row({ id: 'tls-new-ecdsa-resume', title: 'New TLS connection per request, ECDSA P-256, resumption enabled (wrk -t1 -c50, Connection: close)',
     scheme: 'https', close: true, cert: 'ecdsa', resumption: true, expectResumed: true }),
   row({ id: 'cgi-trivial', title: 'CGI: trivial Python script (wrk -t1 -c10)', path: '/cgi/', conns: 10, cgi: 'trivial', servers: CGI, timeout: 60 }),
+  // The same script ending in os._exit(0): lighttpd's SIGTERM after the response then cuts nothing short.
+  row({ id: 'cgi-trivial-exit', title: 'CGI: trivial Python script ending in os._exit (wrk -t1 -c10)', path: '/cgi/', conns: 10,
+    cgi: 'trivial-exit', servers: CGI, timeout: 60 }),
   row({ id: 'cgi-flaskr', title: 'CGI: Flaskr index page (wrk -t1 -c10)', path: '/cgi/', conns: 10, cgi: 'flaskr', servers: CGI, timeout: 60, minSeconds: 45 }),
   // FastCGI rows: "server CPU" is the server's own, without the backend's processes (given
   // apart in the notes): the backend sets the pace and costs the same behind every server.
