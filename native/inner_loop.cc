@@ -66,18 +66,15 @@ void InnerLoop::detach() {
 
 void InnerLoop::start(InnerWatch* w, uv_poll_t* h, int events, uv_poll_cb cb) {
   w->handle = h;
-  w->cb = cb;
+  h->poll_cb = cb;  // as uv_poll_start would; libuv never polls h itself
   if (events == w->events) return;
-  if (w->events == 0) {
-    uv_os_fd_t fd;
-    if (uv_fileno(reinterpret_cast<const uv_handle_t*>(h), &fd) != 0) return;
-    w->fd = fd;
-  }
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(h), &fd) != 0) return;
   epoll_event e{};
   e.events = toEpoll(events);
   e.data.ptr = w;
   const int op = w->events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-  if (epoll_ctl(ep_, op, w->fd, &e) != 0 && errno == EEXIST) epoll_ctl(ep_, EPOLL_CTL_MOD, w->fd, &e);
+  if (epoll_ctl(ep_, op, fd, &e) != 0 && errno == EEXIST) epoll_ctl(ep_, EPOLL_CTL_MOD, fd, &e);
   if (w->events == 0 && w->holds_loop && holding_++ == 0 && prepare_ != nullptr) {
     uv_ref(reinterpret_cast<uv_handle_t*>(prepare_));
   }
@@ -88,8 +85,9 @@ void InnerLoop::stop(InnerWatch* w) {
   if (w->events == 0) return;
   w->events = 0;
   if (w->holds_loop && --holding_ == 0 && prepare_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(prepare_));
+  uv_os_fd_t fd;
   epoll_event e{};
-  epoll_ctl(ep_, EPOLL_CTL_DEL, w->fd, &e);
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(w->handle), &fd) == 0) epoll_ctl(ep_, EPOLL_CTL_DEL, fd, &e);
 }
 
 void InnerLoop::dispatch(InnerWatch* w, uint32_t revents) {
@@ -99,7 +97,7 @@ void InnerLoop::dispatch(InnerWatch* w, uint32_t revents) {
   if (revents == EPOLLERR || revents == EPOLLHUP) revents |= want;  // as libuv's uv__io_poll
   if ((revents & EPOLLERR) && !(revents & EPOLLPRI)) {  // as libuv's uv__poll_io
     stop(w);
-    w->cb(w->handle, UV_EBADF, 0);
+    w->handle->poll_cb(w->handle, UV_EBADF, 0);
     return;
   }
   int ev = 0;
@@ -107,7 +105,7 @@ void InnerLoop::dispatch(InnerWatch* w, uint32_t revents) {
   if (revents & EPOLLPRI) ev |= UV_PRIORITIZED;
   if (revents & EPOLLOUT) ev |= UV_WRITABLE;
   if (revents & EPOLLRDHUP) ev |= UV_DISCONNECT;
-  if (ev != 0) w->cb(w->handle, 0, ev);
+  if (ev != 0) w->handle->poll_cb(w->handle, 0, ev);
 }
 
 void InnerLoop::run() {
