@@ -20,7 +20,15 @@ uint32_t toEpoll(int events) {
 // Watchers that JavaScript started or changed since libuv's last poll (a pipe write that
 // met EAGAIN, a new socket): uv__io_start only queues them; libuv's own poll makes the
 // epoll_ctl calls. Until it does, their readiness cannot wake a wait here.
-bool hasUnappliedWatchers(uv_loop_t* loop) { return loop->watcher_queue.next != &loop->watcher_queue; }
+// The queue's layout changed in libuv 1.46 (Node 20's); the fuzz bed builds against
+// Debian's libuv1-dev (1.44), where it is QUEUE, void* [2] with [0] the next element.
+bool hasUnappliedWatchers(uv_loop_t* loop) {
+#if UV_VERSION_HEX >= 0x012E00
+  return loop->watcher_queue.next != &loop->watcher_queue;
+#else
+  return loop->watcher_queue[0] != static_cast<void*>(&loop->watcher_queue);
+#endif
+}
 
 }  // namespace
 

@@ -24,7 +24,7 @@ const objDir = join(buildDir, 'obj');
 
 const native = (...names) => names.map((n) => join(nativeDir, `${n}.cc`));
 const pure = ['http_parser', 'http_request', 'chunked', 'static_file', 'http_date', 'mime'];
-const connection = [...pure, 'connection', 'connection_app', 'connection_static', 'connection_h2', 'h2_session', 'h2_mem', 'h2_head', 'h2_app', 'response_plan', 'server', 'inner_loop', 'transport',
+const connection = [...pure, 'connection', 'connection_app', 'connection_static', 'connection_h2', 'h2_session', 'h2_mem', 'h2_head', 'h2_app', 'response_plan', 'server', 'inner_loop', 'transport', 'tls_socket_bio',
   'tls_context', 'response', 'file_cache', 'static_coding', 'conditional', 'accept_encoding', 'compress_cache', 'access_rules', 'access_log', 'log_writer',
   'tls_identity', 'tls_client_verify'];
 const targets = {
