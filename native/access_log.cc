@@ -82,14 +82,19 @@ std::string_view plainIpv4(std::string_view host) {
   return dots == 3 ? v4 : host;
 }
 
-void appendNumber(std::string& out, uint64_t v) {
-  char buf[24];
+// v in decimal, written at the end of buf.
+std::string_view decimal(uint64_t v, char (&buf)[24]) {
   char* p = buf + sizeof buf;
   do {
     *--p = static_cast<char>('0' + v % 10);
     v /= 10;
   } while (v != 0);
-  out.append(p, buf + sizeof buf - p);
+  return {p, static_cast<size_t>(buf + sizeof buf - p)};
+}
+
+void appendNumber(std::string& out, uint64_t v) {
+  char buf[24];
+  out.append(decimal(v, buf));
 }
 
 }  // namespace
@@ -202,12 +207,7 @@ bool appendPlainLine(std::string& out, const AccessEntry& e, std::string_view he
   };
   const auto number = [&put](uint64_t v) {
     char digits[24];
-    char* d = digits + sizeof digits;
-    do {
-      *--d = static_cast<char>('0' + v % 10);
-      v /= 10;
-    } while (v != 0);
-    put(std::string_view(d, digits + sizeof digits - d));
+    put(decimal(v, digits));
   };
   put(head);
   put(clf_time);
