@@ -17,6 +17,7 @@ export interface CgiOptions {
   env: Record<string, string>; // fixed variables for every script
   serverName: string; // SERVER_NAME when a request has no usable Host
   requestBuffering?: boolean; // default true: the script starts with the whole body
+  endAfterResponse?: boolean; // default false: SIGTERM the script once its response is complete
   spoolDir?: string; // default os.tmpdir()
   spoolBudget?: SpoolBudget; // default 1 GiB for this runner alone
 }
@@ -28,7 +29,7 @@ export class CgiRunner extends AppRunner {
     const script = path.resolve(options.script);
     super({
       prefix: kCgiPrefix,
-      transport: new CgiTransport(script),
+      transport: new CgiTransport(script, options.endAfterResponse ?? false),
       scriptFilename: script,
       timeoutMs: options.timeoutMs,
       maxProcesses: options.maxProcesses,

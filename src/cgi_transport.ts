@@ -15,11 +15,14 @@ const kStragglerMs = 100; // leader exited, pipe still open this long → SIGTER
  * unless it still holds stdout or stderr: such a group gets SIGTERM (SIGKILL after a grace),
  * so a background child cannot keep an exchange's slot or pipes. A script still running
  * after the runner has its whole response is left to finish (it may still be writing to a
- * database); it keeps its slot until it exits or the runner's timeout kills it.
+ * database); it keeps its slot until it exits or the runner's timeout kills it — unless
+ * `endAfterResponse` (`[cgi] end_after_response`): then complete() sends its group SIGTERM
+ * at once, as lighttpd's mod_cgi does, which spares an interpreter its exit work.
  */
 class CgiProcess extends ScriptChild implements AppProcess {
   readonly label: string;
   readonly #streamsBody: boolean;
+  readonly #endAfterResponse: boolean;
   #wantsEnd = false; // complete(), kill() or terminate(): stop waiting for EOF
   #signalled: NodeJS.Signals | null = null;
   #closed = false;
@@ -27,10 +30,11 @@ class CgiProcess extends ScriptChild implements AppProcess {
   #straggler: NodeJS.Timeout | undefined; // leader gone, a pipe still open: SIGTERM unless it closes soon
 
   /** Throws like ScriptChild when the script cannot be started. */
-  constructor(file: string, options: SpawnOptions, name: string, streamsBody: boolean) {
+  constructor(file: string, options: SpawnOptions, name: string, streamsBody: boolean, endAfterResponse: boolean) {
     super(file, options);
     this.label = `${name}[${this.pid}]`;
     this.#streamsBody = streamsBody;
+    this.#endAfterResponse = endAfterResponse;
     this.input?.on('error', () => {}); // EPIPE: the script stopped reading; its exit follows
   }
 
@@ -46,6 +50,7 @@ class CgiProcess extends ScriptChild implements AppProcess {
   complete(): void {
     this.#wantsEnd = true;
     this.stdout.resume(); // keep draining: a blocked writer would never exit
+    if (this.#endAfterResponse) this.#signal('SIGTERM');
     this.#settle();
   }
 
@@ -107,8 +112,11 @@ export class CgiTransport implements AppTransport {
   readonly #script: string;
   readonly #label: string;
   readonly #cwd: string;
+  readonly #endAfterResponse: boolean;
 
-  constructor(script: string) {
+  /** endAfterResponse: SIGTERM each script's group once the runner has its whole response. */
+  constructor(script: string, endAfterResponse = false) {
+    this.#endAfterResponse = endAfterResponse;
     this.#script = path.resolve(script);
     this.#label = path.basename(this.#script);
     this.#cwd = path.dirname(this.#script);
@@ -118,7 +126,8 @@ export class CgiTransport implements AppTransport {
     const file = typeof body === 'object' && !Buffer.isBuffer(body) ? body : null;
     try {
       const stdin = file ? file.fd : body === 'none' ? 'ignore' : body === 'stream' ? 'pipe' : (body as Buffer);
-      return new CgiProcess(this.#script, { cwd: this.#cwd, env, stdin }, this.#label, body === 'stream');
+      return new CgiProcess(this.#script, { cwd: this.#cwd, env, stdin }, this.#label, body === 'stream',
+        this.#endAfterResponse);
     } catch (e) {
       const message = (e as Error).message; // the addon's messages mostly name the script already
       throw new Error(message.includes(this.#script) ? message : `cannot run ${this.#script}: ${message}`);

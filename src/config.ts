@@ -30,6 +30,7 @@ export interface CgiConfig {
   passEnv: string[]; // variable names copied from lisod's own environment
   env: Record<string, string>; // fixed variables ([cgi.env] verbatim, [cgi.env_paths] absolute)
   requestBuffering: boolean; // whole request body before the script starts
+  endAfterResponse: boolean; // SIGTERM the script's group once its response is complete (lighttpd's way)
 }
 
 export interface LisodConfig {
@@ -308,6 +309,7 @@ export function finishConfig(draft: ConfigDraft, hostname: string, cpus = os.ava
       passEnv: v.cgiPassEnv ?? [],
       env: v.cgiEnv ?? {},
       requestBuffering: v.cgiRequestBuffering ?? true,
+      endAfterResponse: v.cgiEndAfterResponse ?? false,
     },
     tlsClient,
     access: v.access ?? [],

@@ -1,7 +1,8 @@
 // The [cgi] table of the config file: the CGI script behind /cgi/ and how it is run.
 import { suggest, type FileReader } from './config_reader.js';
 
-export const kCgiKeys = ['script', 'timeout', 'max_processes', 'max_queue', 'pass_env', 'env', 'env_paths', 'request_buffering'] as const;
+export const kCgiKeys = ['script', 'timeout', 'max_processes', 'max_queue', 'pass_env', 'env', 'env_paths', 'request_buffering',
+  'end_after_response'] as const;
 
 export function readCgiTable(r: FileReader, t: Record<string, unknown>): void {
   for (const [key, v] of Object.entries(t)) {
@@ -12,6 +13,7 @@ export function readCgiTable(r: FileReader, t: Record<string, unknown>): void {
       case 'max_processes': r.set('cgiMaxProcesses', kp, r.integer(v, kp, 1, 'processes')); break;
       case 'max_queue': r.set('cgiMaxQueue', kp, r.integer(v, kp, 0, 'requests')); break;
       case 'request_buffering': r.set('cgiRequestBuffering', kp, r.boolean(v, kp)); break;
+      case 'end_after_response': r.set('cgiEndAfterResponse', kp, r.boolean(v, kp)); break;
       case 'pass_env': r.set('cgiPassEnv', kp, r.envNames(v, kp)); break;
       case 'env':
       case 'env_paths': {

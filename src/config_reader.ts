@@ -161,6 +161,7 @@ export interface Draft {
   tlsVerifyDepth?: number;
   access?: import('./native.js').AccessRuleSpec[];
   cgiRequestBuffering?: boolean;
+  cgiEndAfterResponse?: boolean;
   spoolDir?: string;
   spoolMaxBytes?: number;
   fastcgi?: FastCgiMountDraft[];

@@ -209,7 +209,8 @@ test('Content-Length reached: the response ends at once though a background chil
 });
 
 test('a script still working after its framed response keeps its slot until it exits, then the next runs', async (t) => {
-  const l = await lisod({ script: script('linger.cgi'), timeout: 20, max_processes: 1, max_queue: 1 });
+  const marker = path.join(testTempDir(t, 'lisod-linger-'), 'pid');
+  const l = await lisod({ script: script('linger.cgi'), timeout: 20, max_processes: 1, max_queue: 1, env: { LINGER_PIDFILE: marker } });
   const t0 = Date.now();
   const first = await exchange1(get('/cgi/working'), { port: l.httpPort, timeoutMs: 5000 });
   const firstMs = Date.now() - t0;
@@ -218,6 +219,29 @@ test('a script still working after its framed response keeps its slot until it e
   const second = await exchange1(get('/cgi/working'), { port: l.httpPort, timeoutMs: 8000 });
   t.is(second.status, 200, 'queued behind the working script, not refused');
   t.true(Date.now() - t0 >= 1400, 'the second script ran while the first still held the only slot');
+  t.true(await eventually(() => fs.existsSync(`${marker}.done`)), 'the script was not left to finish its work');
+});
+
+test('[cgi] end_after_response: the group gets SIGTERM once the framed response is out; slot free at once, nothing logged', async (t) => {
+  const marker = path.join(testTempDir(t, 'lisod-linger-'), 'pid');
+  const l = await lisod({ script: script('linger.cgi'), timeout: 20, max_processes: 1, max_queue: 1, end_after_response: true,
+    env: { LINGER_PIDFILE: marker } });
+  const t0 = Date.now();
+  await withConn({ port: l.httpPort }, async (c) => {
+    for (let i = 0; i < 3; i++) { // one slot: each request waits for the previous script's end
+      await c.write(get('/cgi/working'));
+      const res = await c.readResponse({ timeoutMs: 5000 });
+      t.is(res.status, 200);
+      t.is(res.body.toString(), 'hello\n');
+    }
+  });
+  const second = await exchange1(get('/cgi/working'), { port: l.httpPort, timeoutMs: 5000 });
+  t.is(second.status, 200);
+  t.true(Date.now() - t0 < 1400, `four scripts that work 1.5 s after their response took ${Date.now() - t0} ms`);
+  await sleep(2000);
+  t.false(fs.existsSync(`${marker}.done`), 'a script ran on after its response');
+  const log = fs.readFileSync(path.join(l.dirs.logs, 'error.log'), 'utf8');
+  t.notRegex(log, /linger\.cgi|SIGTERM|killed/, 'ending a script that has answered is not an error');
 });
 
 test('timeout kills the process group after its leader exited: unframed response cut, slot freed', async (t) => {

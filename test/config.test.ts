@@ -104,7 +104,8 @@ test('defaults fill everything not set', (t) => {
   t.is(c.bodyTimeoutMs, 30_000);
   t.is(c.bodyTotalTimeoutMs, 60_000);
   t.is(c.sendTimeoutMs, 60_000);
-  t.deepEqual(c.cgi, { script: '/srv/site/app.cgi', timeoutMs: 30_000, maxProcesses: 16, maxQueue: 64, passEnv: [], env: {}, requestBuffering: true });
+  t.deepEqual(c.cgi, { script: '/srv/site/app.cgi', timeoutMs: 30_000, maxProcesses: 16, maxQueue: 64, passEnv: [], env: {}, requestBuffering: true,
+    endAfterResponse: false });
 });
 
 test('relative paths resolve against the config file directory; absolute ones stay', (t) => {
@@ -385,6 +386,8 @@ test('request buffering: [cgi] request_buffering, spool_dir and spool_max_bytes 
   t.regex(parseError('www = "w"\nspool_max_bytes = -1\n').message, /^x\.conf:2: spool_max_bytes must be an integer ≥ 0 \(bytes\), got -1/);
   t.regex(parseError('spool_dir = ""\n').message, /^x\.conf:1: spool_dir must not be empty/);
   t.regex(parseError('[cgi]\nrequest_buffering = "no"\n').message, /^x\.conf:2: cgi\.request_buffering must be true or false, got "no"/);
+  t.true(finished(`${kBase.replace('cgi = "app.cgi"\n', '')}[cgi]\nscript = "app.cgi"\nend_after_response = true\n`).cgi!.endAfterResponse);
+  t.regex(parseError('[cgi]\nend_after_response = 1\n').message, /^x\.conf:2: cgi\.end_after_response must be true or false, got 1/);
   t.regex(parseError('spool_max = 1\n').message, /^x\.conf:1: unknown key 'spool_max' \(hint: did you mean 'spool_(dir|max_bytes)'\?\)$/);
 });
 
