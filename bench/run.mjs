@@ -177,7 +177,7 @@ async function main() {
     wrkTls = await probeWrkTls(sup, certs.rsa, docroot, path.join(tmp, 'wrk-probe')).catch((e) => `probe failed: ${e.message}`);
     console.error(`bench: ${wrkTls}`);
   }
-  const rowOpts = { seconds: opts.seconds, warmup: opts.warmup, clientCpu: pin ? '1' : null, quietSeconds: a.quick ? 0.5 : 1,
+  const rowOpts = { seconds: opts.seconds, warmup: opts.warmup, quick: Boolean(a.quick), clientCpu: pin ? '1' : null, quietSeconds: a.quick ? 0.5 : 1,
     busyPct: opts.busyPct, idleConns: opts.idleConns, ca: certs.ca };
 
   /** @type {Map<string, import('./lib/rows.mjs').Sample[]>} */
@@ -195,6 +195,7 @@ async function main() {
     pinned: sc.pinned,
     h2: sc.kind === 'h2load',
     deflate: Boolean(sc.acceptEncoding),
+    cgiEnd: Boolean(sc.cgiEnd),
   });
   const plan = scenarios.filter((sc) => (sc.cgi !== 'flaskr' || flaskrOk) && (!sc.fpm || fpmOk))
     .map((sc) => ({ sc, servers: sc.servers.flatMap((s) => (s === 'lisod' ? ['lisod', 'lisod-b'] : [s])).filter((s) => servers.includes(s)) }))

@@ -18,7 +18,7 @@ const BENCH_DIR = path.dirname(path.dirname(new URL(import.meta.url).pathname));
 
 /**
  * Options shared by all rows.
- * @typedef {{seconds:number, warmup:number, clientCpu:string|null, quietSeconds:number, busyPct:number,
+ * @typedef {{seconds:number, warmup:number, quick?:boolean, clientCpu:string|null, quietSeconds:number, busyPct:number,
  *   idleConns:number, ca:string}} RowOptions
  * One measurement.
  * @typedef {{server:string, scenario:string, pass:number, ok:boolean, error?:string, notes:string[], busy:boolean,
@@ -169,8 +169,10 @@ async function measureWrk(sup, sc, srv, url, o, sample) {
   const client = clientOf(sc);
   const log = path.join(srv.dir, `${client.cmd}.log`);
   sample.wrkThreads = sc.threads;
-  if (o.warmup > 0) {
-    await runWrk(sup, client.args({ ...spec, seconds: o.warmup }), { cpu, log, cmd: client.cmd });
+  // A row's own minimum (minWarmup, seconds) applies unless warm-up is off or --quick.
+  const warmup = o.warmup > 0 && !o.quick ? Math.max(o.warmup, sc.minWarmup ?? 0) : o.warmup;
+  if (warmup > 0) {
+    await runWrk(sup, client.args({ ...spec, seconds: warmup }), { cpu, log, cmd: client.cmd });
     // CGI scripts started by the warm-up may still be running: they must not eat into the run.
     if (!(await settle(srv.pid))) sample.notes.push('server still busy 30 s after the warm-up');
   }

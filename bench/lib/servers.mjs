@@ -28,8 +28,11 @@ export const kTls13Suites = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_C
  * What one row needs from a server.
  * @typedef {{cert:'rsa'|'ecdsa', resumption:boolean, cgiScript:string, cgiEnv:Record<string,string>,
  *   workers?:number|null, pinned?:boolean, clientCa?:{ca:string, crl:string},
- *   fcgi?:{command:string, processes:number}|null, fpm?:{processes:number}|null, h2?:boolean, deflate?:boolean}} Variant
+ *   fcgi?:{command:string, processes:number}|null, fpm?:{processes:number}|null, h2?:boolean, deflate?:boolean,
+ *   cgiEnd?:boolean}} Variant
  * h2: HTTP/2 on the TLS port (lisod `http2 = true`, nginx `listen … ssl http2`, lighttpd h2proto);
+ * cgiEnd: lisod ends each script once its response is out (`[cgi] end_after_response`), as
+ *   lighttpd's mod_cgi always does (SIGTERM), so both spend the same on a script's end.
  * deflate: lighttpd loads mod_deflate (gzip rows; lisod and nginx compress with their defaults).
  * fcgi: /cgi/ goes to `processes` copies of a FastCGI responder instead of the CGI script.
  * fpm: /php/*.php goes to php-fpm (pm static, `processes` children) on a socket of its own,
@@ -242,7 +245,7 @@ env = { ${Object.entries(v.cgiEnv).map(([k, val]) => `${k} = ${q(val)}`).join(',
 script = ${q(v.cgiScript)}
 max_processes = 16
 timeout = 120
-${env ? `[cgi.env]\n${env}\n` : ''}`}`;
+${v.cgiEnd ? 'end_after_response = true\n' : ''}${env ? `[cgi.env]\n${env}\n` : ''}`}`;
   // max_conns = php-fpm's children: each child serves one kept connection at a time.
   const php = v.fpm ? `\n[[fastcgi]]\npath = "/php/"\nsocket = ${q(`unix:${fpmSocket(dir)}`)}\nroot = ${q(ctx.docroot)}\nmax_conns = ${v.fpm.processes}\n` : '';
   const file = path.join(dir, 'lisod.conf');
