@@ -240,7 +240,7 @@ async function main() {
   const settings = {
     passes: opts.passes,
     'seconds per run': opts.seconds,
-    'warm-up seconds': opts.warmup,
+    'warm-up seconds': a.quick ? opts.warmup : `${opts.warmup} (rows with a floor: ${[...new Set(scenarios.filter((sc) => (sc.minWarmup ?? 0) > opts.warmup).map((sc) => `${sc.id} ${sc.minWarmup}`))].join(', ') || 'none'})`,
     're-runs': opts.reruns,
     'server pinning': pin ? 'taskset -c 0' : 'none',
     'client pinning': pin ? 'taskset -c 1' : '',

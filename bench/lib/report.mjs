@@ -218,7 +218,8 @@ export function renderResults(r) {
     'they show scaling only on machines with more cores. Server CPU counts every thread and process of the server.');
   L.push('- Before measuring: one request checks status and size; TLS rows that disable or enable resumption check it with a real ' +
     'reconnect offering the previous session (TLS 1.3 and 1.2) and note any server that does not behave as the row says; a warm-up wrk run ' +
-    'precedes the measured one.');
+    'precedes the measured one (20 s in the trivial CGI rows: at ~120 requests/s lisod\'s JavaScript per request is optimised only ' +
+    'after ~2,000 requests, as in a server that has run for a while; lighttpd\'s figures do not change with it).');
   L.push(`- **Server CPU µs/req** = change in utime+stime+cutime+cstime (/proc/<pid>/stat) summed over the server's whole process tree ` +
     `(nginx master + worker, lighttpd + its CGI children, lisod + its scripts; reaped children count through cutime) across the measured run, ` +
     `÷ requests completed. **own CPU µs/req** (CGI rows) = CPU of the server's own processes alone (lisod; lighttpd; ` +
