@@ -14,6 +14,7 @@
 #include "http_parser.h"
 #include "http_request.h"
 #include "response.h"
+#include "socket_io.h"
 #include "static_file.h"
 
 namespace lisod {
@@ -491,7 +492,7 @@ Connection::Flush Connection::flushOutput() {
       auto& send = req_->send;
       size_t want = static_cast<size_t>(std::min<uint64_t>(file_left, kTlsFileChunk));
       if (out_.size() != want) out_.resize(want);
-      ssize_t n = ::pread(send.file->fd, out_.data(), want, send.off);
+      ssize_t n = preadNoCancel(send.file->fd, out_.data(), want, send.off);
       if (n <= 0) {
         die();
         return Flush::kDead;

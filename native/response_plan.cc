@@ -10,6 +10,7 @@
 #include "conditional.h"
 #include "http_request.h"
 #include "server.h"
+#include "socket_io.h"
 #include "static_coding.h"
 #include "static_file.h"
 
@@ -97,7 +98,7 @@ bool ResponsePlan::appendBody(uint64_t at, size_t len, std::string& out) const {
   out.resize(base + len);
   size_t done = 0;
   while (done < len) {
-    ssize_t got = ::pread(file->fd, out.data() + base + done, len - done, static_cast<off_t>(offset + at + done));
+    ssize_t got = preadNoCancel(file->fd, out.data() + base + done, len - done, static_cast<off_t>(offset + at + done));
     if (got <= 0) {  // the file shrank or vanished
       out.resize(base);
       return false;
