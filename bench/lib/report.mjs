@@ -234,7 +234,8 @@ export function renderResults(r) {
   L.push('- CGI rows: both servers run the same script with the same environment; a run starts with no script in flight but ends with ' +
     'up to -c scripts part-done, whose CPU counts without their request (the notes give the bound). Scripts run on the server core too. ' +
     'lighttpd sends SIGTERM to a script as soon as its Content-Length is out, which cuts short the Python interpreter\'s teardown ' +
-    '(~2–3 ms for the trivial script, measured with and without `os._exit`); lisod lets every script exit on its own. cgi-bin/flaskr.cgi ' +
+    '(~0.7–2 ms for the trivial script, measured with and without `os._exit`); lisod by default lets every script exit on its own, and ' +
+    'does what lighttpd does with `[cgi] end_after_response = true`, which the cgi-trivial row sets (cgi-trivial-exit keeps the default). cgi-bin/flaskr.cgi ' +
     'skips that teardown itself (`end_process` in cgi-bin/wsgi_cgi.py), so on the Flaskr row both servers pay the same script cost.');
   L.push('- Idle rows: `bench/idle_client.mjs` opens the connections (one keep-alive GET each, response read) and holds them; RSS is ' +
     'VmRSS summed over the server tree, before (after 100 warm-up connections were opened and closed) and after, ÷ connections still ' +
