@@ -119,8 +119,7 @@ void Connection::updateInterest() {
   if (dead_) {
     if (!closed_handle_) {
       closed_handle_ = true;
-      if (InnerLoop* il = server_->inner()) il->stop(&watch_);
-      uv_poll_stop(&poll_);
+      InnerLoop::setEvents(server_->inner(), &watch_, &poll_, 0, nullptr);
       uv_close(reinterpret_cast<uv_handle_t*>(&poll_),
                [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
     }
@@ -128,14 +127,7 @@ void Connection::updateInterest() {
   }
   if (interest_ == polled_) return;
   polled_ = interest_;
-  if (InnerLoop* il = server_->inner()) {
-    if (interest_ == 0) il->stop(&watch_);
-    else il->start(&watch_, &poll_, interest_, onPoll);
-  } else if (interest_ == 0) {
-    uv_poll_stop(&poll_);
-  } else {
-    uv_poll_start(&poll_, interest_, onPoll);
-  }
+  InnerLoop::setEvents(server_->inner(), &watch_, &poll_, interest_, onPoll);
 }
 
 void Connection::step() {
@@ -380,43 +372,6 @@ void Connection::handleHead(size_t consumed, const RequestHead& head) {
     state_ = State::kReadBody;  // POST to a static file: read the body, answer like GET
     deadline_ms_ = server_->nowMs() + cfg.body_timeout_ms;
   }
-}
-
-void Connection::startApp(const RequestHead& head, int64_t content_length, int mount) {
-  req().is_app = true;
-  app_id_ = server_->registerApp(this);
-  app_begun_ = app_ended_ = app_wants_drain_ = body_paused_ = false;
-  AppRequest r;
-  r.id = app_id_;
-  r.method.assign(head.method);
-  r.target.assign(head.target);
-  r.version = head.minor_version == 0 ? "HTTP/1.0" : "HTTP/1.1";
-  // RFC 9112 §3.2.2: with an absolute-form target the application sees the target's
-  // authority as Host (HTTP_HOST, SERVER_NAME), whatever the Host field said.
-  std::string_view authority = targetAuthority(head.target);
-  bool host_seen = false;
-  r.headers.reserve(head.num_headers * 2 + 2);
-  for (size_t i = 0; i < head.num_headers; ++i) {
-    bool is_host = !authority.empty() && equalsIgnoreCase(head.headers[i].name, "host");
-    host_seen = host_seen || is_host;
-    r.headers.emplace_back(head.headers[i].name);
-    r.headers.emplace_back(is_host ? authority : head.headers[i].value);
-  }
-  if (!authority.empty() && !host_seen) {
-    r.headers.emplace_back("Host");
-    r.headers.emplace_back(authority);
-  }
-  r.remote_address = peer_.remote_address;
-  r.remote_port = peer_.remote_port;
-  r.local_address = peer_.local_address;
-  r.local_port = peer_.local_port;
-  r.tls = transport_->isTls();
-  r.has_body = !req().body_done;
-  r.content_length = content_length;
-  r.identity = transport_->identity();
-  r.mount = mount;
-  deadline_ms_ = server_->nowMs() + server_->config().body_timeout_ms;
-  server_->events()->onAppRequest(r);
 }
 
 void Connection::consumeBody() {

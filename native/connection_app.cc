@@ -1,6 +1,6 @@
-// Connection's side of application (CGI) responses: the calls the addon makes when
-// JavaScript answers a /cgi/ request, and how their framing is chosen. Kept apart from
-// the I/O state machine in connection.cc.
+// Connection's side of application (CGI, FastCGI) exchanges: the request handed to the
+// application (startApp), the calls the addon makes when the application answers, and how
+// their framing is chosen. Kept apart from the I/O state machine in connection.cc.
 #include <charconv>
 #include <cstring>
 
@@ -21,6 +21,43 @@ bool isServerOwnedHeader(std::string_view name) {
 }
 
 }  // namespace
+
+void Connection::startApp(const RequestHead& head, int64_t content_length, int mount) {
+  req().is_app = true;
+  app_id_ = server_->registerApp(this);
+  app_begun_ = app_ended_ = app_wants_drain_ = body_paused_ = false;
+  AppRequest r;
+  r.id = app_id_;
+  r.method.assign(head.method);
+  r.target.assign(head.target);
+  r.version = head.minor_version == 0 ? "HTTP/1.0" : "HTTP/1.1";
+  // RFC 9112 §3.2.2: with an absolute-form target the application sees the target's
+  // authority as Host (HTTP_HOST, SERVER_NAME), whatever the Host field said.
+  std::string_view authority = targetAuthority(head.target);
+  bool host_seen = false;
+  r.headers.reserve(head.num_headers * 2 + 2);
+  for (size_t i = 0; i < head.num_headers; ++i) {
+    bool is_host = !authority.empty() && equalsIgnoreCase(head.headers[i].name, "host");
+    host_seen = host_seen || is_host;
+    r.headers.emplace_back(head.headers[i].name);
+    r.headers.emplace_back(is_host ? authority : head.headers[i].value);
+  }
+  if (!authority.empty() && !host_seen) {
+    r.headers.emplace_back("Host");
+    r.headers.emplace_back(authority);
+  }
+  r.remote_address = peer_.remote_address;
+  r.remote_port = peer_.remote_port;
+  r.local_address = peer_.local_address;
+  r.local_port = peer_.local_port;
+  r.tls = transport_->isTls();
+  r.has_body = !req().body_done;
+  r.content_length = content_length;
+  r.identity = transport_->identity();
+  r.mount = mount;
+  deadline_ms_ = server_->nowMs() + server_->config().body_timeout_ms;
+  server_->events()->onAppRequest(r);
+}
 
 void Connection::appBegin(int status, const std::string& reason, const std::vector<std::string>& headers) {
   if (app_begun_ || dead_) return;

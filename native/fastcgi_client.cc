@@ -354,7 +354,7 @@ void FcgiDispatch::dropBackend(Backend* b) {
   if (auto it = std::find(m->idle.begin(), m->idle.end(), b); it != m->idle.end()) m->idle.erase(it);
   --m->open;
   b->user = nullptr;
-  if (inner_) inner_->stop(&b->watch);
+  InnerLoop::setEvents(inner_.get(), &b->watch, &b->poll, 0, nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&b->poll), [](uv_handle_t* h) { delete static_cast<Backend*>(h->data); });
   ::close(b->fd);
 }
@@ -369,14 +369,7 @@ void FcgiDispatch::updatePoll(Backend* b) {
     auto* be = static_cast<Backend*>(h->data);
     be->dispatch->onBackendEvent(be, status, events);
   };
-  if (inner_) {
-    if (want == 0) inner_->stop(&b->watch);
-    else inner_->start(&b->watch, &b->poll, want, cb);
-  } else if (want == 0) {
-    uv_poll_stop(&b->poll);
-  } else {
-    uv_poll_start(&b->poll, want, cb);
-  }
+  InnerLoop::setEvents(inner_.get(), &b->watch, &b->poll, want, cb);
 }
 
 // --- the byte stream -----------------------------------------------------------------

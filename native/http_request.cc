@@ -2,7 +2,6 @@
 // (RFC 9112 §3.2), persistence (RFC 9112 §9.3) and Expect (RFC 9110 §10.1.1).
 #include "http_request.h"
 
-
 #include <array>
 #include <cstdint>
 #include <limits>

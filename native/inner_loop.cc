@@ -98,6 +98,17 @@ void InnerLoop::stop(InnerWatch* w) {
   if (uv_fileno(reinterpret_cast<const uv_handle_t*>(w->handle), &fd) == 0) epoll_ctl(ep_, EPOLL_CTL_DEL, fd, &e);
 }
 
+void InnerLoop::setEvents(InnerLoop* il, InnerWatch* w, uv_poll_t* h, int events, uv_poll_cb cb) {
+  if (il != nullptr) {
+    if (events == 0) il->stop(w);
+    else il->start(w, h, events, cb);
+  } else if (events == 0) {
+    uv_poll_stop(h);
+  } else {
+    uv_poll_start(h, events, cb);
+  }
+}
+
 void InnerLoop::dispatch(InnerWatch* w, uint32_t revents) {
   if (w->events == 0) return;  // stopped earlier in this batch (its memory lives until uv_close's callback)
   const uint32_t want = toEpoll(w->events);

@@ -41,6 +41,10 @@ class InnerLoop {
   // The server is going away: no more waiting here (watches still stop cleanly).
   void detach();
 
+  // A poll handle's interest, in this set when there is one (il non-null), else in libuv;
+  // events 0 stops it. The one switch every owner of a poll handle and watch goes through.
+  static void setEvents(InnerLoop* il, InnerWatch* w, uv_poll_t* h, int events, uv_poll_cb cb);
+
  private:
   explicit InnerLoop(uv_loop_t* loop) : loop_(loop) {}
   void run();
