@@ -46,6 +46,7 @@
         "native/fastcgi_env.cc",
         "native/fastcgi_route.cc",
         "native/fastcgi_client.cc",
+        "native/fastcgi_pipeline.cc",
         "native/fastcgi_exchange.cc",
         "native/fastcgi_addon.cc"
       ],

@@ -11,9 +11,11 @@ request), PARAMS until the empty record, STDIN until the empty record (spooled:
 memory, then a temporary file), then the application runs and its response goes
 out as STDOUT records, ``wsgi.errors`` as STDERR records, and END_REQUEST with
 the application status. FCGI_GET_VALUES is answered (one connection, one
-request, no multiplexing); a second BEGIN_REQUEST while one is active gets
-FCGI_CANT_MPX_CONN; FCGI_ABORT_REQUEST ends the request (checked between output
-writes). SIGTERM/SIGINT/SIGHUP: exit now when idle, else after the current request.
+request, no multiplexing); a second BEGIN_REQUEST while one is still being read
+gets FCGI_CANT_MPX_CONN, one that comes after the active request's last STDIN
+record waits, unread, until that request has ended (a web server may send the next
+request early so that this process finds it waiting; they are served in order);
+FCGI_ABORT_REQUEST ends the request (checked between output writes). SIGTERM/SIGINT/SIGHUP: exit now when idle, else after the current request.
 """
 
 import os
@@ -38,6 +40,7 @@ FCGI_REQUEST_COMPLETE, FCGI_CANT_MPX_CONN, FCGI_UNKNOWN_ROLE = 0, 1, 3
 
 _MAX_CONTENT = 0xFFFF
 _SPOOL_MEMORY = 1 << 20
+_READ_AHEAD = 1 << 20  # bytes of requests sent behind the active one that poll() buffers
 _PADDING = bytes(8)
 _VALUES = {"FCGI_MAX_CONNS": b"1", "FCGI_MAX_REQS": b"1", "FCGI_MPXS_CONNS": b"0"}
 
@@ -179,12 +182,23 @@ class Connection:
             raise RequestAborted()
         return rec
 
+    def _ours_next(self):
+        """Whether the buffer starts with a record of the active request or a management one."""
+        if len(self._buf) < 8:
+            return False
+        rid = struct.unpack_from(">H", self._buf, 2)[0]
+        return rid == 0 or rid == self.active
+
     def poll(self):
-        """Reads whatever arrived without blocking; raises RequestAborted for our request."""
-        while select.select([self.sock], [], [], 0)[0]:
+        """Reads whatever arrived without blocking; raises RequestAborted for our request.
+
+        Records of a request sent behind the active one stay in the buffer for
+        next_record(), and so does everything after them.
+        """
+        while len(self._buf) < _READ_AHEAD and select.select([self.sock], [], [], 0)[0]:
             if not self._fill(False):
                 raise ConnectionResetError("web server closed the connection")
-            while True:
+            while self._ours_next():
                 rec = self._take()
                 if rec is None:
                     break

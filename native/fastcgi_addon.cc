@@ -45,6 +45,7 @@ std::vector<FcgiMountConfig> readFastcgiMounts(Napi::Env env, Napi::Value table)
     c.max_conns = static_cast<size_t>(num(o, "maxConns"));
     c.max_queue = static_cast<size_t>(num(o, "maxQueue"));
     c.request_buffering = o.Get("requestBuffering").ToBoolean().Value();
+    c.pipeline = o.Get("pipeline").ToBoolean().Value();
     Napi::Value inherited = o.Get("inherited");
     if (!inherited.IsObject()) throw Napi::TypeError::New(env, "setFastcgi: mount.inherited must be an object");
     Napi::Object env_vars = inherited.As<Napi::Object>();
@@ -63,6 +64,7 @@ Napi::Object fastcgiStatsToJs(Napi::Env env, const FcgiStats& s) {
   o.Set("requests", static_cast<double>(s.requests));
   o.Set("connects", static_cast<double>(s.connects));
   o.Set("reused", static_cast<double>(s.reused));
+  o.Set("pipelined", static_cast<double>(s.pipelined));
   return o;
 }
 

@@ -238,6 +238,7 @@ void FcgiDispatch::enqueue(Exchange* ex) {
   Mount* m = ex->mount.get();
   if (m->running < m->cfg.max_conns) {
     start(ex, false);
+  } else if (pipeline(ex)) {
   } else if (m->queue.size() < m->cfg.max_queue) {
     ex->phase = Exchange::kQueued;
     m->queue.push_back(ex);
@@ -254,6 +255,14 @@ void FcgiDispatch::pump(Mount* m) {
     Exchange* ex = m->queue.front();
     m->queue.pop_front();
     start(ex, false);
+  }
+  while (!m->queue.empty()) {
+    Exchange* ex = m->queue.front();
+    m->queue.pop_front();
+    if (!pipeline(ex)) {
+      m->queue.push_front(ex);
+      break;
+    }
   }
   m->pumping = false;
 }
@@ -275,6 +284,14 @@ void FcgiDispatch::start(Exchange* ex, bool fresh) {
   }
   ex->backend = b;
   b->user = ex;
+  ex->started_ms = uv_now(loop_);
+  sendRequest(b, ex);
+  touch(ex);
+  if (b->connected) flushBackend(b);
+  if (!b->closed) updatePoll(b);
+}
+
+void FcgiDispatch::sendRequest(Backend* b, Exchange* ex) {
   b->next_id = static_cast<uint16_t>(b->next_id % 0xffff + 1);  // 1..65535: a stray record is noticed
   ex->rid = b->next_id;
   std::string& out = b->out;
@@ -283,9 +300,6 @@ void FcgiDispatch::start(Exchange* ex, bool fresh) {
   appendFcgiRecords(out, kFcgiParams, ex->rid, {});
   if (!ex->body.empty()) appendFcgiRecords(out, kFcgiStdin, ex->rid, ex->body);
   appendFcgiRecords(out, kFcgiStdin, ex->rid, {});
-  touch(ex);
-  if (b->connected) flushBackend(b);
-  if (!b->closed) updatePoll(b);
 }
 
 FcgiDispatch::Backend* FcgiDispatch::acquire(Mount* m, bool fresh, std::string* why) {
@@ -328,6 +342,7 @@ FcgiDispatch::Backend* FcgiDispatch::acquire(Mount* m, bool fresh, std::string* 
   b->poll.data = b;
   uv_unref(reinterpret_cast<uv_handle_t*>(&b->poll));
   b->watch.holds_loop = false;  // as the unref'd poll handle
+  m->conns.push_back(b);
   ++m->open;
   ++stats_.connects;
   return b;
@@ -336,6 +351,10 @@ FcgiDispatch::Backend* FcgiDispatch::acquire(Mount* m, bool fresh, std::string* 
 void FcgiDispatch::release(Backend* b) {
   Mount* m = b->mount.get();
   b->user = nullptr;
+  if (b->next_rid != 0) {
+    promote(b);
+    return;
+  }
   if (m->retired || m->idle.size() >= m->cfg.max_conns || b->in_off < b->in.size() || !b->out.empty() || b->eof) {
     dropBackend(b);
     return;
@@ -352,8 +371,14 @@ void FcgiDispatch::dropBackend(Backend* b) {
   b->closed = true;
   Mount* m = b->mount.get();
   if (auto it = std::find(m->idle.begin(), m->idle.end(), b); it != m->idle.end()) m->idle.erase(it);
+  if (auto it = std::find(m->conns.begin(), m->conns.end(), b); it != m->conns.end()) m->conns.erase(it);
   --m->open;
   b->user = nullptr;
+  // A pipelined request the backend had not begun (it serves one at a time, and the
+  // request before it never ended): back to the queue's front, for the next slot.
+  if (b->next != nullptr) requeue(b->next);
+  b->next = nullptr;
+  b->next_rid = 0;
   InnerLoop::setEvents(inner_.get(), &b->watch, &b->poll, 0, nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&b->poll), [](uv_handle_t* h) { delete static_cast<Backend*>(h->data); });
   ::close(b->fd);
@@ -483,6 +508,27 @@ void FcgiDispatch::processRecords(Backend* b) {
       return;
     }
     b->in_off += static_cast<size_t>(n);
+    if (r.id != ex->rid && r.id == b->next_rid && b->next_rid != 0) {
+      // The backend looked at the pipelined request before finishing the current one.
+      Mount* m = ex->mount.get();
+      const bool first = m->pipelining;
+      m->pipelining = false;
+      FcgiEnd e;
+      if (r.type == kFcgiEndRequest && parseFcgiEnd(r.content, &e) && e.protocol_status == kFcgiCantMpx) {
+        if (first) {
+          log(LogLevel::kInfo, "fastcgi " + m->cfg.prefix + "/: the backend refuses a request sent behind another " +
+                                   "(FCGI_CANT_MPX_CONN); requests wait in lisod's queue instead");
+        }
+        if (b->next != nullptr) requeue(b->next);
+        b->next = nullptr;
+        b->next_rid = 0;
+        continue;
+      }
+      fail(ex, 502, label(ex) + ": the backend answered a request sent behind this one before ending it (" +
+                        "lisod does not demultiplex); requests wait in lisod's queue from now on",
+           LogLevel::kError, true);
+      return;
+    }
     ex->answered = true;
     touch(ex);
     if (r.id != ex->rid) {
@@ -499,7 +545,7 @@ void FcgiDispatch::processRecords(Backend* b) {
         }
         break;
       case kFcgiStderr: onStderr(ex, r.content, false); break;
-      case kFcgiEndRequest: onEnd(ex, r.content); return;
+      case kFcgiEndRequest: onEnd(ex, r.content); break;  // b may go on with a pipelined request
       default:
         fail(ex, 502, label(ex) + ": unexpected FastCGI record type " + std::to_string(r.type) + " from the backend",
              LogLevel::kError, true);

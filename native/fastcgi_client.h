@@ -1,6 +1,7 @@
 // The native FastCGI data plane (issue 10): lisod's FastCGI responder client inside the
 // addon's poll loop, the way lighttpd's mod_fastcgi works — a backend connection pool per
-// [[fastcgi]] mount (FCGI_KEEP_CONN reuse, max_conns + max_queue → 503, non-blocking
+// [[fastcgi]] mount (FCGI_KEEP_CONN reuse, a waiting GET/HEAD pipelined behind a busy
+// connection's request (fastcgi_pipeline.cc), max_conns + max_queue → 503, non-blocking
 // connect with connect_timeout → 504), the CGI environment encoded straight into PARAMS
 // (fastcgi_env.h), STDOUT through the CGI head parser (cgi_output.h) into the request's
 // AppSink (HTTP/1.1 connection or HTTP/2 stream), STDERR lines to the error log
@@ -44,12 +45,14 @@ struct FcgiMountConfig {
   uint64_t timeout_ms = 30000, connect_timeout_ms = 5000;
   size_t max_conns = 16, max_queue = 64;
   bool request_buffering = true;
+  bool pipeline = true;  // see FcgiDispatch::pipeline
 };
 
 struct FcgiStats {
   uint64_t requests = 0;      // taken by the native path
   uint64_t connects = 0;      // backend connections opened
   uint64_t reused = 0;        // requests sent on a pooled connection
+  uint64_t pipelined = 0;     // requests sent behind another on a busy connection
 };
 
 class FcgiDispatch final : public ServerEvents {
@@ -90,6 +93,13 @@ class FcgiDispatch final : public ServerEvents {
   Exchange* exchange(uint32_t id) const;  // this dispatch's exchange for an app id, or null
   void enqueue(Exchange* ex);
   void start(Exchange* ex, bool fresh);
+  void sendRequest(Backend* b, Exchange* ex);  // its records into b's output
+  // A queued GET/HEAD sent behind the request on a busy keep-conn connection, so that the
+  // backend process finds it waiting when it is done instead of sleeping until lisod has
+  // seen the END_REQUEST. False when no connection can take it (ex unchanged).
+  bool pipeline(Exchange* ex);
+  void promote(Backend* b);       // the pipelined exchange becomes b's user
+  void requeue(Exchange* ex);     // a pipelined exchange whose connection closed: queue front
   void pump(Mount* m);
   Backend* acquire(Mount* m, bool fresh, std::string* why);
   void release(Backend* b);

@@ -381,6 +381,10 @@ void FcgiDispatch::endExchange(Exchange* ex) {
   if (ex->done) return;
   ex->done = true;
   std::shared_ptr<Mount> m = ex->mount;
+  if (ex->phase == Exchange::kPipelined && ex->behind != nullptr) {
+    ex->behind->next = nullptr;  // its records are out: the connection closes when it comes up
+    ex->behind = nullptr;
+  }
   if (ex->phase == Exchange::kQueued) {
     for (auto it = m->queue.begin(); it != m->queue.end(); ++it) {
       if (*it == ex) {

@@ -22,11 +22,13 @@ struct FcgiDispatch::Mount {
   socklen_t addr_len = 0;
   std::optional<RootRouter> router;
   std::vector<Backend*> idle;  // pooled connections, oldest first
+  std::vector<Backend*> conns;  // every open connection (a busy one may take a pipelined request)
   size_t open = 0;             // connections not yet closed, idle ones included
   size_t running = 0;          // exchanges holding a slot (max_conns)
   std::deque<Exchange*> queue;  // waiting for a slot (max_queue)
   bool pumping = false;
   bool retired = false;
+  bool pipelining = true;  // off once the backend refused a pipelined request (FCGI_CANT_MPX_CONN)
   bool announced = false;  // the first request's log line went out  // replaced by a reload: nothing goes back to its pool
   // FCGI_STDERR budget: a token bucket of bytes (as src/fastcgi/backend.ts StderrBudget).
   double stderr_tokens = 256 * 1024;
@@ -34,8 +36,9 @@ struct FcgiDispatch::Mount {
   uint64_t stderr_dropped = 0;
 };
 
-// One backend connection; at most one exchange uses it at a time. Freed by uv_close's
-// callback after dropBackend.
+// One backend connection; one exchange uses it at a time, and one more may wait behind it
+// (pipelined: its records already sent, read by the backend when it is done with the first).
+// Freed by uv_close's callback after dropBackend.
 struct FcgiDispatch::Backend {
   FcgiDispatch* dispatch = nullptr;
   std::shared_ptr<Mount> mount;
@@ -51,12 +54,14 @@ struct FcgiDispatch::Backend {
   std::string out;  // records not yet written, from out_off
   size_t out_off = 0;
   Exchange* user = nullptr;
+  Exchange* next = nullptr;  // the pipelined exchange; null with next_rid set: its client left
+  uint16_t next_rid = 0;     // 0: nothing pipelined
 };
 
 // One client request served natively (possibly over several backend requests: a retry,
 // local redirects).
 struct FcgiDispatch::Exchange {
-  enum Phase { kBody, kQueued, kRunning };
+  enum Phase { kBody, kQueued, kPipelined, kRunning };
   uint32_t id = 0;  // the AppSink id
   std::shared_ptr<Mount> mount;
   uint64_t seq = 0;
@@ -68,7 +73,9 @@ struct FcgiDispatch::Exchange {
   Phase phase = kBody;
   bool has_slot = false;
   Backend* backend = nullptr;
+  Backend* behind = nullptr;  // kPipelined: the connection it waits on
   uint16_t rid = 0;
+  uint64_t started_ms = 0;
   uint64_t deadline_ms = 0;
   bool answered = false, retried = false, emitted = false;
   bool head_done = false, began = false, ended = false, paused = false, gone = false, done = false;

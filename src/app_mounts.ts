@@ -49,6 +49,7 @@ export function nativeFastCgiMounts(config: LisodConfig, env: NodeJS.ProcessEnv 
     maxConns: m.maxConns,
     maxQueue: m.maxQueue,
     requestBuffering: m.requestBuffering,
+    pipeline: m.pipeline,
   }));
 }
 

@@ -6,7 +6,7 @@ import { ConfigError, describe, suggest, type FileReader, type Origin } from './
 
 export const kFastCgiKeys = [
   'path', 'socket', 'command', 'root', 'index', 'processes', 'timeout', 'max_queue', 'env', 'env_paths',
-  'pass_env', 'request_buffering', 'connect_timeout', 'max_conns',
+  'pass_env', 'request_buffering', 'connect_timeout', 'max_conns', 'pipeline',
 ] as const;
 
 export interface FastCgiMount {
@@ -21,6 +21,7 @@ export interface FastCgiMount {
   env: Record<string, string>; // command: the processes' environment; socket: extra PARAMS
   passEnv: string[];
   requestBuffering: boolean;
+  pipeline: boolean; // a waiting GET/HEAD may be sent behind the request on a busy connection
   connectTimeoutMs: number;
   maxConns: number; // concurrent requests to the backend (the runner's slots)
   origin: Origin; // the mount's [[fastcgi]] header, for messages
@@ -64,7 +65,7 @@ function readMount(r: FileReader, t: Record<string, unknown>, i: number): FastCg
   const m: FastCgiMountDraft = {
     prefix: '', socket: null, command: null, root: null, index: null, processes: null,
     timeoutMs: kFastCgiDefaults.timeout * 1000, maxQueue: kFastCgiDefaults.maxQueue, env: {}, passEnv: [],
-    requestBuffering: true, connectTimeoutMs: kFastCgiDefaults.connectTimeout * 1000, maxConns: null,
+    requestBuffering: true, pipeline: true, connectTimeoutMs: kFastCgiDefaults.connectTimeout * 1000, maxConns: null,
     origin: r.origin(['fastcgi', String(i)]),
   };
   let envPaths: Record<string, string> = {};
@@ -101,6 +102,7 @@ function readMount(r: FileReader, t: Record<string, unknown>, i: number): FastCg
       case 'max_queue': m.maxQueue = r.integer(v, kp, 0, 'requests'); break;
       case 'max_conns': m.maxConns = r.integer(v, kp, 1, 'connections'); break;
       case 'request_buffering': m.requestBuffering = r.boolean(v, kp); break;
+      case 'pipeline': m.pipeline = r.boolean(v, kp); break;
       case 'pass_env': m.passEnv = r.envNames(v, kp); break;
       case 'env': m.env = r.envTable(v, kp, false); break;
       case 'env_paths': envPaths = r.envTable(v, kp, true); break;

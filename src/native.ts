@@ -147,7 +147,7 @@ export interface NativeServer {
   // The [[fastcgi]] mounts the native FastCGI client serves (native/fastcgi_client.h);
   // replaces the previous table. Throws when an address does not resolve.
   setFastcgi(mounts: FastCgiNativeMount[]): void;
-  fastcgiStats(): { requests: number; connects: number; reused: number };
+  fastcgiStats(): { requests: number; connects: number; reused: number; pipelined: number };
 }
 
 /** One [[fastcgi]] mount as the native client takes it (src/app_mounts.ts nativeFastCgiMounts). */
@@ -165,6 +165,7 @@ export interface FastCgiNativeMount {
   maxConns: number;
   maxQueue: number;
   requestBuffering: boolean;
+  pipeline: boolean;
 }
 
 /**

@@ -41,6 +41,7 @@ timeout = 2.5
 connect_timeout = 1
 max_queue = 5
 request_buffering = false
+pipeline = false
 pass_env = ["LANG"]
 env = { MODE = "x" }
 env_paths = { DB = "var/db.sqlite" }
@@ -48,11 +49,11 @@ env_paths = { DB = "var/db.sqlite" }
   t.is(c.fastcgi.length, 2);
   t.like(c.fastcgi[0], {
     prefix: '/php', socket: 'unix:/run/php/php8.2-fpm.sock', command: null, root: '/srv/site/htdocs', index: 'index.php',
-    processes: 0, timeoutMs: 30_000, maxQueue: 64, connectTimeoutMs: 5000, maxConns: 16, requestBuffering: true,
+    processes: 0, timeoutMs: 30_000, maxQueue: 64, connectTimeoutMs: 5000, maxConns: 16, requestBuffering: true, pipeline: true,
   });
   t.like(c.fastcgi[1], {
     prefix: '/app', socket: null, command: ['/srv/site/bin/app.fcgi', '--flag'], processes: 3, maxConns: 3,
-    timeoutMs: 2500, connectTimeoutMs: 1000, maxQueue: 5, requestBuffering: false, passEnv: ['LANG'],
+    timeoutMs: 2500, connectTimeoutMs: 1000, maxQueue: 5, requestBuffering: false, pipeline: false, passEnv: ['LANG'],
     env: { MODE: 'x', DB: '/srv/site/var/db.sqlite' },
   });
   t.deepEqual(c.fastcgi[1]!.origin, { file: 'lisod.conf', line: 10 });
@@ -79,6 +80,7 @@ test('errors name the file, the line of the key or of the mount, and what to wri
   t.regex(parseError('[[fastcgi]]\npath = "/a/"\ncommand = []\n'), /^x\.conf:3: fastcgi command must name a program/);
   t.regex(parseError('[[fastcgi]]\npath = "/a/"\ncommand = ["x"]\nindex = "index.php"\n'), /^x\.conf:4: index needs root/);
   t.regex(parseError('[[fastcgi]]\npath = "/a/"\ncommand = ["x"]\nmax_conns = 0\n'), /^x\.conf:4: fastcgi\.0\.max_conns must be an integer ≥ 1/);
+  t.regex(parseError('[[fastcgi]]\npath = "/a/"\ncommand = ["x"]\npipeline = "no"\n'), /^x\.conf:4: fastcgi\.0\.pipeline must be true or false, got "no"/);
   t.regex(parseError('fastcgi = "x"\n'), /^x\.conf:1: fastcgi must be an array of tables/);
   for (const bad of ['"/"', '"php"', '"/a/../b"', '"/a?x"', '"/a%20b"', '"/a//b"', '5']) {
     t.regex(parseError(`[[fastcgi]]\npath = ${bad}\ncommand = ["x"]\n`), /^x\.conf:2: fastcgi(\.0\.path must be a string|.*path must be an absolute URL path prefix)/, bad);

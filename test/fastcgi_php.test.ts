@@ -26,6 +26,7 @@ const scripts: Record<string, string> = {
     'for ($i = 0; $i < $n; $i += 65536) { echo str_repeat(chr(($i >> 16) & 255), min(65536, $n - $i)); flush(); }',
   'redirect.php': '<?php header("Location: http://example.com/elsewhere", true, 302);',
   'teapot.php': '<?php http_response_code(418); echo "short and stout";',
+  'echo.php': '<?php usleep(20000); echo $_SERVER["REQUEST_METHOD"], " ", $_SERVER["QUERY_STRING"];',
 };
 
 function bigBody(n: number): Buffer {
@@ -42,7 +43,7 @@ function phpServers(): Promise<Setup> {
   setup ??= (async () => {
     const base = tempDir('lisod-php-');
     const root = path.join(base, 'htdocs');
-    for (const dir of ['php', 'pcgi']) {
+    for (const dir of ['php', 'pcgi', 'pipe']) {
       fs.mkdirSync(path.join(root, dir, 'sub'), { recursive: true });
       for (const [name, text] of Object.entries(scripts)) fs.writeFileSync(path.join(root, dir, name), text);
     }
@@ -62,6 +63,7 @@ function phpServers(): Promise<Setup> {
       config: {
         fastcgi: [
           { path: '/php/', socket: `unix:${sock}`, root, index: 'index.php' },
+          { path: '/pipe/', socket: `unix:${sock}`, root, max_conns: 2 },
           { path: '/pcgi/', command: [phpCgi], root, index: 'index.php', processes: 2, env: { PHP_FCGI_MAX_REQUESTS: '3', PHP_FCGI_CHILDREN: '0' } },
           { path: '/down/', socket: `unix:${base}/nobody-listens.sock`, connect_timeout: 30 },
         ],
@@ -177,6 +179,23 @@ php('php-cgi as a command keeps serving across PHP_FCGI_MAX_REQUESTS exits (a no
   const log = fs.readFileSync(path.join(lisod.dirs.logs, 'error.log'), 'utf8');
   t.regex(log, /fastcgi \/pcgi\/\[\d+\]: exited after \d+ ms; starting a new one/);
   t.notRegex(log, /pcgi.*(restarting in|crash loop)/);
+});
+
+php('more requests than connections: GETs sent behind busy ones (pipeline) each get their own answer, php-fpm and php-cgi', async (t) => {
+  const { lisod } = await phpServers();
+  const opts = { port: lisod.httpPort, timeoutMs: 20_000 };
+  // /pipe/ has 2 connections to php-fpm; /pcgi/ 2 php-cgi processes that exit after every
+  // third request, often with one sent behind still unread (sent again on a new connection).
+  for (const mount of ['pipe', 'pcgi']) {
+    const res = await Promise.all(Array.from({ length: 16 }, (_, i) =>
+      exchange1(get(`/${mount}/echo.php?n=${i}`, '', i % 4 === 3 ? 'HEAD' : 'GET'), { ...opts, heads: [i % 4 === 3] })));
+    res.forEach((r, i) => {
+      t.is(r.status, 200, `${mount} ${i}: ${r.body.toString()}`);
+      if (i % 4 !== 3) t.is(r.body.toString(), `GET n=${i}`);
+    });
+  }
+  const log = fs.readFileSync(path.join(lisod.dirs.logs, 'error.log'), 'utf8');
+  t.notRegex(log, /CANT_MPX_CONN|sent behind this one/);
 });
 
 php('backend not listening → 502 at once (not after connect_timeout); lisod keeps serving', async (t) => {

@@ -1,6 +1,7 @@
 // The Python FastCGI responder (cgi-bin/wsgi_fcgi.py) driven over a real Unix socket with
 // lisod's record codec: fd 0 listening socket, keep-conn request after request in one
-// process, bodies, PARAMS over 64 KiB, GET_VALUES, CANT_MPX_CONN, ABORT, STDERR, bad input.
+// process, bodies, PARAMS over 64 KiB, GET_VALUES, CANT_MPX_CONN, requests sent behind the
+// active one, ABORT, STDERR, bad input.
 import test, { type ExecutionContext } from 'ava';
 import crypto from 'node:crypto';
 import { spawnSync } from 'node:child_process';
@@ -132,6 +133,26 @@ test('a second BEGIN_REQUEST while one is active gets CANT_MPX_CONN; the first c
   c.send(encodeStdin(1, Buffer.alloc(0)));
   const a = await c.answer(1);
   t.is(split(a.stdout).body.toString(), 'probe ok\n');
+});
+
+test('requests sent behind the active one (after its last STDIN record) wait and are served next, in order', async (t) => {
+  const r = await withResponder(t);
+  const c = await FcgiClient.connect(r.socketPath);
+  t.teardown(() => c.close());
+  // /big writes 32 chunks and looks at the connection before each: requests 2 and 3 arrive
+  // once the first chunk is out, and must neither be refused nor answered out of turn.
+  c.send([encodeBeginRequest(1, true), encodeParams(1, fcgiEnv('/big', { QUERY_STRING: '2000000' })), ...encodeStdin(1, Buffer.alloc(0))]);
+  const first = await c.next();
+  t.is(first?.type, RecordType.Stdout);
+  t.is(first?.requestId, 1);
+  c.send([encodeBeginRequest(2, true), encodeParams(2, fcgiEnv('/pid')), ...encodeStdin(2, Buffer.alloc(0))]);
+  c.send([encodeBeginRequest(3, true), encodeParams(3, fcgiEnv('/')), ...encodeStdin(3, Buffer.alloc(0))]);
+  const big = await c.answer(1);
+  t.is(split(Buffer.concat([first!.content, big.stdout])).body.length, 2_000_000);
+  t.deepEqual(big.end, { appStatus: 0, protocolStatus: 0 });
+  t.is(split((await c.answer(2)).stdout).body.toString(), String(r.child.pid));
+  t.is(split((await c.answer(3)).stdout).body.toString(), 'probe ok\n');
+  t.false(c.closed);
 });
 
 test('unknown role → UNKNOWN_ROLE; ABORT while reading the body ends the request', async (t) => {

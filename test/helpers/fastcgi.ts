@@ -163,19 +163,18 @@ export async function startNeverAccepting(): Promise<{ port: number; stop: () =>
 }
 
 /**
- * A scripted FastCGI backend on a Unix socket for end-to-end tests: counts connections,
- * records each request's PARAMS and calls `answer` once its STDIN has ended.
+ * A FastCGI backend on a Unix socket for end-to-end tests: counts connections and closes,
+ * and hands each connection's records to `onRecords` (a bad record destroys it).
  */
-export class FakeBackend {
+export abstract class SocketBackend {
   readonly server: net.Server;
   readonly socketPath: string;
   connections = 0;
   closed = 0;
-  readonly params: Record<string, string>[] = [];
   readonly #sockets = new Set<net.Socket>();
 
-  constructor(dir: string, private readonly answer: (s: net.Socket, id: number, env: Record<string, string>) => void) {
-    this.socketPath = path.join(dir, 'fake.sock');
+  constructor(dir: string, name = 'fake') {
+    this.socketPath = path.join(dir, `${name}.sock`);
     this.server = net.createServer((s) => this.#serve(s)).listen(this.socketPath);
   }
 
@@ -183,17 +182,41 @@ export class FakeBackend {
     return this.server.listening ? Promise.resolve() : new Promise((r) => this.server.once('listening', () => r()));
   }
 
+  /** A new connection: returns what to do with each batch of its records. */
+  protected abstract onConnection(s: net.Socket): (records: FcgiRecord[]) => void;
+
   #serve(s: net.Socket): void {
     this.connections++;
     this.#sockets.add(s);
     s.on('close', () => { this.closed++; this.#sockets.delete(s); });
     s.on('error', () => {});
     const d = new RecordDecoder();
-    let params = Buffer.alloc(0);
-    let env: Record<string, string> = {};
+    const onRecords = this.onConnection(s);
     s.on('data', (chunk) => {
       let recs: FcgiRecord[];
       try { recs = d.push(chunk); } catch { s.destroy(); return; }
+      onRecords(recs);
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.#sockets) s.destroy();
+    await new Promise((r) => this.server.close(r));
+  }
+}
+
+/** A scripted backend: records each request's PARAMS and calls `answer` once its STDIN has ended. */
+export class FakeBackend extends SocketBackend {
+  readonly params: Record<string, string>[] = [];
+
+  constructor(dir: string, private readonly answer: (s: net.Socket, id: number, env: Record<string, string>) => void) {
+    super(dir);
+  }
+
+  protected onConnection(s: net.Socket): (records: FcgiRecord[]) => void {
+    let params = Buffer.alloc(0);
+    let env: Record<string, string> = {};
+    return (recs) => {
       for (const r of recs) {
         if (r.type === RecordType.Params && r.content.length > 0) params = Buffer.concat([params, r.content]);
         if (r.type === RecordType.Params && r.content.length === 0) {
@@ -203,7 +226,7 @@ export class FakeBackend {
         }
         if (r.type === RecordType.Stdin && r.content.length === 0) this.answer(s, r.requestId, env);
       }
-    });
+    };
   }
 
   /** STDOUT records of `text`, and END_REQUEST with `protocolStatus` (for building answers). */
@@ -214,10 +237,5 @@ export class FakeBackend {
     const b = Buffer.alloc(8);
     b[4] = protocolStatus;
     return Buffer.concat(encodeRecords(RecordType.EndRequest, id, b));
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.#sockets) s.destroy();
-    await new Promise((r) => this.server.close(r));
   }
 }
