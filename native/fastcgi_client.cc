@@ -586,6 +586,7 @@ void FcgiDispatch::sweep() {
   for (auto& [id, ex] : exchanges_) {
     if (ex->phase == Exchange::kRunning && !ex->paused && ex->deadline_ms <= now) due.push_back(ex.get());
   }
+  unstick(now);
   for (Exchange* ex : due) {
     if (ex->done) continue;
     const Mount& m = *ex->mount;

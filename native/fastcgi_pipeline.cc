@@ -7,8 +7,12 @@
 // at the price of a connect and an accept. A pipelined request holds no slot until it is
 // promoted to its connection's user; if the connection ends before that, it goes back to
 // the queue's front (fastcgi_client.cc dropBackend), which is safe because only safe
-// methods without a body are pipelined.
+// methods without a body are pipelined. So does one whose connection's request runs for
+// over kPipelineBehindMs (unstick, from the sweep): a request never waits long behind a
+// slow one, at the price of the backend perhaps running it twice.
 #include <sys/socket.h>
+
+#include <vector>
 
 #include "fastcgi_client.h"
 #include "fastcgi_internal.h"
@@ -76,6 +80,22 @@ void FcgiDispatch::promote(Backend* b) {
   b->reused = true;
   ++stats_.reused;
   touch(ex);
+}
+
+void FcgiDispatch::unstick(uint64_t now) {
+  std::vector<Exchange*> stuck;
+  for (auto& [id, ex] : exchanges_) {
+    const Backend* b = ex->behind;
+    if (ex->phase == Exchange::kPipelined && b != nullptr && b->user != nullptr && b->user->started_ms + kPipelineBehindMs < now) {
+      stuck.push_back(ex.get());
+    }
+  }
+  for (Exchange* ex : stuck) {
+    if (ex->done || ex->phase != Exchange::kPipelined || ex->behind == nullptr) continue;  // moved meanwhile
+    ex->behind->next = nullptr;  // next_rid stays: the connection closes when that request comes up
+    requeue(ex);
+    pump(ex->mount.get());
+  }
 }
 
 void FcgiDispatch::requeue(Exchange* ex) {

@@ -4,7 +4,7 @@
 // reads ahead (as php-fpm and cgi-bin/wsgi_fcgi.py do), with what such a backend can do
 // wrong: refuse it (FCGI_CANT_MPX_CONN), close the connection with it unanswered, answer it
 // out of turn; and a client that leaves while its request waits, a request behind one that
-// times out. Every answer is checked against its own request.
+// times out or turns out slow, HTTP/2 streams. Every answer is checked against its own request.
 import test from 'ava';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -14,6 +14,8 @@ import { waitFor } from './helpers/daemon.js';
 import { FakeBackend, SocketBackend } from './helpers/fastcgi.js';
 import { startLisod, type Lisod, type TomlTable } from './helpers/lisod.js';
 import { tempDir } from './helpers/tmp.js';
+import { h2Connect, h2Request } from './helpers/h2client.js';
+import { getPki } from './helpers/pki.js';
 import { RecordType, decodeNameValuePairs, type FcgiRecord } from '../src/fastcgi/record.js';
 
 type Mode = 'serve' | 'refuse' | 'close-after-one' | 'out-of-turn';
@@ -84,11 +86,11 @@ class SequentialBackend extends SocketBackend {
   }
 }
 
-async function setup(t: import('ava').ExecutionContext, mode: Mode, mount: TomlTable = {}): Promise<{ l: Lisod; b: SequentialBackend }> {
+async function setup(t: import('ava').ExecutionContext, mode: Mode, mount: TomlTable = {}, top: TomlTable = {}): Promise<{ l: Lisod; b: SequentialBackend }> {
   const dir = tempDir('lisod-fcgi-pipeline-');
   const b = new SequentialBackend(dir, mode);
   await b.listening();
-  const l = await startLisod({ config: { fastcgi: [{ path: '/p/', socket: `unix:${b.socketPath}`, max_conns: 2, ...mount }] } });
+  const l = await startLisod({ config: { ...top, fastcgi: [{ path: '/p/', socket: `unix:${b.socketPath}`, max_conns: 2, ...mount }] } });
   t.teardown(async () => { await l.stop(); await b.close(); });
   return { l, b };
 }
@@ -205,4 +207,38 @@ test('nothing is sent behind a request that has run for over a second', async (t
   t.is(b.behind, 0, 'queued in lisod, not behind the slow request');
   t.is((await slow).status, 200);
   t.is((await later).body.toString(), 'GET /later');
+});
+
+test('a request sent behind one that turns out slow is sent again elsewhere after about a second', async (t) => {
+  const { l, b } = await setup(t, 'serve');
+  const started = Date.now();
+  const slow = fetch1(l, '/p/slow?ms=4000');
+  await waitFor(() => b.connections === 1, 5000, 'the slow request at the backend');
+  const medium = fetch1(l, '/p/medium?ms=1500');
+  await waitFor(() => b.connections === 2, 5000, 'the second connection');
+  const behind = fetch1(l, '/p/behind?ms=10'); // behind the slow one: it started first
+  await waitFor(() => b.behind === 1, 5000, 'the request sent behind');
+  const r = await behind;
+  t.is(r.body.toString(), 'GET /behind');
+  t.true(Date.now() - started < 3000, `answered after ${Date.now() - started} ms, not behind the 4 s request`);
+  t.is((await medium).body.toString(), 'GET /medium');
+  t.is((await slow).body.toString(), 'GET /slow');
+  // The slow request's connection still held the abandoned copy: closed when its turn came.
+  await waitFor(() => b.closed >= 1, 3000, 'that connection closed');
+});
+
+test('over HTTP/2: streams of one connection sent behind each other each get their own answer', async (t) => {
+  const { l, b } = await setup(t, 'serve', { max_conns: 1 }, { http2: true });
+  const pki = await getPki();
+  const s = h2Connect(l.httpsPort, pki.ca);
+  s.on('error', () => {});
+  t.teardown(() => s.close());
+  const replies = await Promise.all(Array.from({ length: 10 }, (_, i) =>
+    h2Request(s, { ':method': i % 3 === 2 ? 'HEAD' : 'GET', ':path': `/p/s${i}?ms=30` })));
+  replies.forEach((r, i) => {
+    t.is(r.status, 200);
+    t.is(r.body.toString(), i % 3 === 2 ? '' : `GET /s${i}`);
+  });
+  t.true(b.behind > 0);
+  t.is(b.connections, 1);
 });
