@@ -36,7 +36,8 @@ bool FcgiDispatch::pipeline(Exchange* ex) {
   const uint64_t now = uv_now(loop_);
   Backend* best = nullptr;
   for (Backend* b : m->conns) {
-    if (b->closed || !b->connected || b->eof || b->user == nullptr || b->next_rid != 0 || b->user->ended) continue;
+    if (b->closed || !b->connected || b->eof || b->user == nullptr || b->next_rid != 0) continue;
+    if (b->user->ended || b->user->paused) continue;  // draining, or held back by a slow client
     if (b->user->started_ms + kPipelineBehindMs < now) continue;
     if (best == nullptr || b->user->started_ms < best->user->started_ms) best = b;
   }

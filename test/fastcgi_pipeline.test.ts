@@ -9,7 +9,7 @@ import test from 'ava';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { exchange1, get, sleep, type HttpResponse } from './helpers/client.js';
+import { exchange1, get, sleep, slowGet, type HttpResponse } from './helpers/client.js';
 import { waitFor } from './helpers/daemon.js';
 import { FakeBackend, SocketBackend } from './helpers/fastcgi.js';
 import { startLisod, type Lisod, type TomlTable } from './helpers/lisod.js';
@@ -27,6 +27,7 @@ class SequentialBackend extends SocketBackend {
   behind = 0; // BEGIN_REQUESTs that arrived while the connection was serving another
   refused = 0;
   served: string[] = []; // PATH_INFO of each request answered, in order
+  writing = 0; // answers not yet taken by lisod
 
   constructor(dir: string, public mode: Mode) {
     super(dir, 'seq');
@@ -43,13 +44,19 @@ class SequentialBackend extends SocketBackend {
       busy = true;
       const p = queue.shift()!;
       const info = p.env.PATH_INFO ?? '';
-      const ms = Number(new URLSearchParams(p.env.QUERY_STRING ?? '').get('ms') ?? '0');
+      const query = new URLSearchParams(p.env.QUERY_STRING ?? '');
+      const ms = Number(query.get('ms') ?? '0');
       if (ms > 0) await sleep(ms);
       if (s.destroyed) return;
-      const body = `${p.env.REQUEST_METHOD} ${info}`;
+      const body = `${p.env.REQUEST_METHOD} ${info}`.padEnd(Number(query.get('size') ?? '0'), '.');
       this.served.push(info);
-      s.write(Buffer.concat([FakeBackend.stdout(p.id, `Content-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`),
-        FakeBackend.stdout(p.id, ''), FakeBackend.end(p.id)]));
+      // Busy until the answer has left: a sequential backend blocks while its output is full.
+      this.writing++;
+      await new Promise((resolve) => s.write(Buffer.concat([
+        FakeBackend.stdout(p.id, `Content-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n`),
+        ...Array.from({ length: Math.ceil(body.length / 65_000) }, (_, i) => FakeBackend.stdout(p.id, body.slice(i * 65_000, (i + 1) * 65_000))),
+        FakeBackend.stdout(p.id, ''), FakeBackend.end(p.id)]), resolve));
+      this.writing--;
       answered++;
       if (this.mode === 'close-after-one' && answered === 1) {
         s.end();
@@ -241,4 +248,20 @@ test('over HTTP/2: streams of one connection sent behind each other each get the
   });
   t.true(b.behind > 0);
   t.is(b.connections, 1);
+});
+
+test('nothing is sent behind a request whose client reads slowly', async (t) => {
+  const { l, b } = await setup(t, 'serve', { max_conns: 1 });
+  // 30 MB: more than the loopback socket buffers between the backend and the client hold.
+  const slow = slowGet(l.httpPort, '/p/big?size=30000000', 1500, 2); // reads nothing for 1.5 s
+  await waitFor(() => b.served.length === 1, 5000, 'the big answer being written');
+  await sleep(300);
+  t.is(b.writing, 1, 'the client holds the answer back: lisod has stopped reading the backend');
+  const next = fetch1(l, '/p/next');
+  await sleep(300);
+  t.is(b.behind, 0, 'queued in lisod, not behind the held-back answer');
+  const r = await slow;
+  t.is(r.res?.status, 200);
+  t.is(r.res?.body.length, 30_000_000);
+  t.is((await next).body.toString(), 'GET /next');
 });
