@@ -15,7 +15,9 @@ request, no multiplexing); a second BEGIN_REQUEST while one is still being read
 gets FCGI_CANT_MPX_CONN, one that comes after the active request's last STDIN
 record waits, unread, until that request has ended (a web server may send the next
 request early so that this process finds it waiting; they are served in order);
-FCGI_ABORT_REQUEST ends the request (checked between output writes). SIGTERM/SIGINT/SIGHUP: exit now when idle, else after the current request.
+FCGI_ABORT_REQUEST ends the request (checked between output writes).
+SIGTERM/SIGINT/SIGHUP: exit now when idle, else after the current request (a
+request waiting behind it is left unanswered: the web server sends it again).
 """
 
 import os
