@@ -313,7 +313,7 @@ FcgiDispatch::Backend* FcgiDispatch::acquire(Mount* m, bool fresh, std::string* 
   // A backend process serves one connection at a time (php-fpm children, php-cgi,
   // flaskr.fcgi): an idle connection of ours would keep a process from accepting the new one.
   if (!m->idle.empty()) dropBackend(m->idle.front());
-  while (m->open >= m->cfg.max_conns && !m->idle.empty()) dropBackend(m->idle.front());
+  while (m->conns.size() >= m->cfg.max_conns && !m->idle.empty()) dropBackend(m->idle.front());
   const int family = m->addr.ss_family;
   const int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -343,7 +343,6 @@ FcgiDispatch::Backend* FcgiDispatch::acquire(Mount* m, bool fresh, std::string* 
   uv_unref(reinterpret_cast<uv_handle_t*>(&b->poll));
   b->watch.holds_loop = false;  // as the unref'd poll handle
   m->conns.push_back(b);
-  ++m->open;
   ++stats_.connects;
   return b;
 }
@@ -372,13 +371,10 @@ void FcgiDispatch::dropBackend(Backend* b) {
   Mount* m = b->mount.get();
   if (auto it = std::find(m->idle.begin(), m->idle.end(), b); it != m->idle.end()) m->idle.erase(it);
   if (auto it = std::find(m->conns.begin(), m->conns.end(), b); it != m->conns.end()) m->conns.erase(it);
-  --m->open;
   b->user = nullptr;
   // A pipelined request the backend had not begun (it serves one at a time, and the
   // request before it never ended): back to the queue's front, for the next slot.
-  if (b->next != nullptr) requeue(b->next);
-  b->next = nullptr;
-  b->next_rid = 0;
+  requeueBehind(b);
   InnerLoop::setEvents(inner_.get(), &b->watch, &b->poll, 0, nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&b->poll), [](uv_handle_t* h) { delete static_cast<Backend*>(h->data); });
   ::close(b->fd);
@@ -519,9 +515,7 @@ void FcgiDispatch::processRecords(Backend* b) {
           log(LogLevel::kInfo, "fastcgi " + m->cfg.prefix + "/: the backend refuses a request sent behind another " +
                                    "(FCGI_CANT_MPX_CONN); requests wait in lisod's queue instead");
         }
-        if (b->next != nullptr) requeue(b->next);
-        b->next = nullptr;
-        b->next_rid = 0;
+        requeueBehind(b);
         continue;
       }
       fail(ex, 502, label(ex) + ": the backend answered a request sent behind this one before ending it (" +

@@ -100,6 +100,7 @@ class FcgiDispatch final : public ServerEvents {
   bool pipeline(Exchange* ex);
   void promote(Backend* b);       // the pipelined exchange becomes b's user
   void requeue(Exchange* ex);     // a pipelined exchange whose connection closed: queue front
+  void requeueBehind(Backend* b);  // b's pipelined exchange (if any) requeued; nothing waits on b
   // Pipelined exchanges whose connection's request has run over kPipelineBehindMs (a slow
   // request, or a slow client holding its output back) go back to the queue's front; their
   // connections close when their turn comes (the backend may run such a request anyway).

@@ -22,8 +22,7 @@ struct FcgiDispatch::Mount {
   socklen_t addr_len = 0;
   std::optional<RootRouter> router;
   std::vector<Backend*> idle;  // pooled connections, oldest first
-  std::vector<Backend*> conns;  // every open connection (a busy one may take a pipelined request)
-  size_t open = 0;             // connections not yet closed, idle ones included
+  std::vector<Backend*> conns;  // every connection not yet closed, idle ones included
   size_t running = 0;          // exchanges holding a slot (max_conns)
   std::deque<Exchange*> queue;  // waiting for a slot (max_queue)
   bool pumping = false;

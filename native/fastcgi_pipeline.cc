@@ -16,6 +16,7 @@
 
 #include "fastcgi_client.h"
 #include "fastcgi_internal.h"
+#include "socket_io.h"
 
 namespace lisod {
 namespace {
@@ -51,7 +52,7 @@ bool FcgiDispatch::pipeline(Exchange* ex) {
   // Sent at once; a failure here is left for the connection's next event to report, so
   // that nothing is dropped under the caller's feet.
   if (best->out_off == 0) {
-    const ssize_t n = ::send(best->fd, best->out.data(), best->out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    const ssize_t n = sendNoCancel(best->fd, best->out.data(), best->out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) best->out_off = static_cast<size_t>(n);
     if (best->out_off == best->out.size()) {
       best->out.clear();
@@ -97,6 +98,12 @@ void FcgiDispatch::unstick(uint64_t now) {
     requeue(ex);
     pump(ex->mount.get());
   }
+}
+
+void FcgiDispatch::requeueBehind(Backend* b) {
+  if (b->next != nullptr) requeue(b->next);
+  b->next = nullptr;
+  b->next_rid = 0;
 }
 
 void FcgiDispatch::requeue(Exchange* ex) {
