@@ -213,10 +213,11 @@ export async function serve(config: LisodConfig, options: ServeOptions): Promise
   // Signals first: from here on SIGHUP reloads instead of killing, SIGTERM stops cleanly.
   const hooks: SignalHooks = {
     graceMs: config.shutdownGraceMs,
-    stopAccepting: () => {
+    stopAccepting: async () => {
       notifier?.stopping();
       server?.stopWhenIdle(); // listeners closed, idle keep-alives closed, responses finish
-      loops?.stopWhenIdle();
+      // The idle ones close at the end of this loop turn: count after it (and the workers').
+      await Promise.all([loops?.stopWhenIdle(), new Promise((r) => setTimeout(r, 0))]);
     },
     inFlight: () => (server?.connectionCount() ?? 0) + (loops?.inFlight() ?? 0),
     close: async () => {

@@ -5,8 +5,9 @@ export type StopSignal = 'SIGTERM' | 'SIGINT';
 export interface SignalHooks {
   /** Seconds' worth of patience for in-flight requests, in ms. */
   graceMs: number;
-  /** Stop accepting connections (close listeners, end idle keep-alives, STOPPING=1). */
-  stopAccepting(): void;
+  /** Stop accepting connections (close listeners, end idle keep-alives, STOPPING=1);
+   *  may resolve later, once inFlight() counts what is left. */
+  stopAccepting(): void | Promise<void>;
   /** Requests still being served (connections mid-request, running CGI scripts). */
   inFlight(): number;
   /** Close whatever remains, flush logs, release the lock. Exit follows. */
@@ -32,6 +33,7 @@ export function installSignalHandlers(hooks: SignalHooks): SignalControl {
   const exit = hooks.exit ?? ((code: number) => process.exit(code));
   let stopping: Promise<void> | null = null;
   let hurry: (() => void) | null = null;
+  let hurried = false; // a second stop signal came: waitForIdle gives up at once
   let reloading = false;
   let reloadAgain = false;
 
@@ -39,6 +41,7 @@ export function installSignalHandlers(hooks: SignalHooks): SignalControl {
     new Promise<boolean>((resolve) => {
       const check = (): void => {
         if (hooks.inFlight() === 0) return resolve(true);
+        if (hurried) return resolve(false);
         if (Date.now() >= deadline) return resolve(false);
         timer = setTimeout(check, kPollMs);
       };
@@ -54,11 +57,12 @@ export function installSignalHandlers(hooks: SignalHooks): SignalControl {
     if (stopping !== null) return stopping;
     stopping = (async () => {
       const graceS = hooks.graceMs / 1000;
-      hooks.log('info', `${reason}: stopping (grace period ${graceS} s, ${hooks.inFlight()} in flight)`);
+      const deadline = Date.now() + hooks.graceMs;
       let code = 0;
       try {
-        hooks.stopAccepting();
-        const idle = await waitForIdle(Date.now() + hooks.graceMs);
+        await hooks.stopAccepting(); // the count below is then fresh and without idle keep-alives
+        hooks.log('info', `${reason}: stopping (grace period ${graceS} s, ${hooks.inFlight()} in flight)`);
+        const idle = await waitForIdle(deadline);
         if (!idle) hooks.log('warn', `closing ${hooks.inFlight()} unfinished request(s)`);
         await hooks.close();
       } catch (e) {
@@ -73,10 +77,10 @@ export function installSignalHandlers(hooks: SignalHooks): SignalControl {
   const onStop = (signal: StopSignal): void => {
     if (stopping === null) {
       void stop(`received ${signal}`);
-    } else if (hurry !== null) {
+    } else if (!hurried) {
       hooks.log('info', `received ${signal} again: not waiting for in-flight requests`);
-      hurry();
-      hurry = null;
+      hurried = true;
+      hurry?.();
     }
   };
 

@@ -57,7 +57,7 @@ function serve({ server, cgi }: EventLoop): void {
     switch (m.type) {
       case 'stop':
         server.stopWhenIdle();
-        countConnections();
+        setTimeout(countConnections, 0); // after this turn, in which the idle ones close
         clearInterval(counter);
         counter = setInterval(countConnections, kCountStoppingMs);
         return;

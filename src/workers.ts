@@ -54,6 +54,7 @@ export interface WorkerLoopsOptions {
 
 const kDefaultRestart: RestartPolicy = { minMs: 100, maxMs: 30_000, stableMs: 60_000 };
 const kReplyTimeoutMs = 5000; // reload answers; 'closed' answers
+const kCountWaitMs = 500; // stop: wait this long at most for each loop's first count
 
 /** `total` divided among `n` loops: loop `index` gets its part, never less than `min`. */
 export function splitLimit(total: number, n: number, index: number, min: number): number {
@@ -167,14 +168,19 @@ export class WorkerLoops {
     return n;
   }
 
-  /** SIGTERM/SIGINT: every loop stops accepting and finishes its current responses. */
-  stopWhenIdle(): void {
+  /** SIGTERM/SIGINT: every loop stops accepting and finishes its current responses.
+   *  Resolves once every running loop has counted its connections since (idle keep-alives
+   *  closed), so that inFlight() is then exact; after kCountWaitMs at most. */
+  async stopWhenIdle(): Promise<void> {
     this.#stopping = true;
     for (const l of this.#loops) {
       this.#cancelRestart(l);
       l.counted = false;
       this.#send(l, { type: 'stop' });
     }
+    const deadline = Date.now() + kCountWaitMs;
+    const waiting = (): boolean => this.#loops.some((l) => l.thread !== null && l.ready && !l.counted);
+    while (waiting() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   }
 
   /**

@@ -233,7 +233,7 @@ serial('certificate swap on SIGHUP is seen by new connections; the old connectio
   t.is((await third.readResponse()).status, 200);
 });
 
-serial('SIGTERM with slow requests in flight: listeners close at once, the requests complete, then exit and the PID leaves the lock', async (t) => {
+serial('SIGTERM with slow requests in flight: listeners and idle keep-alives close at once, the requests complete, then exit and the PID leaves the lock', async (t) => {
   const site = await makeSite({ bigBytes: 32 * 1024 * 1024 });
   const d = await launched(t, site);
 
@@ -247,11 +247,17 @@ serial('SIGTERM with slow requests in flight: listeners close at once, the reque
   t.teardown(() => b.destroy());
   await b.write(get('/cgi/slow'));
   await waitFor(() => b.peek().includes('begin'), 5000, 'the first half of /cgi/slow');
+  // C: an idle keep-alive connection: closed at once, not counted as in flight.
+  const c = await Conn.open({ port: d.http });
+  t.teardown(() => c.destroy());
+  await c.write(get('/'));
+  t.is((await c.readResponse()).status, 200);
 
   process.kill(d.pid, 'SIGTERM');
   const diag = (): string => `error log:\n${readText(site.abs.log)}`;
   t.true(await waitFor(() => connectRefused(d.http), 2000, `the HTTP listener to close; ${diag()}`));
   t.true(await connectRefused(d.https), diag());
+  t.true(await waitFor(() => c.eof, 2000, 'the idle keep-alive to close'));
   await sleep(300);
   t.true(isLisod(d.pid), `still alive while requests are in flight; ${diag()}`);
 
