@@ -46,6 +46,8 @@ std::vector<FcgiMountConfig> readFastcgiMounts(Napi::Env env, Napi::Value table)
     c.max_queue = static_cast<size_t>(num(o, "maxQueue"));
     c.request_buffering = o.Get("requestBuffering").ToBoolean().Value();
     c.pipeline = o.Get("pipeline").ToBoolean().Value();
+    c.cgi = o.Get("cgi").ToBoolean().Value();
+    c.end_after_response = o.Get("endAfterResponse").ToBoolean().Value();
     Napi::Value inherited = o.Get("inherited");
     if (!inherited.IsObject()) throw Napi::TypeError::New(env, "setFastcgi: mount.inherited must be an object");
     Napi::Object env_vars = inherited.As<Napi::Object>();
@@ -65,6 +67,7 @@ Napi::Object fastcgiStatsToJs(Napi::Env env, const FcgiStats& s) {
   o.Set("connects", static_cast<double>(s.connects));
   o.Set("reused", static_cast<double>(s.reused));
   o.Set("pipelined", static_cast<double>(s.pipelined));
+  o.Set("spawned", static_cast<double>(s.spawned));
   return o;
 }
 

@@ -8,7 +8,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -73,15 +75,19 @@ bool resolveAddress(const std::string& text, sockaddr_storage* out, socklen_t* l
 }  // namespace
 
 FcgiDispatch::FcgiDispatch(uv_loop_t* loop, ServerEvents* next) : loop_(loop), next_(next) {
-  timer_ = new uv_timer_t;
-  uv_timer_init(loop_, timer_);
-  timer_->data = this;
-  uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
+  for (uv_timer_t** t : {&timer_, &proc_timer_}) {
+    *t = new uv_timer_t;
+    uv_timer_init(loop_, *t);
+    (*t)->data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(*t));
+  }
 }
 
 FcgiDispatch::~FcgiDispatch() {
   closeAll();
-  uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  for (uv_timer_t* t : {timer_, proc_timer_}) {
+    uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  }
 }
 
 bool FcgiDispatch::setMounts(std::vector<FcgiMountConfig> configs, std::string* error) {
@@ -89,7 +95,17 @@ bool FcgiDispatch::setMounts(std::vector<FcgiMountConfig> configs, std::string* 
   for (FcgiMountConfig& c : configs) {
     auto m = std::make_shared<Mount>();
     m->self = m;
-    if (!resolveAddress(c.address, &m->addr, &m->addr_len, error)) {
+    m->tag = c.cgi ? "cgi" : "fastcgi";
+    if (c.cgi) {
+      const size_t slash = c.script_filename.rfind('/');
+      if (c.script_filename.empty() || c.script_filename[0] != '/' || slash == std::string::npos) {
+        *error = "[cgi] " + c.prefix + "/: the script path must be absolute";
+        return false;
+      }
+      m->cwd = slash == 0 ? "/" : c.script_filename.substr(0, slash);
+      m->name = c.script_filename.substr(slash + 1);
+      c.pipeline = false;
+    } else if (!resolveAddress(c.address, &m->addr, &m->addr_len, error)) {
       *error = "[[fastcgi]] " + c.prefix + "/: " + *error;
       return false;
     }
@@ -130,6 +146,7 @@ void FcgiDispatch::closeAll() {
     while (!m->idle.empty()) dropBackend(m->idle.front());
   }
   uv_timer_stop(timer_);
+  closeProcs();
 }
 
 // --- requests in ---------------------------------------------------------------------
@@ -190,7 +207,8 @@ void FcgiDispatch::onAppRequest(const AppRequest& r) {
   ++stats_.requests;
   if (!m->announced) {  // once per mount and event loop: tests and operators see which path serves
     m->announced = true;
-    log(LogLevel::kInfo, "fastcgi " + m->cfg.prefix + "/: served by the native FastCGI client");
+    log(LogLevel::kInfo, m->cfg.cgi ? "cgi " + m->cfg.prefix + "/: scripts run by the native CGI client"
+                                    : "fastcgi " + m->cfg.prefix + "/: served by the native FastCGI client");
   }
   if (rc == 404) fail(e, 404, "no script for " + miss, LogLevel::kInfo);
 }
@@ -212,6 +230,10 @@ void FcgiDispatch::onAppClose(uint32_t id) {
   Exchange* ex = exchange(id);
   if (ex == nullptr) return next_->onAppClose(id);  // not ours: the next transport's
   ex->gone = true;
+  if (ex->proc) {  // as app_runner.ts: SIGTERM (SIGKILL after a grace); the slot is held until it exits
+    ex->proc->gone = true;
+    releaseProc(ex, SIGTERM);
+  }
   if (ex->ended) return;  // draining the backend to END_REQUEST for its connection's sake
   // php-fpm ignores FCGI_ABORT_REQUEST: closing the connection is what stops the work.
   if (ex->backend) dropBackend(ex->backend);
@@ -226,6 +248,10 @@ void FcgiDispatch::onAppDrain(uint32_t id) {
   if (!ex->paused) return;
   ex->paused = false;
   touch(ex);
+  if (Proc* p = ex->proc) {
+    p->paused = false;
+    watchProcFd(&p->out, EPOLLIN);
+  }
   if (Backend* b = ex->backend) {
     processRecords(b);
     if (!b->closed) afterRead(b);
@@ -273,6 +299,10 @@ void FcgiDispatch::start(Exchange* ex, bool fresh) {
   if (!ex->has_slot) {
     ex->has_slot = true;
     ++m->running;
+  }
+  if (m->cfg.cgi) {
+    startCgi(ex);
+    return;
   }
   std::string why;
   // A pooled connection may turn out dead once the request is out; only an idempotent
@@ -568,6 +598,7 @@ void FcgiDispatch::broken(Backend* b, const std::string& why) {
 }
 
 void FcgiDispatch::touch(Exchange* ex) {
+  if (ex->proc) touchProc(ex->proc);
   const Mount& m = *ex->mount;
   const bool connecting = ex->backend != nullptr && !ex->backend->connected;
   ex->deadline_ms = uv_now(loop_) + (connecting ? m.cfg.connect_timeout_ms : m.cfg.timeout_ms);
@@ -578,7 +609,10 @@ void FcgiDispatch::sweep() {
   const uint64_t now = uv_now(loop_);
   std::vector<Exchange*> due;
   for (auto& [id, ex] : exchanges_) {
-    if (ex->phase == Exchange::kRunning && !ex->paused && ex->deadline_ms <= now) due.push_back(ex.get());
+    // A CGI exchange's silence is its process's (sweepProcs).
+    if (ex->phase == Exchange::kRunning && !ex->paused && ex->deadline_ms <= now && !ex->mount->cfg.cgi) {
+      due.push_back(ex.get());
+    }
   }
   unstick(now);
   for (Exchange* ex : due) {
@@ -607,6 +641,7 @@ void FcgiDispatch::sweep() {
 AppSink* FcgiDispatch::sink(const Exchange* ex) const { return server_ ? server_->app(ex->id) : nullptr; }
 
 std::string FcgiDispatch::label(const Exchange* ex) const {
+  if (ex->mount->cfg.cgi) return ex->proc_label;
   return ex->mount->cfg.prefix + "/#" + std::to_string(ex->seq);
 }
 

@@ -46,10 +46,15 @@ struct FcgiMountConfig {
   size_t max_conns = 16, max_queue = 64;
   bool request_buffering = true;
   bool pipeline = true;  // see FcgiDispatch::pipeline
+  // The Liso [cgi] mount instead of a backend (cgi_run.cc): a process of script_filename per
+  // request, max_conns processes at once; no address, no pipelining.
+  bool cgi = false;
+  bool end_after_response = false;  // [cgi] end_after_response: SIGTERM the group once answered
 };
 
 struct FcgiStats {
-  uint64_t requests = 0;      // taken by the native path
+  uint64_t requests = 0;      // taken by the native path (CGI included)
+  uint64_t spawned = 0;       // CGI processes started
   uint64_t connects = 0;      // backend connections opened
   uint64_t reused = 0;        // requests sent on a pooled connection
   uint64_t pipelined = 0;     // requests sent behind another on a busy connection
@@ -84,6 +89,8 @@ class FcgiDispatch final : public ServerEvents {
   struct Mount;
   struct Backend;
   struct Exchange;
+  struct Proc;
+  struct ProcFd;
 
  private:
   static constexpr uint64_t kMemoryBody = 64 * 1024;  // src/app_spool.ts kMemoryBodyBytes
@@ -121,6 +128,9 @@ class FcgiDispatch final : public ServerEvents {
   void forward(Exchange* ex, std::string_view data);
   void onEnd(Exchange* ex, std::string_view content);
   void onStderr(Exchange* ex, std::string_view data, bool flush);
+  // Whole lines of an application's stderr to the error log as "TAG who: line", within the
+  // mount's byte budget; flush: the stream ended, its last partial line goes too.
+  void stderrLines(Mount& m, std::string& line, const std::string& who, std::string_view data, bool flush);
   void localRedirect(Exchange* ex, std::string_view location);
   // Logs "fastcgi METHOD TARGET: STATUS detail" (nothing when detail is empty) and answers
   // an error page, or ends the response already begun (cut: without its framing).
@@ -133,6 +143,27 @@ class FcgiDispatch final : public ServerEvents {
   void updatePoll(Backend* b);
   void sweep();
   std::string label(const Exchange* ex) const;
+  // cgi_run.cc: [cgi] mounts. The process holds the slot from its start until its leader
+  // exits (as src/app_runner.ts), also after its exchange has ended.
+  void startCgi(Exchange* ex);
+  // The exchange wants nothing more from its process (answered, failed, redirected, gone):
+  // output is drained and dropped from here on; sig (0: none, or SIGTERM with
+  // end_after_response) goes to its group.
+  void releaseProc(Exchange* ex, int sig);
+  void onCgiEvents();
+  void onProcFd(ProcFd* f, uint32_t events);
+  void readProcStdout(Proc* p);
+  void readProcStderr(Proc* p);
+  void writeProcStdin(Proc* p);
+  void reapProc(Proc* p);
+  void settleProc(Proc* p);  // the leader's exit decides the exchange; slot freed
+  void signalProc(Proc* p, int sig);
+  void closeProcFd(ProcFd* f);
+  void watchProcFd(ProcFd* f, uint32_t events);
+  void touchProc(Proc* p);
+  void sweepProcs();
+  void armProcTimer();
+  void closeProcs();
   void log(LogLevel level, const std::string& message) { next_->onLog(level, message); }
   AppSink* sink(const Exchange* ex) const;  // nullptr once the client is gone
 
@@ -145,6 +176,13 @@ class FcgiDispatch final : public ServerEvents {
   // Ended exchanges, freed at the start of the next loop callback: whoever is still on
   // the stack may hold the pointer.
   std::vector<std::unique_ptr<Exchange>> graveyard_;
+  std::unordered_map<Proc*, std::unique_ptr<Proc>> procs_;  // running or draining CGI processes
+  std::vector<std::unique_ptr<Proc>> proc_graveyard_;        // freed as graveyard_
+  int cgi_ep_ = -1;                  // an epoll set of the processes' pipes and pidfds …
+  uv_poll_t* cgi_poll_ = nullptr;    // … watched as one fd (2 epoll_ctl per pipe, no uv_poll each)
+  InnerWatch cgi_watch_;
+  uv_timer_t* proc_timer_ = nullptr;  // the next process deadline (silence, SIGKILL, straggler)
+  uint64_t proc_timer_at_ = 0;
   uv_timer_t* timer_ = nullptr;
   FcgiStats stats_;
   uint64_t seq_ = 0;

@@ -3,6 +3,8 @@
 // local redirects), END_REQUEST, STDERR lines, error pages — the rules of
 // src/app_runner.ts, in its words, so a request reads the same in the logs whichever path
 // served it.
+#include <signal.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cstring>
@@ -112,20 +114,21 @@ void FcgiDispatch::onStdout(Exchange* ex, std::string_view data) {
   const bool head_only = ex->req.method == "HEAD";
   switch (h.kind) {
     case CgiKind::kInvalid:
+      if (ex->proc) signalProc(ex->proc, SIGKILL);
       fail(ex, 502, "bad output from " + label(ex) + ": " + invalidReason(h));
       return;
     case CgiKind::kLocalRedirect:
       localRedirect(ex, h.location);
       return;
     case CgiKind::kNph: {
-      // RFC 3875 §5: relayed as written, and the connection closes after it (the
-      // TypeScript runner may keep it open when the script's head frames its body).
+      // RFC 3875 §5: relayed as written; the script's own head decides whether the
+      // connection can be reused (as app_runner.ts), and HEAD gets the head only.
+      const NphFraming framing = nphFraming(buf.substr(0, static_cast<size_t>(n)), ex->req.method, ex->req.version);
       ex->began = true;
-      if (s) s->appBeginRaw(false);
-      ex->delimited = head_only;
-      ex->left = 0;
+      ex->body_end = framing.body;
+      if (s) s->appBeginRaw(framing.keep_alive);
       if (s) s->appWrite(buf.data(), static_cast<size_t>(n));
-      if (head_only) {
+      if (ex->body_end.complete()) {
         finish(ex, false);
         return;
       }
@@ -154,11 +157,10 @@ void FcgiDispatch::onStdout(Exchange* ex, std::string_view data) {
       }
       const std::string reason = h.has_status ? std::string(h.reason) : h.has_location ? "Found" : "OK";
       const bool no_body = head_only || h.status == 204 || h.status == 304;
-      ex->delimited = no_body || has_length;
-      ex->left = no_body ? 0 : length;
+      ex->body_end = no_body ? BodyEnd::length(0) : has_length ? BodyEnd::length(length) : BodyEnd::untilEof();
       ex->began = true;
       if (s) s->appBegin(h.status, reason, headers);
-      if (ex->delimited && ex->left == 0) {
+      if (ex->body_end.complete()) {
         finish(ex, false);
         return;
       }
@@ -172,15 +174,14 @@ void FcgiDispatch::onStdout(Exchange* ex, std::string_view data) {
 
 void FcgiDispatch::forward(Exchange* ex, std::string_view data) {
   if (ex->ended || data.empty()) return;
-  size_t n = data.size();
-  if (ex->delimited) n = static_cast<size_t>(std::min<uint64_t>(n, ex->left));
+  const size_t n = ex->body_end.take(data);
   if (n > 0) {
     AppSink* s = sink(ex);
     if (s && !s->appWrite(data.data(), n)) ex->paused = true;  // onAppDrain resumes
-    if (ex->delimited) ex->left -= n;
   }
-  // Content-Length reached: done without waiting for END_REQUEST (read on for the pool).
-  if (ex->delimited && ex->left == 0) finish(ex, false);
+  // Content-Length (or the NPH framing) reached: done without waiting for END_REQUEST
+  // (read on for the pool) or the script's EOF.
+  if (ex->body_end.complete()) finish(ex, false);
 }
 
 void FcgiDispatch::finish(Exchange* ex, bool cut) {
@@ -237,13 +238,16 @@ void FcgiDispatch::onEnd(Exchange* ex, std::string_view content) {
   if (!ex->ended) {
     if (e.app_status != 0) log(LogLevel::kWarn, "fastcgi " + label(ex) + ": exited with status " + code + " after its head");
     // A failing application may have stopped mid-body: close instead of ending the framing.
-    finish(ex, e.app_status != 0 || (ex->delimited && ex->left > 0));
+    finish(ex, e.app_status != 0 || ex->cutShort());
   }
   endExchange(ex);
 }
 
 void FcgiDispatch::onStderr(Exchange* ex, std::string_view data, bool flush) {
-  Mount& m = *ex->mount;
+  stderrLines(*ex->mount, ex->stderr_line, label(ex), data, flush);
+}
+
+void FcgiDispatch::stderrLines(Mount& m, std::string& line, const std::string& who, std::string_view data, bool flush) {
   if (!data.empty()) {
     // Rate limit per mount: what does not fit is dropped and counted.
     const uint64_t now = uv_now(loop_);
@@ -255,15 +259,14 @@ void FcgiDispatch::onStderr(Exchange* ex, std::string_view data, bool flush) {
     }
     m.stderr_tokens -= static_cast<double>(data.size());
     if (m.stderr_dropped > 0) {
-      log(LogLevel::kError, "fastcgi " + label(ex) + ": [" + std::to_string(m.stderr_dropped) +
+      log(LogLevel::kError, m.tag + " " + who + ": [" + std::to_string(m.stderr_dropped) +
                                 " bytes of stderr dropped: over 65536 bytes/s]");
       m.stderr_dropped = 0;
     }
   }
-  std::string& line = ex->stderr_line;
   auto emit = [&](std::string_view l) {
     if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
-    if (!l.empty()) log(LogLevel::kError, "fastcgi " + label(ex) + ": " + std::string(l.substr(0, kMaxStderrLine)));
+    if (!l.empty()) log(LogLevel::kError, m.tag + " " + who + ": " + std::string(l.substr(0, kMaxStderrLine)));
   };
   for (char c : data) {
     if (c == '\n') {
@@ -282,9 +285,10 @@ void FcgiDispatch::onStderr(Exchange* ex, std::string_view data, bool flush) {
 void FcgiDispatch::localRedirect(Exchange* ex, std::string_view location_view) {
   const std::string location(location_view);
   // RFC 3875 §6.2.2: answer as if the client had sent a GET for the new location. The
-  // backend connection is not waited for: it closes.
+  // backend connection is not waited for: it closes (a CGI process keeps its slot until it exits).
   if (ex->backend) dropBackend(ex->backend);
   ex->backend = nullptr;
+  if (ex->proc) releaseProc(ex, 0);
   if (ex->redirects >= kMaxLocalRedirects) {
     fail(ex, 500, "more than " + std::to_string(kMaxLocalRedirects) + " local redirects (last " + location + ")");
     return;
@@ -338,23 +342,28 @@ void FcgiDispatch::localRedirect(Exchange* ex, std::string_view location_view) {
   ex->params = std::move(params) + ex->identity_params;
   ex->body.clear();
   ex->idempotent = true;
-  ex->answered = ex->retried = ex->emitted = ex->head_done = ex->delimited = false;
+  ex->answered = ex->retried = ex->emitted = ex->head_done = false;
+  ex->body_end = BodyEnd::untilEof();
   ex->head.clear();
   ex->scanned = 0;
-  ex->left = 0;
-  start(ex, false);  // keeps its slot
+  if (m.cfg.cgi) {
+    enqueue(ex);  // a new process, in turn
+  } else {
+    start(ex, false);  // keeps its slot
+  }
 }
 
 void FcgiDispatch::fail(Exchange* ex, int status, const std::string& detail, LogLevel level, bool cut) {
   if (ex->done) return;
   if (ex->backend) dropBackend(ex->backend);
   ex->backend = nullptr;
+  if (ex->proc) releaseProc(ex, 0);
   if (ex->ended) {  // the response is complete; only the backend's tail went wrong
     endExchange(ex);
     return;
   }
   if (!detail.empty()) {
-    log(level, "fastcgi " + ex->req.method + " " + ex->req.target + ": " + std::to_string(status) + " " + detail);
+    log(level, ex->mount->tag + " " + ex->req.method + " " + ex->req.target + ": " + std::to_string(status) + " " + detail);
   }
   if (ex->began) {
     finish(ex, cut);
@@ -395,6 +404,7 @@ void FcgiDispatch::endExchange(Exchange* ex) {
   }
   if (ex->backend) dropBackend(ex->backend);
   ex->backend = nullptr;
+  if (ex->proc) releaseProc(ex, 0);
   const bool had_slot = ex->has_slot;
   if (had_slot) {
     ex->has_slot = false;

@@ -12,6 +12,7 @@
 
 #include "fastcgi_client.h"
 #include "fastcgi_route.h"
+#include "nph_framing.h"
 
 namespace lisod {
 
@@ -28,7 +29,9 @@ struct FcgiDispatch::Mount {
   bool pumping = false;
   bool retired = false;
   bool pipelining = true;  // off once the backend refused a pipelined request (FCGI_CANT_MPX_CONN)
-  bool announced = false;  // the first request's log line went out  // replaced by a reload: nothing goes back to its pool
+  bool announced = false;  // the first request's log line went out
+  std::string tag;  // log prefix: "fastcgi", or "cgi" for the [cgi] mount
+  std::string cwd, name;  // [cgi]: the script's directory and file name
   // FCGI_STDERR budget: a token bucket of bytes (as src/fastcgi/backend.ts StderrBudget).
   double stderr_tokens = 256 * 1024;
   uint64_t stderr_at_ms = 0;
@@ -78,11 +81,41 @@ struct FcgiDispatch::Exchange {
   uint64_t deadline_ms = 0;
   bool answered = false, retried = false, emitted = false;
   bool head_done = false, began = false, ended = false, paused = false, gone = false, done = false;
-  bool delimited = false;
-  uint64_t left = 0;  // body bytes still to relay when delimited
+  BodyEnd body_end = BodyEnd::untilEof();  // where the response body ends (Content-Length, NPH framing)
   std::string head;   // STDOUT until the head is complete
   size_t scanned = 0;
   int redirects = 0;
+  std::string stderr_line;
+  // The body stopped before its own framing was complete: the client must not take it as whole.
+  bool cutShort() const { return body_end.delimited() && !body_end.complete(); }
+  Proc* proc = nullptr;     // [cgi]: the running script process
+  std::string proc_label;  // [cgi]: "name[pid]" of the last process started
+};
+
+// [cgi]: one of a process's fds in FcgiDispatch::cgi_ep_ (epoll_event.data.ptr).
+struct FcgiDispatch::ProcFd {
+  Proc* proc = nullptr;
+  int fd = -1;
+  uint32_t events = 0;  // registered (0: not in the set)
+};
+
+// [cgi]: one script process. Outlives its exchange when the response is complete first
+// (the leader may still be writing to a database); freed once its leader has been reaped
+// and its pipes are closed.
+struct FcgiDispatch::Proc {
+  std::shared_ptr<Mount> mount;
+  Exchange* user = nullptr;  // null once the exchange wants nothing more
+  pid_t pid = -1;
+  std::string label;
+  ProcFd in, out, err, exit;
+  std::string body;  // what stdin still gets, from body_off
+  size_t body_off = 0;
+  bool exited = false, settled = false, holds_slot = false;
+  bool timed_out = false, gone = false;  // gone: the client left, no silence timeout
+  bool paused = false;  // stdout not read: the client is slow
+  int code = -1, signal = 0;  // the leader's exit
+  int signalled = 0;  // strongest signal sent to the group
+  uint64_t deadline_ms = 0, kill_at_ms = 0, straggler_at_ms = 0;  // 0: not set
   std::string stderr_line;
 };
 

@@ -51,7 +51,7 @@ const targets = {
     maxLen: 1024,
   },
   cgi_output: {
-    sources: [join(testDir, 'fuzz_cgi_output.cc'), ...native('cgi_output', 'http_parser', 'http_request')], maxLen: 4096,
+    sources: [join(testDir, 'fuzz_cgi_output.cc'), ...native('cgi_output', 'nph_framing', 'http_parser', 'http_request')], maxLen: 4096,
   },
   fastcgi: { sources: [join(testDir, 'fuzz_fastcgi.cc'), ...native('fastcgi_record')], maxLen: 4096 },
 };

@@ -1,9 +1,10 @@
 // The application mounts of one event loop: the Liso CGI script behind /cgi/ (unless a
 // [[fastcgi]] mount serves it) and one runner per [[fastcgi]] mount, each request handed to
 // the runner whose prefix the native server matched (CgiRequest.mount).
+import path from 'node:path';
 import { AppRunner, inheritedEnv } from './app_runner.js';
 import { SpoolBudget } from './app_spool.js';
-import { CgiRunner } from './cgi.js';
+import { CgiRunner, kCgiPrefix } from './cgi.js';
 import { appPrefixes, type LisodConfig } from './config.js';
 import type { FastCgiMount } from './config_fastcgi.js';
 import { FastCgiTransport } from './fastcgi/backend.js';
@@ -51,6 +52,39 @@ export function nativeFastCgiMounts(config: LisodConfig, env: NodeJS.ProcessEnv 
     requestBuffering: m.requestBuffering,
     pipeline: m.pipeline,
   }));
+}
+
+/**
+ * The [cgi] mount as the native client runs it (native/cgi_run.cc: a process per request in
+ * the addon's poll loop, no JavaScript per request; the CgiRunner here keeps what it leaves,
+ * see native/fastcgi_client.h). LISOD_CGI_NATIVE=0 leaves every CGI request to the runner.
+ */
+export function nativeCgiMounts(config: LisodConfig, env: NodeJS.ProcessEnv = process.env): FastCgiNativeMount[] {
+  const c = config.cgi;
+  if (c === null || env.LISOD_CGI_NATIVE === '0') return [];
+  return [{
+    mount: appPrefixes(config).indexOf(kCgiPrefix),
+    prefix: kCgiPrefix,
+    address: '',
+    root: null,
+    index: null,
+    scriptFilename: path.resolve(c.script),
+    inherited: inheritedEnv(c.passEnv, c.env),
+    serverName: config.serverName,
+    timeoutMs: c.timeoutMs,
+    connectTimeoutMs: c.timeoutMs,
+    maxConns: c.maxProcesses,
+    maxQueue: c.maxQueue,
+    requestBuffering: c.requestBuffering,
+    pipeline: false,
+    cgi: true,
+    endAfterResponse: c.endAfterResponse,
+  }];
+}
+
+/** Every mount the native client serves: the [cgi] one and the [[fastcgi]] ones. */
+export function nativeAppMounts(config: LisodConfig, env: NodeJS.ProcessEnv = process.env): FastCgiNativeMount[] {
+  return [...nativeCgiMounts(config, env), ...nativeFastCgiMounts(config, env)];
 }
 
 export function fastCgiRunner(m: FastCgiMount, shared: Shared, logger: Logger): AppRunner {

@@ -1,7 +1,7 @@
 // One event loop of lisod, on the main thread or a worker thread: the native server with
 // the application mounts (/cgi/ and any [[fastcgi]]), access lines to a native log writer,
 // errors to the logger.
-import { AppMounts, nativeFastCgiMounts } from './app_mounts.js';
+import { AppMounts, nativeAppMounts } from './app_mounts.js';
 import type { LisodConfig } from './config.js';
 import type { Logger } from './log.js';
 import type { NativeAddon, NativeServer, ServerConfig } from './native.js';
@@ -20,6 +20,6 @@ export function createEventLoop(native: NativeAddon, config: LisodConfig, server
     ...cgi.handlers,
     error: (level, message) => logger[level](message),
   });
-  cgi.attach(server, nativeFastCgiMounts(config));
+  cgi.attach(server, nativeAppMounts(config));
   return { server, cgi };
 }

@@ -147,10 +147,10 @@ export interface NativeServer {
   // The [[fastcgi]] mounts the native FastCGI client serves (native/fastcgi_client.h);
   // replaces the previous table. Throws when an address does not resolve.
   setFastcgi(mounts: FastCgiNativeMount[]): void;
-  fastcgiStats(): { requests: number; connects: number; reused: number; pipelined: number };
+  fastcgiStats(): { requests: number; connects: number; reused: number; pipelined: number; spawned: number };
 }
 
-/** One [[fastcgi]] mount as the native client takes it (src/app_mounts.ts nativeFastCgiMounts). */
+/** One [[fastcgi]] mount (or the [cgi] one) as the native client takes it (src/app_mounts.ts nativeAppMounts). */
 export interface FastCgiNativeMount {
   mount: number; // index into ServerConfig.appPrefixes
   prefix: string;
@@ -166,6 +166,8 @@ export interface FastCgiNativeMount {
   maxQueue: number;
   requestBuffering: boolean;
   pipeline: boolean;
+  cgi?: boolean; // the Liso [cgi] mount: scriptFilename run per request (native/cgi_run.cc), no address
+  endAfterResponse?: boolean; // [cgi] end_after_response
 }
 
 /**

@@ -17,6 +17,7 @@
         "../../native/access_log.cc",
         "../../native/log_writer.cc",
         "../../native/cgi_output.cc",
+        "../../native/nph_framing.cc",
         "../../native/fastcgi_record.cc",
         "../../native/accept_encoding.cc",
         "../../native/conditional.cc",
@@ -29,6 +30,7 @@
         "access_rules_test.cc",
         "access_log_test.cc",
         "cgi_output_test.cc",
+        "nph_framing_test.cc",
         "fastcgi_record_test.cc",
         "encoding_test.cc"
       ],

@@ -2,7 +2,8 @@
 // script (or, later, a FastCGI backend) sends back. Besides ASan/UBSan it checks: the
 // verdict does not depend on how the output was split (the scanned resume), views lie in
 // the head, relayed fields are tokens without control characters or server-owned names,
-// and interpretCgiLines on the same lines agrees with parseCgiHead.
+// and interpretCgiLines on the same lines agrees with parseCgiHead; for NPH output, where its
+// body ends (nph_framing.cc) does not depend on how the body is split.
 // Input: byte 0 chooses the split point and the head limit; the rest is the output.
 #include <cstdint>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include "../../native/cgi_output.h"
 #include "../../native/http_parser.h"
 #include "../../native/http_request.h"
+#include "../../native/nph_framing.h"
 #include "fuzz_check.h"
 
 using namespace lisod;
@@ -80,9 +82,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(buf[n - 1] == '\n');
   FUZZ_CHECK(inside(head.error_text, buf, n) && inside(head.reason, buf, n) && inside(head.location, buf, n));
   switch (head.kind) {
-    case CgiKind::kNph:
+    case CgiKind::kNph: {
       FUZZ_CHECK(std::memcmp(buf, "HTTP/1.", 7) == 0 && head.status >= 100 && head.status <= 999);
+      // The relayed body's end (nph_framing.h) does not depend on how the output arrives:
+      // whole, or in pieces of a size the mode byte picks.
+      const std::string_view body(buf + n, len - n);
+      const char* method = mode & 2 ? "HEAD" : "GET";
+      const char* version = mode & 4 ? "HTTP/1.0" : "HTTP/1.1";
+      NphFraming whole = nphFraming(std::string_view(buf, n), method, version);
+      NphFraming split = whole;
+      const size_t taken = whole.body.take(body);
+      FUZZ_CHECK(taken <= body.size());
+      if (!whole.body.delimited()) FUZZ_CHECK(taken == body.size() && !whole.body.complete() && !whole.keep_alive);
+      const size_t step = 1 + (mode >> 3) % 7;
+      size_t pieces = 0;
+      for (size_t off = 0; off < body.size(); off += step) {
+        const size_t got = split.body.take(body.substr(off, step));
+        pieces += got;
+        if (got < std::min(step, body.size() - off)) break;  // excess: the body ended in this piece
+      }
+      FUZZ_CHECK(pieces == taken && split.body.complete() == whole.body.complete());
       return 0;
+    }
     case CgiKind::kLocalRedirect:
       FUZZ_CHECK(!head.has_status && head.location.size() >= 1 && head.location[0] == '/');
       FUZZ_CHECK(head.location.size() == 1 || head.location[1] != '/');

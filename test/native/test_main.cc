@@ -18,6 +18,7 @@ int main() {
       {"access_rules", runAccessRulesTests},
       {"access_log", runAccessLogTests},
       {"cgi_output", runCgiOutputTests},
+      {"nph_framing", runNphFramingTests},
       {"fastcgi_record", runFastcgiRecordTests},
       {"encoding", runEncodingTests},
   };

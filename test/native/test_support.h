@@ -102,6 +102,7 @@ void runDateMimeRangeTests(Suite& suite);
 void runAccessRulesTests(Suite& suite);
 void runAccessLogTests(Suite& suite);
 void runCgiOutputTests(Suite& suite);
+void runNphFramingTests(Suite& suite);
 void runFastcgiRecordTests(Suite& suite);
 void runEncodingTests(Suite& suite);
 
