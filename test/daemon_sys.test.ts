@@ -313,7 +313,9 @@ function trace(t: ExecutionContext, overrides: Partial<SignalHooks> = {}, initia
   let inFlight = initialInFlight;
   const hooks: SignalHooks = {
     graceMs: 1000,
-    stopAccepting: () => events.push('stopAccepting'),
+    stopAccepting: () => {
+      events.push('stopAccepting');
+    },
     inFlight: () => inFlight,
     close: () => {
       events.push(`close(${inFlight})`);
