@@ -36,6 +36,7 @@ namespace {
 
 constexpr uint64_t kKillGraceMs = 2000;  // SIGTERM → SIGKILL (cgi_transport.ts kKillGraceMs)
 constexpr uint64_t kStragglerMs = 100;   // leader gone, a pipe still open → SIGTERM the group
+constexpr uint64_t kEofWaitMs = 100;     // stdout ended, the leader not yet: wait this long for its status
 constexpr size_t kReadChunk = 64 * 1024;  // per pipe per wake-up
 constexpr int kMaxEvents = 64;
 
@@ -126,12 +127,24 @@ void FcgiDispatch::startCgi(Exchange* ex) {
   p->out = {p, child.stdout_fd, 0};
   p->err = {p, child.stderr_fd, 0};
   p->exit = {p, child.pidfd, 0};
-  procs_.emplace(p, std::move(owned));
-  ++stats_.spawned;
   // The child's ends stay blocking: O_NONBLOCK on a pipe is shared through the description.
   for (ProcFd* f : {&p->in, &p->out, &p->err}) {
     if (f->fd >= 0) fcntl(f->fd, F_SETFL, O_NONBLOCK);
   }
+  watchProcFd(&p->out, EPOLLIN);
+  watchProcFd(&p->err, EPOLLIN);
+  watchProcFd(&p->exit, EPOLLIN);
+  if (p->out.events == 0 || p->err.events == 0 || p->exit.events == 0) {
+    // No epoll set, or no memory for one more watch: the child must not run unwatched.
+    const int e = errno;
+    kill(-child.pid, SIGKILL);
+    waitpid(child.pid, nullptr, 0);
+    for (ProcFd* f : {&p->in, &p->out, &p->err, &p->exit}) closeProcFd(f);
+    fail(ex, 500, "cannot watch " + script + ": " + strerror(e));
+    return;
+  }
+  procs_.emplace(p, std::move(owned));
+  ++stats_.spawned;
   p->user = ex;
   ex->proc = p;
   ex->proc_label = p->label;
@@ -141,16 +154,6 @@ void FcgiDispatch::startCgi(Exchange* ex) {
     p->body = std::move(ex->body);
     ex->body.clear();
     writeProcStdin(p);
-  }
-  watchProcFd(&p->out, EPOLLIN);
-  watchProcFd(&p->err, EPOLLIN);
-  watchProcFd(&p->exit, EPOLLIN);
-  if (cgi_ep_ < 0 || (p->out.events == 0 || p->err.events == 0 || p->exit.events == 0)) {
-    // Out of memory for epoll: the child must not outlive its exchange unwatched.
-    const int e = cgi_ep_ < 0 ? errno : ENOMEM;
-    signalProc(p, SIGKILL);
-    fail(ex, 500, "cannot watch " + script + ": " + strerror(e));
-    return;
   }
   touchProc(p);
 }
@@ -233,9 +236,12 @@ void FcgiDispatch::readProcStdout(Proc* p) {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
     if (n <= 0) {  // EOF (or a read error, the same to the exchange)
       closeProcFd(&p->out);
-      if (ex != nullptr && ex->head_done) {
-        finish(ex, p->timed_out || ex->cutShort());
-        endExchange(ex);  // releases the process, which keeps its slot until it exits
+      // A body that only EOF ends: whether it is whole is the exit status's to say (a script
+      // killed or failing mid-body must not look complete), so settleProc ends it once the
+      // leader has exited — or, if the leader goes on without its stdout, kEofWaitMs from now.
+      if (ex != nullptr && ex->head_done && !ex->ended && !p->exited) {
+        p->eof_wait_at_ms = uv_now(loop_) + kEofWaitMs;
+        armProcTimer();
       }
       return;
     }
@@ -256,11 +262,12 @@ void FcgiDispatch::readProcStderr(Proc* p) {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
     if (n <= 0) {
       closeProcFd(&p->err);
-      stderrLines(*p->mount, p->stderr_line, p->label, {}, true);
+      stderrLines(*p->mount, p->stderr_line, p->stderr_dropped, p->label, {}, true);
       return;
     }
     total += static_cast<size_t>(n);
-    stderrLines(*p->mount, p->stderr_line, p->label, std::string_view(scratch_, static_cast<size_t>(n)), false);
+    stderrLines(*p->mount, p->stderr_line, p->stderr_dropped, p->label, std::string_view(scratch_, static_cast<size_t>(n)),
+                false);
   }
 }
 
@@ -372,6 +379,13 @@ void FcgiDispatch::sweepProcs() {
       p->kill_at_ms = 0;
       signalProc(p, SIGKILL);
     }
+    if (p->eof_wait_at_ms != 0 && p->eof_wait_at_ms <= now) {
+      p->eof_wait_at_ms = 0;
+      if (Exchange* ex = p->user; ex != nullptr && !ex->ended) {  // the leader runs on without stdout
+        finish(ex, p->timed_out || ex->cutShort());
+        endExchange(ex);  // releases the process, which keeps its slot until it exits
+      }
+    }
     if (p->straggler_at_ms != 0 && p->straggler_at_ms <= now) {
       p->straggler_at_ms = 0;
       if (p->out.fd >= 0 || p->err.fd >= 0) signalProc(p, SIGTERM);
@@ -391,7 +405,7 @@ void FcgiDispatch::sweepProcs() {
 void FcgiDispatch::armProcTimer() {
   uint64_t next = 0;
   for (auto& [ptr, p] : procs_) {
-    for (uint64_t at : {timedProc(*p) ? p->deadline_ms : 0, p->kill_at_ms, p->straggler_at_ms}) {
+    for (uint64_t at : {timedProc(*p) ? p->deadline_ms : 0, p->kill_at_ms, p->straggler_at_ms, p->eof_wait_at_ms}) {
       if (at != 0 && (next == 0 || at < next)) next = at;
     }
   }

@@ -129,8 +129,10 @@ class FcgiDispatch final : public ServerEvents {
   void onEnd(Exchange* ex, std::string_view content);
   void onStderr(Exchange* ex, std::string_view data, bool flush);
   // Whole lines of an application's stderr to the error log as "TAG who: line", within the
-  // mount's byte budget; flush: the stream ended, its last partial line goes too.
-  void stderrLines(Mount& m, std::string& line, const std::string& who, std::string_view data, bool flush);
+  // mount's byte budget (what does not fit is counted in dropped and reported under who at
+  // the stream's next line or its end); flush: the stream ended, its last partial line goes too.
+  void stderrLines(Mount& m, std::string& line, uint64_t& dropped, const std::string& who, std::string_view data,
+                   bool flush);
   void localRedirect(Exchange* ex, std::string_view location);
   // Logs "fastcgi METHOD TARGET: STATUS detail" (nothing when detail is empty) and answers
   // an error page, or ends the response already begun (cut: without its framing).

@@ -244,24 +244,27 @@ void FcgiDispatch::onEnd(Exchange* ex, std::string_view content) {
 }
 
 void FcgiDispatch::onStderr(Exchange* ex, std::string_view data, bool flush) {
-  stderrLines(*ex->mount, ex->stderr_line, label(ex), data, flush);
+  stderrLines(*ex->mount, ex->stderr_line, ex->stderr_dropped, label(ex), data, flush);
 }
 
-void FcgiDispatch::stderrLines(Mount& m, std::string& line, const std::string& who, std::string_view data, bool flush) {
+void FcgiDispatch::stderrLines(Mount& m, std::string& line, uint64_t& dropped, const std::string& who,
+                               std::string_view data, bool flush) {
+  auto reportDropped = [&] {
+    if (dropped == 0) return;
+    log(LogLevel::kError, m.tag + " " + who + ": [" + std::to_string(dropped) + " bytes of stderr dropped: over 65536 bytes/s]");
+    dropped = 0;
+  };
   if (!data.empty()) {
-    // Rate limit per mount: what does not fit is dropped and counted.
+    // Rate limit per mount: what does not fit is dropped, and counted for this stream.
     const uint64_t now = uv_now(loop_);
     m.stderr_tokens = std::min(kStderrBurst, m.stderr_tokens + (now - m.stderr_at_ms) * kStderrBytesPerSec / 1000);
     m.stderr_at_ms = now;
     if (static_cast<double>(data.size()) > m.stderr_tokens) {
-      m.stderr_dropped += data.size();
-      return;
-    }
-    m.stderr_tokens -= static_cast<double>(data.size());
-    if (m.stderr_dropped > 0) {
-      log(LogLevel::kError, m.tag + " " + who + ": [" + std::to_string(m.stderr_dropped) +
-                                " bytes of stderr dropped: over 65536 bytes/s]");
-      m.stderr_dropped = 0;
+      dropped += data.size();
+      data = {};
+    } else {
+      m.stderr_tokens -= static_cast<double>(data.size());
+      reportDropped();
     }
   }
   auto emit = [&](std::string_view l) {
@@ -280,6 +283,7 @@ void FcgiDispatch::stderrLines(Mount& m, std::string& line, const std::string& w
     emit(line);
     line.clear();
   }
+  if (flush) reportDropped();  // the stream ended: what it lost is said now, under its name
 }
 
 void FcgiDispatch::localRedirect(Exchange* ex, std::string_view location_view) {

@@ -35,7 +35,6 @@ struct FcgiDispatch::Mount {
   // FCGI_STDERR budget: a token bucket of bytes (as src/fastcgi/backend.ts StderrBudget).
   double stderr_tokens = 256 * 1024;
   uint64_t stderr_at_ms = 0;
-  uint64_t stderr_dropped = 0;
 };
 
 // One backend connection; one exchange uses it at a time, and one more may wait behind it
@@ -86,6 +85,7 @@ struct FcgiDispatch::Exchange {
   size_t scanned = 0;
   int redirects = 0;
   std::string stderr_line;
+  uint64_t stderr_dropped = 0;  // bytes over the mount's stderr budget, not yet reported
   // The body stopped before its own framing was complete: the client must not take it as whole.
   bool cutShort() const { return body_end.delimited() && !body_end.complete(); }
   Proc* proc = nullptr;     // [cgi]: the running script process
@@ -115,8 +115,9 @@ struct FcgiDispatch::Proc {
   bool paused = false;  // stdout not read: the client is slow
   int code = -1, signal = 0;  // the leader's exit
   int signalled = 0;  // strongest signal sent to the group
-  uint64_t deadline_ms = 0, kill_at_ms = 0, straggler_at_ms = 0;  // 0: not set
+  uint64_t deadline_ms = 0, kill_at_ms = 0, straggler_at_ms = 0, eof_wait_at_ms = 0;  // 0: not set
   std::string stderr_line;
+  uint64_t stderr_dropped = 0;
 };
 
 }  // namespace lisod
