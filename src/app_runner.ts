@@ -30,6 +30,7 @@ export interface AppMountOptions {
 
 const kMaxLocalRedirects = 10;
 const kMaxStderrLine = 4096;
+const kEofWaitMs = 100; // as native/cgi_run.cc
 const kDefaultPath = '/usr/local/bin:/usr/bin:/bin';
 
 /** PATH (always), the pass_env names found in `from`, then the fixed `env` table. */
@@ -52,6 +53,7 @@ interface Run {
   timedOut: boolean;
   stdoutPaused: boolean;
   timer: NodeJS.Timeout | undefined;
+  eofWait: NodeJS.Timeout | undefined; // stdout ended before the exit: how long its status may take
   closed: boolean; // 'close' came: slot free
   spool: BodySpool | undefined; // the buffered body's budget, held until the run closes
 }
@@ -285,7 +287,7 @@ export class AppRunner {
     this.#running++;
     const run: Run = {
       proc, parser: new CgiOutputParser(), headDone: false, framing: undefined, completed: false,
-      timedOut: false, stdoutPaused: false, timer: undefined, closed: false, spool: ex.spool,
+      timedOut: false, stdoutPaused: false, timer: undefined, eofWait: undefined, closed: false, spool: ex.spool,
     };
     ex.spool = undefined;
     ex.run = run;
@@ -294,6 +296,17 @@ export class AppRunner {
     proc.stdout.on('data', (chunk: Buffer) => this.#onStdout(ex, run, chunk));
     proc.stdout.on('end', () => {
       if (!run.headDone || run.completed || ex.run !== run) return;
+      if (!run.framing!.delimited) {
+        // A body that only EOF ends: whether it is whole is the exit status's to say (a
+        // script killed mid-body must not look complete), so 'close' ends it — or, if the
+        // application runs on without its stdout, kEofWaitMs from now.
+        run.eofWait = setTimeout(() => {
+          if (ex.run !== run || ex.ended) return;
+          this.#finish(ex, run.timedOut);
+          this.#complete(ex, run);
+        }, kEofWaitMs);
+        return;
+      }
       this.#finish(ex, run.timedOut || this.#short(run));
       this.#complete(ex, run);
     });
@@ -465,6 +478,7 @@ export class AppRunner {
   }
 
   #release(run: Run): void {
+    clearTimeout(run.eofWait);
     if (run.timer) clearTimeout(run.timer);
     run.timer = undefined;
     if (run.closed) return;

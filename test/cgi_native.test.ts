@@ -311,14 +311,15 @@ function untilClosed(port: number, target: string): Promise<string> {
 }
 
 for (const [how, words] of [['die', 'was killed by SIGKILL'], ['fail', 'exited with status 4']] as const) {
-  test(`a script that ${how === 'die' ? 'is killed' : 'fails'} after its head: the body is cut (no last chunk, connection closed), the log says why`, async (t) => {
-    const l = await nativeServer();
-    const raw = await untilClosed(l.httpPort, `/cgi/${how}-after-head`);
-    t.regex(raw, /^HTTP\/1\.1 200 /);
-    t.true(raw.includes('partial\n'), raw);
-    t.false(raw.endsWith('0\r\n\r\n'), `the chunked body was ended as if complete: ${JSON.stringify(raw)}`);
-    const re = new RegExp(`cgi native-probe\\.cgi\\[\\d+\\]: ${words} after its head`);
-    t.regex(await logMatching(l, re), re);
+  test(`a script that ${how === 'die' ? 'is killed' : 'fails'} after its head: the body is cut (no last chunk, connection closed), the log says why (both paths)`, async (t) => {
+    for (const [which, l] of [['native', await nativeServer()], ['runner', await runnerServer()]] as const) {
+      const raw = await untilClosed(l.httpPort, `/cgi/${how}-after-head`);
+      t.regex(raw, /^HTTP\/1\.1 200 /, which);
+      t.true(raw.includes('partial\n'), `${which}: ${raw}`);
+      t.false(raw.endsWith('0\r\n\r\n'), `${which}: the chunked body was ended as if complete: ${JSON.stringify(raw)}`);
+      const re = new RegExp(`cgi native-probe\\.cgi\\[\\d+\\]: ${words} after its head`);
+      t.regex(await logMatching(l, re), re, which);
+    }
   });
 }
 
