@@ -27,10 +27,6 @@
 #include "fastcgi_internal.h"
 #include "spawn.h"
 
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
-
 namespace lisod {
 namespace {
 
@@ -272,12 +268,8 @@ void FcgiDispatch::readProcStderr(Proc* p) {
 }
 
 void FcgiDispatch::reapProc(Proc* p) {
-  siginfo_t si{};
-  const int r = waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(p->exit.fd), &si, WEXITED | WNOHANG);
-  if (r == 0 && si.si_pid == 0) return;  // still running
+  if (!reapChild(p->exit.fd, &p->code, &p->signal)) return;
   p->exited = true;
-  p->code = r == 0 && si.si_code == CLD_EXITED ? si.si_status : -1;
-  p->signal = r == 0 && si.si_code != CLD_EXITED ? si.si_status : 0;
   closeProcFd(&p->exit);
 }
 

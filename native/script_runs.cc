@@ -30,10 +30,6 @@
 namespace lisod {
 namespace {
 
-#ifndef P_PIDFD
-constexpr idtype_t P_PIDFD = static_cast<idtype_t>(3);
-#endif
-
 constexpr size_t kReadSize = 65536;  // per pipe per wake-up, as a libuv stream's read buffer
 
 // Event flags (src/native.ts ScriptRuns). A pipe's End comes once, with Eof when it was end
@@ -313,11 +309,7 @@ class ScriptRuns : public Napi::ObjectWrap<ScriptRuns> {
 
   // waitid on the pidfd: true (and kExited, code/signal set) once the child has been reaped.
   bool reap(Run* run, int* flags) {
-    siginfo_t si{};
-    int r = waitid(P_PIDFD, static_cast<id_t>(run->exit.fd), &si, WEXITED | WNOHANG);
-    if (r == 0 && si.si_pid == 0) return false;  // still running
-    exit_code_ = r == 0 && si.si_code == CLD_EXITED ? si.si_status : -1;
-    exit_signal_ = r == 0 && si.si_code != CLD_EXITED ? si.si_status : 0;
+    if (!reapChild(run->exit.fd, &exit_code_, &exit_signal_)) return false;
     *flags |= kExited;
     closeWatch(&run->exit);
     return true;

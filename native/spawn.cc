@@ -20,6 +20,8 @@
 namespace lisod {
 namespace {
 
+constexpr int kPidfd = 3;  // P_PIDFD (Linux 5.4), which older headers lack
+
 // Spawn failures carry the errno name JS callers test for (the script is missing, not
 // executable, not a valid executable, or we are out of fds).
 Napi::Error errnoError(Napi::Env env, int err, const std::string& what) {
@@ -153,6 +155,15 @@ int spawnChild(const SpawnSpec& spec, Spawned* out, const char** what) {
   out->stdout_fd = p.take(2);
   out->stderr_fd = p.take(4);
   return 0;
+}
+
+bool reapChild(int pidfd, int* code, int* signal) {
+  siginfo_t si{};
+  const int r = waitid(static_cast<idtype_t>(kPidfd), static_cast<id_t>(pidfd), &si, WEXITED | WNOHANG);
+  if (r == 0 && si.si_pid == 0) return false;  // still running
+  *code = r == 0 && si.si_code == CLD_EXITED ? si.si_status : -1;
+  *signal = r == 0 && si.si_code != CLD_EXITED ? si.si_status : 0;
+  return true;
 }
 
 Napi::Error spawnError(Napi::Env env, int err, const std::string& what) { return errnoError(env, err, what); }

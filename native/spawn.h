@@ -33,6 +33,11 @@ struct Spawned {
 // Returns 0, or an errno with `*what` naming the step that failed (nothing is left open).
 int spawnChild(const SpawnSpec& spec, Spawned* out, const char** what);
 
+// waitid on a started child's pidfd, without blocking: false while it runs; true once it has
+// been reaped, with *code its exit status (-1 when a signal ended it, or waitid failed) and
+// *signal the signal (0 when it exited).
+bool reapChild(int pidfd, int* code, int* signal);
+
 // An Error with `code` (ENOENT, EACCES, ENOEXEC, EMFILE or ESPAWN) and `errno` (negative).
 Napi::Error spawnError(Napi::Env env, int err, const std::string& what);
 
