@@ -301,7 +301,9 @@ void FcgiDispatch::signalProc(Proc* p, int sig) {
 
 void FcgiDispatch::touchProc(Proc* p) {
   p->deadline_ms = uv_now(loop_) + p->mount->cfg.timeout_ms;
-  armProcTimer();
+  // A deadline only moves later here: a timer already set fires early at worst, and
+  // sweepProcs sets the next. No scan of every process per output chunk.
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(proc_timer_))) armProcTimer();
 }
 
 // The leader's exit, once stdout has ended or the exchange no longer wants it (src/
