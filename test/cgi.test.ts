@@ -6,38 +6,18 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { Conn, exchange1, get, headerCount, sha256, sleep, withConn, type HttpResponse } from './helpers/client.js';
-import { repoRoot, startLisod, type Lisod, type LisodOptions } from './helpers/lisod.js';
+import { repoRoot, type Lisod, type LisodOptions } from './helpers/lisod.js';
+import { lisodPool } from './helpers/lisod_pool.js';
 import { testTempDir } from './helpers/tmp.js';
 
 const scripts = path.join(repoRoot, 'test', 'cgi-scripts');
 const script = (name: string): string => path.join(scripts, name);
-const servers = new Map<string, Promise<Lisod>>();
+const pool = lisodPool();
 
 /** One lisod per configuration, shared by the tests of this file. */
 function server(name: string, cgi: Record<string, unknown>, opts: LisodOptions = {}): Promise<Lisod> {
-  let s = servers.get(name);
-  if (!s) {
-    s = startLisod({ ...opts, config: { cgi: cgi as never, ...(opts.config ?? {}) } });
-    servers.set(name, s);
-  }
-  return s;
+  return pool(name, () => ({ ...opts, config: { cgi: cgi as never, ...(opts.config ?? {}) } }));
 }
-
-// On failure, show what the servers logged: the error log says why a script failed.
-test.afterEach.always(async (t) => {
-  if (t.passed) return;
-  for (const [name, s] of servers) {
-    const l = await s.catch(() => undefined);
-    if (!l) continue;
-    const file = path.join(l.dirs.logs, 'error.log');
-    const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
-    t.log(`lisod '${name}' error log (tail):\n${text.split('\n').slice(-15).join('\n')}\nstderr: ${l.stderr().slice(-2000)}`);
-  }
-});
-
-test.after.always(async () => {
-  await Promise.all([...servers.values()].map(async (s) => (await s.catch(() => undefined))?.stop()));
-});
 
 const envServer = (): Promise<Lisod> =>
   server('env', {

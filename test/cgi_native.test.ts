@@ -10,37 +10,13 @@ import net from 'node:net';
 import path from 'node:path';
 import { Conn, exchange1, get, sha256, sleep, withConn, type HttpResponse } from './helpers/client.js';
 import { getClientPki, type ClientCert } from './helpers/client_pki.js';
-import { repoRoot, startLisod, type Lisod, type LisodOptions, type TomlTable } from './helpers/lisod.js';
+import { repoRoot, type Lisod, type LisodOptions, type TomlTable } from './helpers/lisod.js';
+import { errorLogText, lisodPool } from './helpers/lisod_pool.js';
 import { tempDir } from './helpers/tmp.js';
 
 const probe = path.join(repoRoot, 'test', 'cgi-scripts', 'native-probe.cgi');
 const kAnnounce = /cgi \/cgi\/: scripts run by the native CGI client/;
-const servers = new Map<string, Promise<Lisod>>();
-
-/** One lisod per name, shared by the tests of this file; `make` gives its options. */
-function server(name: string, make: () => Promise<LisodOptions>): Promise<Lisod> {
-  let s = servers.get(name);
-  if (!s) {
-    s = make().then((o) => startLisod(o));
-    servers.set(name, s);
-  }
-  return s;
-}
-
-// On failure, show what the servers logged: the error log says why a script failed.
-test.afterEach.always(async (t) => {
-  if (t.passed) return;
-  for (const [name, s] of servers) {
-    const l = await s.catch(() => undefined);
-    if (!l) continue;
-    const tail = errorLog(l).split('\n').slice(-15).map((line) => line.slice(0, 300)).join('\n');
-    t.log(`lisod '${name}' error log (tail):\n${tail}\nstderr: ${l.stderr().slice(-2000)}`);
-  }
-});
-
-test.after.always(async () => {
-  await Promise.all([...servers.values()].map(async (s) => (await s.catch(() => undefined))?.stop()));
-});
+const server = lisodPool();
 
 /**
  * The same configuration twice: the native client (LISOD_CGI_NATIVE unset even if the suite
@@ -60,10 +36,7 @@ function pair(native: boolean, cgi: Record<string, unknown> = {}, name = ''): Pr
 const nativeServer = (): Promise<Lisod> => pair(true);
 const runnerServer = (): Promise<Lisod> => pair(false);
 
-function errorLog(l: Lisod): string {
-  const file = path.join(l.dirs.logs, 'error.log');
-  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
-}
+const errorLog = errorLogText;
 
 /** Polls until cond() holds or timeoutMs passes; returns the last value of cond(). */
 async function eventually(cond: () => boolean, timeoutMs = 5000): Promise<boolean> {
