@@ -48,6 +48,7 @@
         "native/fastcgi_route.cc",
         "native/fastcgi_client.cc",
         "native/fastcgi_pipeline.cc",
+        "native/fastcgi_slots.cc",
         "native/cgi_run.cc",
         "native/fastcgi_exchange.cc",
         "native/fastcgi_addon.cc"

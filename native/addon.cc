@@ -136,6 +136,8 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
                         InstanceMethod("setAccessLog", &ServerWrap::setAccessLog),
                         InstanceMethod("setFastcgi", &ServerWrap::setFastcgi),
                         InstanceMethod("fastcgiStats", &ServerWrap::fastcgiStats),
+                        InstanceMethod("appSlot", &ServerWrap::appSlot),
+                        InstanceMethod("appSlotRelease", &ServerWrap::appSlotRelease),
                         InstanceMethod("close", &ServerWrap::close)});
   }
 
@@ -156,6 +158,7 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
       if (!f.IsFunction()) throw Napi::TypeError::New(env, std::string("handlers.") + names[i] + " must be a function");
       *refs[i] = Napi::Persistent(f.As<Napi::Function>());
     }
+    if (Napi::Value f = h.Get("slot"); f.IsFunction()) on_slot_ = Napi::Persistent(f.As<Napi::Function>());
     receiver_ = Napi::Persistent(h);
     context_ = std::make_unique<Napi::AsyncContext>(env, "lisod");
     uv_loop_t* loop = nullptr;
@@ -206,6 +209,11 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
     if (finalizing_) return;
     Napi::HandleScope scope(env_);
     call(on_drain_, {Napi::Number::New(env_, id)});
+  }
+  void onAppSlot(uint32_t ticket) override {
+    if (finalizing_ || on_slot_.IsEmpty()) return;
+    Napi::HandleScope scope(env_);
+    call(on_slot_, {Napi::Number::New(env_, ticket)});
   }
   void onLog(LogLevel level, const std::string& message) override {
     if (finalizing_) return;
@@ -351,6 +359,16 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
     return info.Env().Undefined();
   }
   Napi::Value fastcgiStats(const Napi::CallbackInfo& info) { return fastcgiStatsToJs(info.Env(), fcgi_->stats()); }
+  Napi::Value appSlot(const Napi::CallbackInfo& info) {
+    const int mount = info[0].ToNumber().Int32Value();
+    std::optional<int64_t> t = fcgi_->acquireSlot(mount);
+    if (!t) throw Napi::Error::New(info.Env(), "appSlot: mount " + std::to_string(mount) + " is not served natively");
+    return Napi::Number::New(info.Env(), static_cast<double>(*t));
+  }
+  Napi::Value appSlotRelease(const Napi::CallbackInfo& info) {
+    fcgi_->releaseSlot(info[0].ToNumber().Uint32Value());
+    return info.Env().Undefined();
+  }
   Napi::Value close(const Napi::CallbackInfo& info) {
     server_->closeAll();
     fcgi_->closeAll();
@@ -363,6 +381,7 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap>, public ServerEvents {
   std::unique_ptr<Server> server_;
   Napi::ObjectReference receiver_;
   Napi::FunctionReference on_request_, on_body_, on_close_, on_drain_, on_error_;
+  Napi::FunctionReference on_slot_;  // handlers.slot, optional (src/app_slots.ts)
   Napi::Reference<Napi::ArrayBuffer> body_buf_;  // see bodyView()
   std::unique_ptr<Napi::AsyncContext> context_;
 };

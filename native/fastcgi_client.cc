@@ -139,9 +139,11 @@ void FcgiDispatch::closeAll() {
   }
   exchanges_.clear();
   graveyard_.clear();
+  runner_slots_.clear();
   for (auto& m : mounts_) {
     if (!m) continue;
     m->queue.clear();
+    m->runner_queue.clear();
     m->running = 0;
     while (!m->idle.empty()) dropBackend(m->idle.front());
   }
@@ -258,40 +260,7 @@ void FcgiDispatch::onAppDrain(uint32_t id) {
   }
 }
 
-// --- slots and the pool --------------------------------------------------------------
-
-void FcgiDispatch::enqueue(Exchange* ex) {
-  Mount* m = ex->mount.get();
-  if (m->running < m->cfg.max_conns) {
-    start(ex, false);
-  } else if (pipeline(ex)) {
-  } else if (m->queue.size() < m->cfg.max_queue) {
-    ex->phase = Exchange::kQueued;
-    m->queue.push_back(ex);
-  } else {
-    fail(ex, 503, std::to_string(m->cfg.max_conns) + " running and " + std::to_string(m->cfg.max_queue) + " queued",
-         LogLevel::kWarn);
-  }
-}
-
-void FcgiDispatch::pump(Mount* m) {
-  if (m->pumping) return;
-  m->pumping = true;
-  while (m->running < m->cfg.max_conns && !m->queue.empty()) {
-    Exchange* ex = m->queue.front();
-    m->queue.pop_front();
-    start(ex, false);
-  }
-  while (!m->queue.empty()) {
-    Exchange* ex = m->queue.front();
-    m->queue.pop_front();
-    if (!pipeline(ex)) {
-      m->queue.push_front(ex);
-      break;
-    }
-  }
-  m->pumping = false;
-}
+// --- the pool (slots and queue: fastcgi_slots.cc) -----------------------------------
 
 void FcgiDispatch::start(Exchange* ex, bool fresh) {
   Mount* m = ex->mount.get();

@@ -79,6 +79,14 @@ class FcgiDispatch final : public ServerEvents {
   // Shutdown: every exchange and backend connection is closed (clients get what was sent).
   void closeAll();
   const FcgiStats& stats() const { return stats_; }
+  // One slot pool per mount: the TypeScript runner (src/app_slots.ts) takes the requests
+  // this leaves (takes()) under the same max_conns and max_queue, so a mount never runs
+  // more than max_conns exchanges whichever path serves them. Returns a ticket > 0 when a
+  // slot is free now, -ticket when the request waits in the mount's queue (onAppSlot(ticket)
+  // comes when it has one), 0 when the queue is full (503), nullopt for a mount not served here.
+  std::optional<int64_t> acquireSlot(int mount);
+  // A granted ticket's slot is free again, or a waiting ticket is withdrawn; unknown: ignored.
+  void releaseSlot(uint32_t ticket);
 
   void onAppRequest(const AppRequest& request) override;
   void onAppBody(uint32_t id, const char* data, size_t len, bool end) override;
@@ -188,6 +196,12 @@ class FcgiDispatch final : public ServerEvents {
   uv_timer_t* timer_ = nullptr;
   FcgiStats stats_;
   uint64_t seq_ = 0;
+  struct RunnerSlot {
+    std::shared_ptr<Mount> mount;
+    bool granted = false;
+  };
+  std::unordered_map<uint32_t, RunnerSlot> runner_slots_;  // by ticket
+  uint32_t next_ticket_ = 0;
   char scratch_[64 * 1024];
 };
 

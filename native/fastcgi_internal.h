@@ -24,8 +24,16 @@ struct FcgiDispatch::Mount {
   std::optional<RootRouter> router;
   std::vector<Backend*> idle;  // pooled connections, oldest first
   std::vector<Backend*> conns;  // every connection not yet closed, idle ones included
-  size_t running = 0;          // exchanges holding a slot (max_conns)
+  size_t running = 0;          // exchanges holding a slot (max_conns), the runner's included
   std::deque<Exchange*> queue;  // waiting for a slot (max_queue)
+  // The TypeScript runner's requests for this mount waiting for a slot (acquireSlot): they
+  // count against max_queue with the native ones and are served in arrival order with them.
+  struct Ticket {
+    uint64_t seq;
+    uint32_t id;
+  };
+  std::deque<Ticket> runner_queue;
+  size_t waiting() const { return queue.size() + runner_queue.size(); }
   bool pumping = false;
   bool retired = false;
   bool pipelining = true;  // off once the backend refused a pipelined request (FCGI_CANT_MPX_CONN)

@@ -82,6 +82,8 @@ class ServerEvents {
   virtual void onAppClose(uint32_t id) = 0;
   virtual void onAppDrain(uint32_t id) = 0;
   virtual void onLog(LogLevel level, const std::string& message) = 0;
+  // A slot the TypeScript runner waited for is its now (FcgiDispatch::acquireSlot).
+  virtual void onAppSlot(uint32_t /*ticket*/) {}
 };
 
 struct BoundListener {

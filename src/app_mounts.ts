@@ -87,10 +87,14 @@ export function nativeAppMounts(config: LisodConfig, env: NodeJS.ProcessEnv = pr
   return [...nativeCgiMounts(config, env), ...nativeFastCgiMounts(config, env)];
 }
 
-export function fastCgiRunner(m: FastCgiMount, shared: Shared, logger: Logger): AppRunner {
+/** nativeToo: the native client serves the mount's common requests; the runner then keeps
+ *  no idle connection of its own, which would hold a backend process (php-fpm child) that
+ *  the native pool's connections wait for. */
+export function fastCgiRunner(m: FastCgiMount, shared: Shared, logger: Logger, nativeToo = false): AppRunner {
   if (m.socket === null) throw new Error(`[[fastcgi]] ${m.prefix}/: no backend address (is its supervisor running?)`);
   const transport = new FastCgiTransport({
     address: m.socket, mount: `${m.prefix}/`, connectTimeoutMs: m.connectTimeoutMs, maxConns: m.maxConns,
+    maxIdle: nativeToo ? 0 : m.maxConns,
   });
   const router = m.root === null ? null : new RootRouter(m.prefix, m.root, m.index);
   return new AppRunner({
@@ -109,22 +113,32 @@ export function fastCgiRunner(m: FastCgiMount, shared: Shared, logger: Logger): 
 
 export class AppMounts {
   readonly runners: AppRunner[];
-  readonly handlers: Pick<NativeHandlers, 'request' | 'body' | 'close' | 'drain'>;
+  readonly handlers: Pick<NativeHandlers, 'request' | 'body' | 'close' | 'drain' | 'slot'>;
+  #server: NativeServer | undefined;
+  readonly #native: FastCgiNativeMount[];
 
-  constructor(config: LisodConfig, logger: Logger) {
+  /** native: the mounts the server's native client serves too (nativeAppMounts), whose slots
+   *  and queue the runner of the same mount then shares. */
+  constructor(config: LisodConfig, logger: Logger, native: FastCgiNativeMount[] = []) {
+    this.#native = native;
     const shared: Shared = {
       serverName: config.serverName, spoolDir: config.spool.dir, spoolBudget: new SpoolBudget(config.spool.maxBytes),
     };
     this.runners = [
       ...(config.cgi ? [new CgiRunner({ ...config.cgi, ...shared }, logger)] : []),
-      ...config.fastcgi.map((m) => fastCgiRunner(m, shared, logger)),
+      ...config.fastcgi.map((m) => fastCgiRunner(m, shared, logger, native.some((n) => n.prefix === m.prefix))),
     ];
     const order = appPrefixes(config);
     if (order.join() !== this.runners.map((r) => r.prefix).join()) throw new Error('app mounts out of order');
     // Body, close and drain events carry only the request id: every runner gets them and
     // ignores ids that are not its own (a map lookup each; there are few mounts).
     const runners = this.runners;
-    this.handlers = runners.length === 1 ? runners[0]!.handlers : {
+    // A granted slot no runner waits for any more is given back, or the mount would lose it.
+    const slot = (ticket: number): void => {
+      if (!runners.some((r) => r.handlers.slot(ticket))) this.#server?.appSlotRelease(ticket);
+    };
+    this.handlers = runners.length === 1 ? { ...runners[0]!.handlers, slot } : {
+      slot,
       request: (req) => {
         const runner = runners[req.mount ?? 0];
         if (!runner) throw new Error(`request for unknown mount ${req.mount}`);
@@ -136,10 +150,12 @@ export class AppMounts {
     };
   }
 
-  /** Hands the server its requests' runners, and the [[fastcgi]] mounts to its native client. */
-  attach(server: NativeServer, fastcgi: FastCgiNativeMount[] = []): void {
-    for (const r of this.runners) r.attach(server);
-    if (fastcgi.length > 0) server.setFastcgi(fastcgi);
+  /** Hands the server its requests' runners, and its native client the mounts it serves. */
+  attach(server: NativeServer): void {
+    const native = this.#native;
+    this.#server = server;
+    if (native.length > 0) server.setFastcgi(native);
+    for (const r of this.runners) r.attach(server, native.find((m) => m.prefix === r.prefix)?.mount);
   }
 
   stop(): void {

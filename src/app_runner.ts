@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import { STATUS_CODES } from 'node:http';
 import { BodyFraming, nphFraming } from './app_framing.js';
 import { forEachLine } from './app_lines.js';
+import { LocalSlots, NativeSlots, type Slot, type SlotPool } from './app_slots.js';
 import { BodySpool, SpoolFullError, type SpoolBudget } from './app_spool.js';
 import type { AppBody, AppBodyFile, AppEnd, AppProcess, AppTransport } from './app_transport.js';
 import { buildCgiEnv, parseCgiTarget, type CgiTarget } from './cgi_env.js';
@@ -55,6 +56,7 @@ interface Run {
   timer: NodeJS.Timeout | undefined;
   eofWait: NodeJS.Timeout | undefined; // stdout ended before the exit: how long its status may take
   closed: boolean; // 'close' came: slot free
+  slot: Slot; // held until 'close'
   spool: BodySpool | undefined; // the buffered body's budget, held until the run closes
 }
 
@@ -70,6 +72,7 @@ interface Exchange {
   spool: BodySpool | undefined; // buffering the body
   spooled: Buffer | AppBodyFile | undefined; // the whole buffered body, not yet handed over
   run: Run | undefined;
+  slot: Slot | undefined; // asked for and not yet handed to a run (waiting, or granted this turn)
   headSent: boolean;
   ended: boolean;
   gone: boolean; // the connection closed
@@ -90,21 +93,22 @@ const kMessages: Record<number, string> = {
 };
 
 export class AppRunner {
-  readonly handlers: Pick<NativeHandlers, 'request' | 'body' | 'close' | 'drain'>;
+  readonly handlers: Pick<NativeHandlers, 'request' | 'body' | 'close' | 'drain'> & { slot(ticket: number): boolean };
   readonly #o: AppMountOptions;
   readonly #logger: Logger;
   readonly #tag: string; // log prefix: the transport's name
   #server: NativeServer | undefined;
   readonly #exchanges = new Map<number, Exchange>();
-  #queue: Exchange[] = [];
-  #running = 0;
+  #slots: SlotPool;
   readonly #live = new Set<Run>(); // runs whose 'close' has not come, redirected ones included
 
   constructor(options: AppMountOptions, logger: Logger) {
     this.#o = options;
     this.#logger = logger;
     this.#tag = options.transport.name;
+    this.#slots = new LocalSlots(options.maxProcesses, options.maxQueue);
     this.handlers = {
+      slot: (ticket) => this.#slots instanceof NativeSlots && this.#slots.grant(ticket),
       request: (req) => this.#onRequest(req),
       body: (id, chunk) => this.#onBody(id, chunk),
       close: (id) => this.#onClose(id),
@@ -116,8 +120,11 @@ export class AppRunner {
     return this.#o.prefix;
   }
 
-  attach(server: NativeServer): void {
+  /** nativeMount: the index of this mount in the native client's table, when it serves it too
+   *  (one pool of slots for both paths, kept there). */
+  attach(server: NativeServer, nativeMount?: number): void {
     this.#server = server;
+    if (nativeMount !== undefined) this.#slots = new NativeSlots(server, nativeMount);
   }
 
   /** True while request `id` is this runner's and not finished. */
@@ -127,7 +134,7 @@ export class AppRunner {
 
   /** Shutdown: every running exchange is terminated (CGI: SIGTERM, SIGKILL after a grace). */
   stop(): void {
-    this.#queue = [];
+    for (const ex of this.#exchanges.values()) this.#dropSlot(ex);
     for (const run of this.#live) run.proc.terminate();
     this.#o.transport.stop?.();
   }
@@ -141,7 +148,7 @@ export class AppRunner {
     const ex: Exchange = {
       id: request.id, request, redirects: 0, bodyEnded: !request.hasBody, bodyPaused: false,
       bodyWanted: request.hasBody, pendingBody: [], spool: undefined, spooled: undefined,
-      run: undefined, headSent: false, ended: false, gone: false,
+      run: undefined, slot: undefined, headSent: false, ended: false, gone: false,
     };
     this.#exchanges.set(ex.id, ex);
     try {
@@ -231,7 +238,7 @@ export class AppRunner {
     const ex = this.#exchanges.get(id);
     if (!ex) return;
     ex.gone = true;
-    this.#queue = this.#queue.filter((q) => q !== ex);
+    this.#dropSlot(ex);
     this.#stopBody(ex);
     ex.ended = true;
     this.#exchanges.delete(id);
@@ -243,23 +250,36 @@ export class AppRunner {
   }
 
   #enqueue(ex: Exchange): void {
-    if (this.#running < this.#o.maxProcesses) {
-      this.#start(ex);
-    } else if (this.#queue.length < this.#o.maxQueue) {
-      if (!ex.bodyEnded && ex.bodyWanted) this.#pauseBody(ex);
-      this.#queue.push(ex);
-    } else {
+    const slot = this.#slots.acquire(() => this.#start(ex));
+    if (slot === null) {
       this.#fail(ex, 503, `${this.#o.maxProcesses} running and ${this.#o.maxQueue} queued`, 'warn');
+      return;
     }
+    ex.slot = slot;
+    if (slot.granted) this.#start(ex);
+    else if (!ex.bodyEnded && ex.bodyWanted) this.#pauseBody(ex);
   }
 
-  #pump(): void {
-    while (this.#running < this.#o.maxProcesses && this.#queue.length > 0) {
-      this.#start(this.#queue.shift()!);
-    }
+  /** The slot asked for and not yet run is freed (granted) or withdrawn (waiting). */
+  #dropSlot(ex: Exchange): void {
+    const slot = ex.slot;
+    ex.slot = undefined;
+    slot?.release();
   }
 
+  /** Runs ex on its granted slot; anything that stops it first frees the slot. */
   #start(ex: Exchange): void {
+    const slot = ex.slot;
+    ex.slot = undefined;
+    if (slot === undefined) return;
+    try {
+      if (!ex.ended && !ex.gone) this.#run(ex, slot);
+    } finally {
+      if (ex.run?.slot !== slot) slot.release();
+    }
+  }
+
+  #run(ex: Exchange, slot: Slot): void {
     let env: Record<string, string>;
     try {
       const target = parseCgiTarget(ex.request.target, this.#o.prefix);
@@ -284,10 +304,9 @@ export class AppRunner {
       this.#fail(ex, 500, (e as Error).message);
       return;
     }
-    this.#running++;
     const run: Run = {
       proc, parser: new CgiOutputParser(), headDone: false, framing: undefined, completed: false,
-      timedOut: false, stdoutPaused: false, timer: undefined, eofWait: undefined, closed: false, spool: ex.spool,
+      timedOut: false, stdoutPaused: false, timer: undefined, eofWait: undefined, closed: false, slot, spool: ex.spool,
     };
     ex.spool = undefined;
     ex.run = run;
@@ -485,8 +504,7 @@ export class AppRunner {
     run.closed = true;
     run.spool?.discard();
     this.#live.delete(run);
-    this.#running--;
-    this.#pump();
+    run.slot.release();
   }
 
   /** Restarts the silence timer, or stops it while the client (not the application) is slow. */
@@ -546,7 +564,7 @@ export class AppRunner {
     if (ex.ended) return;
     this.#logger[level](`${this.#tag} ${ex.request.method} ${ex.request.target}: ${status} ${detail}`);
     if (ex.run) this.#complete(ex, ex.run);
-    this.#queue = this.#queue.filter((q) => q !== ex);
+    this.#dropSlot(ex);
     if (ex.headSent) {
       this.#finish(ex, cutShort);
       return;

@@ -15,11 +15,11 @@ export interface EventLoop {
  *  accessLogWriter: the LogSink id the loop writes access lines to natively (0 = none). */
 export function createEventLoop(native: NativeAddon, config: LisodConfig, serverConfig: ServerConfig,
   accessLogWriter: number, logger: Logger): EventLoop {
-  const cgi = new AppMounts(config, logger);
+  const cgi = new AppMounts(config, logger, nativeAppMounts(config));
   const server = new native.Server({ ...serverConfig, accessLogWriter }, {
     ...cgi.handlers,
     error: (level, message) => logger[level](message),
   });
-  cgi.attach(server, nativeAppMounts(config));
+  cgi.attach(server);
   return { server, cgi };
 }

@@ -111,6 +111,8 @@ export interface NativeHandlers {
   close(id: number): void; // connection gone before end(); stop the script
   drain(id: number): void; // write() returned false earlier; room again
   error(level: 'error' | 'warn' | 'info', message: string): void;
+  // A slot asked for with appSlot (ticket = −its result) is granted (src/app_slots.ts).
+  slot?(ticket: number): void;
 }
 
 export interface BoundAddress {
@@ -148,6 +150,12 @@ export interface NativeServer {
   // replaces the previous table. Throws when an address does not resolve.
   setFastcgi(mounts: FastCgiNativeMount[]): void;
   fastcgiStats(): { requests: number; connects: number; reused: number; pipelined: number; spawned: number };
+  // A slot of natively served mount `mount` for a request the runner takes, from the pool
+  // the native client counts its own in (max_conns/max_processes, max_queue): a ticket > 0
+  // granted now, −ticket waiting (handlers.slot(ticket) comes when granted), 0 queue full.
+  // Throws for a mount the native client does not serve.
+  appSlot(mount: number): number;
+  appSlotRelease(ticket: number): void; // frees a granted slot or withdraws a waiting one
 }
 
 /** One [[fastcgi]] mount (or the [cgi] one) as the native client takes it (src/app_mounts.ts nativeAppMounts). */
@@ -284,6 +292,7 @@ function withRequestObjects(Raw: NativeAddon['Server']): NativeAddon['Server'] {
         close: (id: number) => h.close(id),
         drain: (id: number) => h.drain(id),
         error: (level: 'error' | 'warn' | 'info', message: string) => h.error(level, message),
+        ...(h.slot ? { slot: (ticket: number) => h.slot!(ticket) } : {}),
       });
     }
   };

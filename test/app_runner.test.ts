@@ -137,3 +137,61 @@ test('route(): per-request SCRIPT_NAME/SCRIPT_FILENAME, null → 404 without ope
   t.is(responses.get(missing.id)!.status, 404);
   t.is(transport.opened.length, 1);
 });
+
+test('with a native pool the runner takes its slots from appSlot and gives every one back', (t) => {
+  const { r, transport, logs } = runner('/app');
+  const { responses, server } = fakeServer();
+  // The native client's pool of mount 4, one slot and one queue place (fastcgi_slots.cc's rules).
+  const pool = { running: 0, waiting: [] as number[], next: 0, calls: [] as string[] };
+  Object.assign(server, {
+    appSlot: (mount: number) => {
+      pool.calls.push(`slot ${mount}`);
+      const ticket = ++pool.next;
+      if (pool.running === 0 && pool.waiting.length === 0) return (pool.running++, ticket);
+      if (pool.waiting.length >= 1) return 0;
+      pool.waiting.push(ticket);
+      return -ticket;
+    },
+    appSlotRelease: (ticket: number) => {
+      pool.calls.push(`release ${ticket}`);
+      if (pool.waiting.includes(ticket)) pool.waiting = pool.waiting.filter((w) => w !== ticket);
+      else pool.running--;
+    },
+  });
+  r.attach(server, 4);
+  const grantNext = (): void => {
+    const ticket = pool.waiting.shift()!;
+    pool.running++;
+    t.true(r.handlers.slot(ticket));
+  };
+
+  const first = req('/app/');
+  r.handlers.request(first);
+  t.is(transport.opened.length, 1);
+  const leaves = req('/app/');
+  r.handlers.request(leaves); // waits
+  const refused = req('/app/');
+  r.handlers.request(refused);
+  t.is(responses.get(refused.id)!.status, 503);
+  t.true(logs.some((l) => /503 2 running and 2 queued/.test(l)), 'the words are the runner\'s own');
+  r.handlers.close(leaves.id); // withdrawn
+  t.deepEqual(pool.waiting, []);
+  t.false(r.handlers.slot(2), 'a withdrawn ticket is not started');
+
+  const next = req('/app/');
+  r.handlers.request(next);
+  transport.opened[0]!.close({ kind: 'exit', code: 0, signal: null });
+  t.is(pool.running, 0, 'the first run\'s slot came back when it closed');
+  grantNext();
+  t.is(transport.opened.length, 2, 'the granted request started');
+
+  // A start that fails gives its slot back at once.
+  transport.open = () => { throw new Error('cannot start'); };
+  const failing = req('/app/');
+  r.handlers.request(failing); // waits behind next
+  transport.opened[1]!.close({ kind: 'exit', code: 0, signal: null });
+  grantNext();
+  t.is(responses.get(failing.id)!.status, 500);
+  t.is(pool.running, 0);
+  t.deepEqual(pool.calls, ['slot 4', 'slot 4', 'slot 4', 'release 2', 'slot 4', 'release 1', 'slot 4', 'release 4', 'release 5']);
+});

@@ -31,6 +31,7 @@ export interface FastCgiOptions {
   mount: string; // the URL prefix, for labels and log lines
   connectTimeoutMs: number;
   maxConns: number; // connections open at once, idle ones included (the runner's slots)
+  maxIdle?: number; // idle connections kept for reuse (default maxConns; 0: one connection per request)
 }
 
 const kFileChunk = 64 * 1024;
@@ -183,7 +184,7 @@ export class FastCgiTransport implements AppTransport {
   /** Back to the pool after END_REQUEST; any byte or close while idle drops it. */
   release(c: Connection): void {
     c.socket.removeAllListeners('drain');
-    if (this.#stopped || this.#idle.length >= this.#options.maxConns || c.decoder.pendingBytes > 0) {
+    if (this.#stopped || this.#idle.length >= (this.#options.maxIdle ?? this.#options.maxConns) || c.decoder.pendingBytes > 0) {
       c.destroy();
       return;
     }

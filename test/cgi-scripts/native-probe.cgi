@@ -7,6 +7,7 @@
 #            count has a line to ride on; with QUERY_STRING "no-tail" exactly 2 MiB and no
 #            line after), then a 100 KiB body with its sha256 and the pid in headers;
 #   /slow    head and a first line, 0.2 s asleep, then the rest;
+#   /hold    waits (at most 20 s) until the file named by QUERY_STRING exists, then "held\n";
 #   /die-after-head, /fail-after-head  a head without Content-Length and a first line, then
 #            SIGKILL to itself, or exit status 4 (the body must not look complete);
 #   else     its exact environment (/proc/self/environ, before Python's PEP 538 locale
@@ -86,6 +87,12 @@ elif path in ("/die-after-head", "/fail-after-head"):
         leave(4)
     record("E")
     os.kill(os.getpid(), signal.SIGKILL)
+elif path == "/hold":
+    deadline = time.monotonic() + 20
+    while not os.path.exists(os.environ.get("QUERY_STRING", "")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    out.write(b"Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nheld\n")
+    leave(0)
 elif path == "/slow":
     out.write(b"Content-Type: text/plain\r\n\r\nfirst\n")
     out.flush()
