@@ -3,7 +3,8 @@
 // stay the complete implementation for what FcgiDispatch::takes leaves to JavaScript). The
 // request side (queue, slots, environment as PARAMS) and the response side (CGI head,
 // framing, local redirects, error pages) are FcgiDispatch's; this file is the process:
-// vfork/execve (spawn.h) with the environment decoded from PARAMS, the buffered body into
+// vfork/execve (spawn.h) on the Spawner's thread (spawner.h: the loop never waits for an
+// exec) with the environment decoded from PARAMS, the buffered body into
 // stdin, stdout into the exchange, stderr lines to the error log, the pidfd for the exit.
 //
 // A process holds its mount's slot from its start until its leader exits, whether or not
@@ -25,6 +26,7 @@
 
 #include "fastcgi_client.h"
 #include "fastcgi_internal.h"
+#include "spawner.h"
 #include "spawn.h"
 
 namespace lisod {
@@ -83,42 +85,79 @@ std::string signalName(int sig) {
 void FcgiDispatch::startCgi(Exchange* ex) {
   Mount* m = ex->mount.get();
   const std::string& script = m->cfg.script_filename;
-  std::vector<std::string> env;
-  if (!paramsToEnv(ex->params, &env)) {
+  auto job = std::make_unique<SpawnJob>();
+  if (!paramsToEnv(ex->params, &job->env)) {
     fail(ex, 500, "cannot run " + script + ": bad environment");
     return;
   }
-  std::vector<char*> envp;
-  envp.reserve(env.size() + 1);
-  for (std::string& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  char* argv[] = {const_cast<char*>(script.c_str()), nullptr};
-  // A request with a body (even an empty one) gets a pipe, one without reads /dev/null.
-  const bool piped = ex->req.has_body;
-  Spawned child;
-  const char* what = "";
-  if (int err = spawnChild({script.c_str(), argv, envp.data(), m->cwd.c_str(), piped ? -1 : -2}, &child, &what); err != 0) {
-    fail(ex, 500, what + script + ": " + strerror(err));
+  if (!cgiEpoll()) {
+    fail(ex, 500, "cannot watch " + script + ": " + strerror(errno));
     return;
   }
-  if (cgi_ep_ < 0) {
-    cgi_ep_ = epoll_create1(EPOLL_CLOEXEC);
-    if (cgi_ep_ >= 0) {
-      cgi_poll_ = new uv_poll_t;
-      uv_poll_init(loop_, cgi_poll_, cgi_ep_);
-      cgi_poll_->data = this;
-      uv_unref(reinterpret_cast<uv_handle_t*>(cgi_poll_));
-      cgi_watch_.holds_loop = false;
-      InnerLoop::setEvents(inner_.get(), &cgi_watch_, cgi_poll_, UV_READABLE, [](uv_poll_t* h, int, int) {
-        static_cast<FcgiDispatch*>(h->data)->onCgiEvents();
-      });
+  job->file = script;
+  job->cwd = m->cwd;
+  job->stdin_mode = ex->req.has_body ? -1 : -2;  // a body (even an empty one) gets a pipe
+  job->tag = ++spawn_seq_;
+  spawning_[job->tag] = {ex->mount, ex, false};
+  ex->spawn_id = job->tag;
+  spawner_->start(std::move(job));
+}
+
+bool FcgiDispatch::cgiEpoll() {
+  if (cgi_ep_ >= 0) return true;
+  cgi_ep_ = epoll_create1(EPOLL_CLOEXEC);
+  if (cgi_ep_ < 0) return false;
+  auto spawner = std::make_unique<Spawner>();
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;  // the spawner's eventfd (every other entry is a ProcFd)
+  if (spawner->fd() < 0 || epoll_ctl(cgi_ep_, EPOLL_CTL_ADD, spawner->fd(), &ev) != 0) {
+    const int e = errno;
+    ::close(cgi_ep_);
+    cgi_ep_ = -1;
+    errno = e;
+    return false;
+  }
+  spawner_ = std::move(spawner);
+  cgi_poll_ = new uv_poll_t;
+  uv_poll_init(loop_, cgi_poll_, cgi_ep_);
+  cgi_poll_->data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(cgi_poll_));
+  cgi_watch_.holds_loop = false;
+  InnerLoop::setEvents(inner_.get(), &cgi_watch_, cgi_poll_, UV_READABLE, [](uv_poll_t* h, int, int) {
+    static_cast<FcgiDispatch*>(h->data)->onCgiEvents();
+  });
+  return true;
+}
+
+void FcgiDispatch::onSpawned() {
+  for (std::unique_ptr<SpawnJob>& job : spawner_->collect()) {
+    auto it = spawning_.find(job->tag);
+    if (it == spawning_.end()) continue;  // cannot be: every job is waited for until it is collected
+    SpawnWait w = std::move(it->second);
+    spawning_.erase(it);
+    Exchange* ex = w.ex;
+    if (ex != nullptr) ex->spawn_id = 0;
+    if (job->err == 0) {
+      adoptChild(ex, w.mount, w.holds_slot, *job);
+    } else if (ex != nullptr) {
+      fail(ex, 500, job->what + job->file + ": " + strerror(job->err));
+    } else if (w.holds_slot) {
+      --w.mount->running;
+      pump(w.mount.get());
     }
   }
+}
+
+// ex: the exchange the process is for, or null when it ended meanwhile (the process is
+// then ended too, and frees the slot the exchange left it, holds_slot, when it exits).
+void FcgiDispatch::adoptChild(Exchange* ex, const std::shared_ptr<Mount>& mount, bool holds_slot, SpawnJob& job) {
+  const Spawned& child = job.child;
   auto owned = std::make_unique<Proc>();
   Proc* p = owned.get();
-  p->mount = ex->mount;
+  p->mount = mount;
   p->pid = child.pid;
-  p->label = m->name + "[" + std::to_string(child.pid) + "]";
+  p->label = mount->name + "[" + std::to_string(child.pid) + "]";
   p->in = {p, child.stdin_fd, 0};
   p->out = {p, child.stdout_fd, 0};
   p->err = {p, child.stderr_fd, 0};
@@ -131,22 +170,34 @@ void FcgiDispatch::startCgi(Exchange* ex) {
   watchProcFd(&p->err, EPOLLIN);
   watchProcFd(&p->exit, EPOLLIN);
   if (p->out.events == 0 || p->err.events == 0 || p->exit.events == 0) {
-    // No epoll set, or no memory for one more watch: the child must not run unwatched.
+    // No memory for one more watch: the child must not run unwatched.
     const int e = errno;
     kill(-child.pid, SIGKILL);
     waitpid(child.pid, nullptr, 0);
     for (ProcFd* f : {&p->in, &p->out, &p->err, &p->exit}) closeProcFd(f);
-    fail(ex, 500, "cannot watch " + script + ": " + strerror(e));
+    if (ex != nullptr) {
+      fail(ex, 500, "cannot watch " + job.file + ": " + strerror(e));
+    } else if (holds_slot) {
+      --mount->running;
+      pump(mount.get());
+    }
     return;
   }
   procs_.emplace(p, std::move(owned));
   ++stats_.spawned;
+  p->holds_slot = true;
+  if (ex == nullptr) {  // its client left while it was starting: as onAppClose would have done
+    p->holds_slot = holds_slot;
+    p->gone = true;
+    signalProc(p, SIGTERM);
+    touchProc(p);
+    return;
+  }
   p->user = ex;
   ex->proc = p;
   ex->proc_label = p->label;
   ex->has_slot = false;  // the process holds it from here on
-  p->holds_slot = true;
-  if (piped) {
+  if (p->in.fd >= 0) {
     p->body = std::move(ex->body);
     ex->body.clear();
     writeProcStdin(p);
@@ -179,7 +230,13 @@ void FcgiDispatch::onCgiEvents() {
   int n;
   do {
     n = epoll_wait(cgi_ep_, evs, kMaxEvents, 0);
-    for (int i = 0; i < n; ++i) onProcFd(static_cast<ProcFd*>(evs[i].data.ptr), evs[i].events);
+    for (int i = 0; i < n; ++i) {
+      if (evs[i].data.ptr == nullptr) {
+        onSpawned();
+      } else {
+        onProcFd(static_cast<ProcFd*>(evs[i].data.ptr), evs[i].events);
+      }
+    }
   } while (n == kMaxEvents);
 }
 
@@ -427,6 +484,8 @@ void FcgiDispatch::closeProcs() {
   }
   procs_.clear();
   proc_graveyard_.clear();
+  spawner_.reset();  // kills and reaps what it started and nobody took on
+  spawning_.clear();
   uv_timer_stop(proc_timer_);
   if (cgi_poll_ != nullptr) {
     InnerLoop::setEvents(inner_.get(), &cgi_watch_, cgi_poll_, 0, nullptr);

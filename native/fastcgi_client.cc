@@ -22,6 +22,7 @@
 #include "fastcgi_internal.h"
 #include "fastcgi_record.h"
 #include "http_request.h"
+#include "spawner.h"
 
 namespace lisod {
 namespace {

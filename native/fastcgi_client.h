@@ -33,6 +33,9 @@
 
 namespace lisod {
 
+class Spawner;
+struct SpawnJob;
+
 // One [[fastcgi]] mount as src/app_mounts.ts hands it over (per event loop).
 struct FcgiMountConfig {
   int mount = -1;            // index into ServerConfig::app_prefixes
@@ -155,7 +158,11 @@ class FcgiDispatch final : public ServerEvents {
   std::string label(const Exchange* ex) const;
   // cgi_run.cc: [cgi] mounts. The process holds the slot from its start until its leader
   // exits (as src/app_runner.ts), also after its exchange has ended.
+  // The process is started by spawner_ (off the loop); adoptChild takes it on once started.
   void startCgi(Exchange* ex);
+  bool cgiEpoll();  // the epoll set of the processes (and of spawner_'s eventfd), made once
+  void onSpawned();
+  void adoptChild(Exchange* ex, const std::shared_ptr<Mount>& mount, bool holds_slot, SpawnJob& job);
   // The exchange wants nothing more from its process (answered, failed, redirected, gone):
   // output is drained and dropped from here on; sig (0: none, or SIGTERM with
   // end_after_response) goes to its group.
@@ -191,6 +198,14 @@ class FcgiDispatch final : public ServerEvents {
   int cgi_ep_ = -1;                  // an epoll set of the processes' pipes and pidfds …
   uv_poll_t* cgi_poll_ = nullptr;    // … watched as one fd (2 epoll_ctl per pipe, no uv_poll each)
   InnerWatch cgi_watch_;
+  std::unique_ptr<Spawner> spawner_;  // started with the first script; its eventfd is in cgi_ep_
+  struct SpawnWait {
+    std::shared_ptr<Mount> mount;
+    Exchange* ex = nullptr;   // null once the exchange ended while its process was starting
+    bool holds_slot = false;  // the ended exchange's slot, kept until that process exits
+  };
+  std::unordered_map<uint64_t, SpawnWait> spawning_;  // by SpawnJob::tag (Exchange::spawn_id)
+  uint64_t spawn_seq_ = 0;
   uv_timer_t* proc_timer_ = nullptr;  // the next process deadline (silence, SIGKILL, straggler)
   uint64_t proc_timer_at_ = 0;
   uv_timer_t* timer_ = nullptr;

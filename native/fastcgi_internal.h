@@ -97,6 +97,7 @@ struct FcgiDispatch::Exchange {
   // The body stopped before its own framing was complete: the client must not take it as whole.
   bool cutShort() const { return body_end.delimited() && !body_end.complete(); }
   Proc* proc = nullptr;     // [cgi]: the running script process
+  uint64_t spawn_id = 0;    // [cgi]: its process is being started (FcgiDispatch::spawning_)
   std::string proc_label;  // [cgi]: "name[pid]" of the last process started
 };
 

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Conn, exchange1, get, sha256, sleep, withConn } from './helpers/client.js';
 import { repoRoot, startLisod, type Lisod, type LisodOptions } from './helpers/lisod.js';
+import { eventually } from './helpers/procs.js';
 import { testTempDir } from './helpers/tmp.js';
 
 const script = (name: string): string => path.join(repoRoot, 'test', 'cgi-scripts', name);
@@ -42,13 +43,6 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-/** Polls until cond() holds or timeoutMs passes; returns the last value of cond(). */
-async function eventually(cond: () => boolean, timeoutMs = 5000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond() && Date.now() < deadline) await sleep(25);
-  return cond();
 }
 
 function postHead(target: string, length: number, extra = ''): string {

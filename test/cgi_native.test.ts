@@ -12,6 +12,7 @@ import { Conn, exchange1, get, sha256, sleep, withConn, type HttpResponse } from
 import { getClientPki, type ClientCert } from './helpers/client_pki.js';
 import { repoRoot, type Lisod, type LisodOptions, type TomlTable } from './helpers/lisod.js';
 import { errorLogText, lisodPool } from './helpers/lisod_pool.js';
+import { eventually } from './helpers/procs.js';
 import { tempDir } from './helpers/tmp.js';
 
 const probe = path.join(repoRoot, 'test', 'cgi-scripts', 'native-probe.cgi');
@@ -37,13 +38,6 @@ const nativeServer = (): Promise<Lisod> => pair(true);
 const runnerServer = (): Promise<Lisod> => pair(false);
 
 const errorLog = errorLogText;
-
-/** Polls until cond() holds or timeoutMs passes; returns the last value of cond(). */
-async function eventually(cond: () => boolean, timeoutMs = 5000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond() && Date.now() < deadline) await sleep(25);
-  return cond();
-}
 
 /** The error log once it matches `re` (a line may be written after the response went out). */
 async function logMatching(l: Lisod, re: RegExp): Promise<string> {

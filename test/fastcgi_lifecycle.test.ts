@@ -8,24 +8,12 @@ import path from 'node:path';
 import { exchange1, get, sleep } from './helpers/client.js';
 import { kNobody, repoRoot, runningAsRoot, startLisod, type Lisod } from './helpers/lisod.js';
 import { nobodyIds } from './helpers/nobody.js';
+import { childrenOf } from './helpers/procs.js';
 
 const probe = path.join(repoRoot, 'test', 'cgi-scripts', 'wsgi_probe.fcgi');
 const mount = (extra: Record<string, string | number> = {}) => ({ fastcgi: [{ path: '/app/', command: [probe], processes: 2, ...extra }] });
 
 const errorLog = (l: Lisod): string => fs.readFileSync(path.join(l.dirs.logs, 'error.log'), 'utf8');
-const childrenOf = (pid: number): number[] => {
-  const out: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-};
 
 async function pids(l: Lisod, n: number): Promise<Set<string>> {
   const seen = new Set<string>();

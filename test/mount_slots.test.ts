@@ -10,6 +10,7 @@ import { exchange1, get, sleep, withConn, type HttpResponse } from './helpers/cl
 import { FakeBackend } from './helpers/fastcgi.js';
 import { repoRoot, type Lisod } from './helpers/lisod.js';
 import { lisodPool } from './helpers/lisod_pool.js';
+import { eventually } from './helpers/procs.js';
 import { tempDir } from './helpers/tmp.js';
 
 const probe = path.join(repoRoot, 'test', 'cgi-scripts', 'native-probe.cgi');
@@ -47,12 +48,6 @@ const send = (l: Lisod, raw: string | Buffer): Promise<HttpResponse> => exchange
 function chunkedPost(target: string, body = 'abc'): string {
   return `POST ${target} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n` +
     `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
-}
-
-async function eventually(cond: () => boolean, timeoutMs = 10_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond() && Date.now() < deadline) await sleep(20);
-  return cond();
 }
 
 test('native and runner requests under max_processes = 2 never run more than 2 scripts at once', async (t) => {
