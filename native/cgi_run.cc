@@ -131,9 +131,13 @@ bool FcgiDispatch::cgiEpoll() {
 }
 
 void FcgiDispatch::onSpawned() {
+  if (!spawner_) return;  // closed earlier in this batch of events
   for (std::unique_ptr<SpawnJob>& job : spawner_->collect()) {
     auto it = spawning_.find(job->tag);
-    if (it == spawning_.end()) continue;  // cannot be: every job is waited for until it is collected
+    if (it == spawning_.end()) {  // closeAll ran meanwhile (from a callback of an earlier job)
+      Spawner::discard(*job);
+      continue;
+    }
     SpawnWait w = std::move(it->second);
     spawning_.erase(it);
     Exchange* ex = w.ex;

@@ -409,13 +409,13 @@ void FcgiDispatch::endExchange(Exchange* ex) {
   if (ex->backend) dropBackend(ex->backend);
   ex->backend = nullptr;
   if (ex->proc) releaseProc(ex, 0);
-  if (ex->spawn_id != 0) {  // its process is still starting: ended once started, it holds the slot
-    SpawnWait& w = spawning_[ex->spawn_id];
-    w.ex = nullptr;
-    w.holds_slot = ex->has_slot;
+  if (auto w = spawning_.find(ex->spawn_id); ex->spawn_id != 0 && w != spawning_.end()) {
+    // Its process is still starting: ended once started, it holds the slot until it exits.
+    w->second.ex = nullptr;
+    w->second.holds_slot = ex->has_slot;
     ex->has_slot = false;
-    ex->spawn_id = 0;
   }
+  ex->spawn_id = 0;
   const bool had_slot = ex->has_slot;
   if (had_slot) {
     ex->has_slot = false;

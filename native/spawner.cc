@@ -25,15 +25,18 @@ Spawner::~Spawner() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
-  for (auto& job : collect()) {
-    if (job->err != 0) continue;
-    kill(-job->child.pid, SIGKILL);
-    waitpid(job->child.pid, nullptr, 0);
-    for (int fd : {job->child.pidfd, job->child.stdin_fd, job->child.stdout_fd, job->child.stderr_fd}) {
-      if (fd >= 0) ::close(fd);
-    }
-  }
+  for (auto& job : collect()) discard(*job);
   if (efd_ >= 0) ::close(efd_);
+}
+
+void Spawner::discard(SpawnJob& job) {
+  if (job.err != 0) return;
+  kill(-job.child.pid, SIGKILL);
+  waitpid(job.child.pid, nullptr, 0);
+  for (int fd : {job.child.pidfd, job.child.stdin_fd, job.child.stdout_fd, job.child.stderr_fd}) {
+    if (fd >= 0) ::close(fd);
+  }
+  job.err = ESRCH;  // nothing of it left
 }
 
 void Spawner::spawn(SpawnJob* job) {

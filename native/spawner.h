@@ -43,6 +43,8 @@ class Spawner {
   void start(std::unique_ptr<SpawnJob> job);
   // The finished jobs, in the order they were started.
   std::vector<std::unique_ptr<SpawnJob>> collect();
+  // A started child nobody takes on: killed, reaped, its pipes and pidfd closed.
+  static void discard(SpawnJob& job);
 
  private:
   void run();
