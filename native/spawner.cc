@@ -39,13 +39,17 @@ void Spawner::discard(SpawnJob& job) {
   job.err = ESRCH;  // nothing of it left
 }
 
-void Spawner::spawn(SpawnJob* job) {
+void Spawner::runJob(std::unique_ptr<SpawnJob> job) {
   std::vector<char*> envp;
   envp.reserve(job->env.size() + 1);
   for (std::string& e : job->env) envp.push_back(e.data());
   envp.push_back(nullptr);
   char* argv[] = {job->file.data(), nullptr};
   job->err = spawnChild({job->file.c_str(), argv, envp.data(), job->cwd.c_str(), job->stdin_mode}, &job->child, &job->what);
+  std::lock_guard<std::mutex> lock(mu_);
+  done_.push_back(std::move(job));
+  const uint64_t one = 1;
+  (void)!::write(efd_, &one, sizeof one);  // a full counter (2^64-2 wake-ups) cannot happen
 }
 
 void Spawner::start(std::unique_ptr<SpawnJob> job) {
@@ -65,11 +69,7 @@ void Spawner::start(std::unique_ptr<SpawnJob> job) {
     pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   }
   if (!threaded_) {
-    spawn(job.get());
-    std::lock_guard<std::mutex> lock(mu_);
-    done_.push_back(std::move(job));
-    const uint64_t one = 1;
-    (void)!::write(efd_, &one, sizeof one);
+    runJob(std::move(job));
     return;
   }
   {
@@ -88,11 +88,8 @@ void Spawner::run() {
     todo_.pop_front();
     lock.unlock();
     if (delay_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms_));
-    spawn(job.get());
+    runJob(std::move(job));
     lock.lock();
-    done_.push_back(std::move(job));
-    const uint64_t one = 1;
-    (void)!::write(efd_, &one, sizeof one);  // a full counter (2^64-2 wake-ups) cannot happen
   }
 }
 

@@ -48,7 +48,7 @@ class Spawner {
 
  private:
   void run();
-  static void spawn(SpawnJob* job);
+  void runJob(std::unique_ptr<SpawnJob> job);  // starts its child, then hands it to collect()
 
   std::mutex mu_;
   std::condition_variable cv_;
