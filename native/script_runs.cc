@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "spawn.h"
+#include "spawner.h"
 
 namespace lisod {
 namespace {
@@ -67,14 +68,17 @@ class ScriptRuns : public Napi::ObjectWrap<ScriptRuns> {
  public:
   static Napi::Function define(Napi::Env env) {
     return DefineClass(env, "ScriptRuns",
-                       {InstanceMethod("spawn", &ScriptRuns::spawn), InstanceMethod("pause", &ScriptRuns::pause),
+                       {InstanceMethod("spawn", &ScriptRuns::spawn), InstanceMethod("spawnAsync", &ScriptRuns::spawnAsync),
+                        InstanceMethod("pause", &ScriptRuns::pause),
                         InstanceMethod("resume", &ScriptRuns::resume)});
   }
 
-  // new ScriptRuns(onEvent(token, stdout?: Buffer, stderr?: Buffer, flags, code, signal)).
+  // new ScriptRuns(onEvent(token, stdout?: Buffer, stderr?: Buffer, flags, code, signal),
+  //                onStart?(token, pid, stdinFd, error)).
   explicit ScriptRuns(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ScriptRuns>(info) {
     Napi::Env env = info.Env();
     callback_ = Napi::Persistent(info[0].As<Napi::Function>());
+    if (info[1].IsFunction()) on_start_ = Napi::Persistent(info[1].As<Napi::Function>());
     context_ = std::make_unique<Napi::AsyncContext>(env, "lisod:script");
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
@@ -96,6 +100,10 @@ class ScriptRuns : public Napi::ObjectWrap<ScriptRuns> {
 
   // Only at environment teardown (live runs hold a reference): close every fd.
   ~ScriptRuns() override {
+    spawner_.reset();  // kills and reaps what it started and nobody took on
+    for (auto& [token, fd] : starting_) {
+      if (fd >= 0) ::close(fd);
+    }
     for (auto& [token, run] : runs_) {
       closeWatch(&run->out);
       closeWatch(&run->err);
@@ -119,34 +127,83 @@ class ScriptRuns : public Napi::ObjectWrap<ScriptRuns> {
   // null. stdin as SpawnSpec::stdin_mode. Throws spawnError's Error.
   Napi::Value spawn(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    std::string file = info[0].As<Napi::String>().Utf8Value();
-    std::string block = info[1].As<Napi::String>().Utf8Value();
-    std::string cwd = info[2].As<Napi::String>().Utf8Value();
-    int stdin_mode = info[3].As<Napi::Number>().Int32Value();
-    std::vector<std::string> args{file};
-    if (info[4].IsArray()) {
-      Napi::Array a = info[4].As<Napi::Array>();
-      for (uint32_t i = 0; i < a.Length(); ++i) args.push_back(a.Get(i).ToString().Utf8Value());
-    }
+    std::unique_ptr<SpawnJob> job = readJob(info);
     Napi::Int32Array out = info[5].As<Napi::Int32Array>();
-    std::vector<char*> argv;
-    for (auto& s : args) argv.push_back(s.data());
+    std::vector<char*> argv{job->file.data()};
+    for (std::string& a : job->args) argv.push_back(a.data());
     argv.push_back(nullptr);
     std::vector<char*> envp;
+    for (std::string& e : job->env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    Spawned child;
+    const char* what = "";
+    int err = spawnChild({job->file.c_str(), argv.data(), envp.data(), job->cwd.c_str(), job->stdin_mode}, &child, &what);
+    if (err != 0) throw spawnError(env, err, what + job->file);
+    uint32_t token = ++next_token_;
+    err = adopt(token, child);
+    if (err != 0) throw spawnError(env, err, "cannot watch " + job->file);
+    out[0] = static_cast<int32_t>(token);
+    out[1] = child.pid;
+    out[2] = child.stdin_fd;
+    return env.Undefined();
+  }
+
+  // spawnAsync(file, env, cwd, stdin, args) → token, at once: the start itself happens on a
+  // Spawner thread (spawner.h), so a slow vfork never holds up the loop. Its outcome comes
+  // through onStart(token, pid, stdinFd, error): the child then runs and is watched as one
+  // from spawn(), or error is spawnError's Error. An fd given as stdin is the caller's to
+  // close at once: the job keeps a copy of its own until the start.
+  Napi::Value spawnAsync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (on_start_.IsEmpty()) throw Napi::Error::New(env, "ScriptRuns was made without onStart");
+    std::unique_ptr<SpawnJob> job = readJob(info);
+    if (job->stdin_mode >= 0 && (job->stdin_mode = fcntl(job->stdin_mode, F_DUPFD_CLOEXEC, 0)) < 0) {
+      throw spawnError(env, errno, "cannot run " + job->file);
+    }
+    if (!spawner_) {
+      auto spawner = std::make_unique<Spawner>();
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.ptr = &spawner_watch_;
+      if (spawner->fd() < 0 || epoll_ctl(epoll_->epfd, EPOLL_CTL_ADD, spawner->fd(), &ev) != 0) {
+        int e = errno;
+        if (job->stdin_mode >= 0) ::close(job->stdin_mode);
+        throw spawnError(env, e, "cannot run " + job->file);
+      }
+      spawner_ = std::move(spawner);
+    }
+    uint32_t token = ++next_token_;
+    job->tag = token;
+    if (runs_.empty() && starting_.empty()) hold();
+    starting_.emplace(token, job->stdin_mode);
+    spawner_->start(std::move(job));
+    return Napi::Number::New(env, token);
+  }
+
+  // file, env block, cwd, stdin mode, args: the arguments both spawns share.
+  static std::unique_ptr<SpawnJob> readJob(const Napi::CallbackInfo& info) {
+    auto job = std::make_unique<SpawnJob>();
+    job->file = info[0].As<Napi::String>().Utf8Value();
+    std::string block = info[1].As<Napi::String>().Utf8Value();
+    job->cwd = info[2].As<Napi::String>().Utf8Value();
+    job->stdin_mode = info[3].As<Napi::Number>().Int32Value();
+    if (info[4].IsArray()) {
+      Napi::Array a = info[4].As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); ++i) job->args.push_back(a.Get(i).ToString().Utf8Value());
+    }
     for (size_t i = 0; i < block.size();) {
       size_t end = block.find('\0', i);
       if (end == std::string::npos) end = block.size();
-      else block[end] = '\0';
-      if (block.find('=', i) < end) envp.push_back(&block[i]);
+      if (block.find('=', i) < end) job->env.emplace_back(block, i, end - i);
       i = end + 1;
     }
-    envp.push_back(nullptr);
+    return job;
+  }
 
-    Spawned child;
-    const char* what = "";
-    int err = spawnChild({file.c_str(), argv.data(), envp.data(), cwd.c_str(), stdin_mode}, &child, &what);
-    if (err != 0) throw spawnError(env, err, what + file);
-    auto* run = new Run{this, ++next_token_, {}, {}, {}};
+  // Watches a started child's pipes and pidfd as run `token`: 0, or an errno after the child
+  // was killed and reaped and its fds closed (epoll out of memory: it must not outlive its run).
+  int adopt(uint32_t token, const Spawned& child) {
+    auto* run = new Run{this, token, {}, {}, {}};
     run->out = {run, child.stdout_fd};
     run->err = {run, child.stderr_fd};
     run->exit = {run, child.pidfd};
@@ -154,25 +211,56 @@ class ScriptRuns : public Napi::ObjectWrap<ScriptRuns> {
     // through pipe2); the pidfd is only polled.
     bool watched = fcntl(child.stdout_fd, F_SETFL, O_NONBLOCK) == 0 && fcntl(child.stderr_fd, F_SETFL, O_NONBLOCK) == 0 &&
                    startWatch(&run->out) && startWatch(&run->err) && startWatch(&run->exit);
-    if (!watched) {  // out of memory for epoll: the child must not outlive its run
+    if (!watched) {
       int e = errno;
+      for (Watch* w : {&run->out, &run->err, &run->exit}) unwatch(w);
       for (int fd : {child.stdout_fd, child.stderr_fd, child.pidfd, child.stdin_fd}) {
         if (fd >= 0) ::close(fd);
       }
       kill(-child.pid, SIGKILL);
       waitpid(child.pid, nullptr, 0);
       delete run;
-      throw spawnError(env, e, "cannot watch " + file);
+      return e;
     }
-    if (runs_.empty()) {  // alive while any child is watched, whatever JS holds
-      Ref();
-      uv_ref(reinterpret_cast<uv_handle_t*>(&epoll_->handle));
+    if (runs_.empty() && starting_.empty()) hold();
+    runs_.emplace(token, run);
+    return 0;
+  }
+
+  // Alive while any child is starting or watched, whatever JS holds.
+  void hold() {
+    Ref();
+    uv_ref(reinterpret_cast<uv_handle_t*>(&epoll_->handle));
+  }
+
+  void letGo() {
+    uv_unref(reinterpret_cast<uv_handle_t*>(&epoll_->handle));
+    Unref();
+  }
+
+  // The Spawner's eventfd fired: each finished start becomes a run (or an error) and is told
+  // to JavaScript, in the order the starts were asked for.
+  void started() {
+    Napi::Env env = Env();
+    for (std::unique_ptr<SpawnJob>& job : spawner_->collect()) {
+      Napi::HandleScope scope(env);
+      auto token = static_cast<uint32_t>(job->tag);
+      if (job->stdin_mode >= 0) ::close(job->stdin_mode);  // the child has its own copy
+      int err = job->err;
+      std::string what = job->what;
+      if (err == 0 && (err = adopt(token, job->child)) != 0) what = "cannot watch ";
+      starting_.erase(token);  // after adopt: the hold passes from the start to the run
+      if (runs_.empty() && starting_.empty()) letGo();
+      Napi::Value error = err != 0 ? spawnError(env, err, what + job->file).Value() : env.Null();
+      try {
+        on_start_.MakeCallback(env.Global(),
+                               {Napi::Number::New(env, token), Napi::Number::New(env, err != 0 ? -1 : job->child.pid),
+                                Napi::Number::New(env, err != 0 ? -1 : job->child.stdin_fd), error},
+                               *context_);
+      } catch (const Napi::Error& e) {
+        napi_fatal_exception(env, e.Value());
+      }
     }
-    runs_.emplace(run->token, run);
-    out[0] = static_cast<int32_t>(run->token);
-    out[1] = child.pid;
-    out[2] = child.stdin_fd;
-    return env.Undefined();
   }
 
   // pause(token) / resume(token): stop and restart reading the run's stdout. A paused pipe
@@ -231,6 +319,10 @@ class ScriptRuns : public Napi::ObjectWrap<ScriptRuns> {
     while (n < 0 && errno == EINTR);
     for (int i = 0; i < n; ++i) {
       auto* w = static_cast<Watch*>(events[i].data.ptr);
+      if (w == &spawner_watch_) {
+        started();
+        continue;
+      }
       if (!w->polled) continue;  // closed or paused by an earlier call of this batch
       // EPOLLERR/EPOLLHUP without EPOLLIN: a read still tells EOF or the error.
       pump(w->run, w);
@@ -266,10 +358,7 @@ class ScriptRuns : public Napi::ObjectWrap<ScriptRuns> {
     Napi::Value out = out_len > 0 ? Napi::Buffer<char>::Copy(env, out_buf_.data(), out_len) : env.Undefined();
     Napi::Value err = err_len > 0 ? Napi::Buffer<char>::Copy(env, err_buf_.data(), err_len) : env.Undefined();
     if (done) {  // before the call: the token is unknown from here on
-      if (runs_.erase(run->token) > 0 && runs_.empty()) {
-        uv_unref(reinterpret_cast<uv_handle_t*>(&epoll_->handle));
-        Unref();
-      }
+      if (runs_.erase(run->token) > 0 && runs_.empty() && starting_.empty()) letGo();
       finished_.push_back(run);
     }
     try {
@@ -326,6 +415,10 @@ class ScriptRuns : public Napi::ObjectWrap<ScriptRuns> {
 
   EpollWatch* epoll_ = nullptr;
   std::unordered_map<uint32_t, Run*> runs_;
+  std::unique_ptr<Spawner> spawner_;  // made by the first spawnAsync
+  Watch spawner_watch_{};  // marks the Spawner's eventfd in the epoll set
+  std::unordered_map<uint32_t, int> starting_;  // spawnAsync tokens not yet started → stdin copy or -1
+  Napi::FunctionReference on_start_;
   std::vector<Run*> finished_;  // done in this dispatch, freed at its end
   uint32_t next_token_ = 0;
   int exit_code_ = -1, exit_signal_ = 0;  // of the last reaped child, passed with kExited

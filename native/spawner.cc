@@ -44,8 +44,10 @@ void Spawner::runJob(std::unique_ptr<SpawnJob> job) {
   envp.reserve(job->env.size() + 1);
   for (std::string& e : job->env) envp.push_back(e.data());
   envp.push_back(nullptr);
-  char* argv[] = {job->file.data(), nullptr};
-  job->err = spawnChild({job->file.c_str(), argv, envp.data(), job->cwd.c_str(), job->stdin_mode}, &job->child, &job->what);
+  std::vector<char*> argv{job->file.data()};
+  for (std::string& a : job->args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  job->err = spawnChild({job->file.c_str(), argv.data(), envp.data(), job->cwd.c_str(), job->stdin_mode}, &job->child, &job->what);
   std::lock_guard<std::mutex> lock(mu_);
   done_.push_back(std::move(job));
   const uint64_t one = 1;

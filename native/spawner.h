@@ -23,6 +23,7 @@ struct SpawnJob {
   uint64_t tag = 0;  // the caller's
   std::string file, cwd;
   std::vector<std::string> env;  // NAME=VALUE
+  std::vector<std::string> args;  // argv[1…] (argv[0] is file)
   int stdin_mode = -2;           // as SpawnSpec::stdin_mode
   // Set by the spawner: 0 and child, or an errno with what naming the step (spawnChild).
   int err = 0;
@@ -39,7 +40,7 @@ class Spawner {
   Spawner& operator=(const Spawner&) = delete;
 
   int fd() const { return efd_; }  // readable while finished jobs wait for collect()
-  // Queued for the thread (started then, argv = {file}); run here if no thread can be had.
+  // Queued for the thread; run here if no thread can be had.
   void start(std::unique_ptr<SpawnJob> job);
   // The finished jobs, in the order they were started.
   std::vector<std::unique_ptr<SpawnJob>> collect();

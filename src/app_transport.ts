@@ -34,7 +34,7 @@ export interface AppProcess {
 
 export type AppEnd =
   | { kind: 'exit'; code: number | null; signal: string | null } // CGI: the script's exit; FastCGI: appStatus
-  | { kind: 'fail'; status: 502 | 503 | 504; reason: string }; // e.g. backend refused, overloaded
+  | { kind: 'fail'; status: 500 | 502 | 503 | 504; reason: string }; // e.g. cannot start, backend refused, overloaded
 
 /** The request body as a stream (body 'stream'); a Writable-like subset. */
 export interface AppInput {
@@ -66,8 +66,8 @@ export interface AppTransport {
   /**
    * Starts one exchange. `env` is the complete RFC 3875 environment built by the runner (the
    * transport adds nothing request-specific). Throws an Error (the runner answers 500) when the
-   * application cannot be started at all; failures found later arrive as 'close' with
-   * `kind: 'fail'`. When `body` is a file, the transport owns its fd even when it throws.
+   * application cannot be started at all; failures found later (a CGI script that cannot be
+   * run: 500) arrive as 'close' with `kind: 'fail'`. When `body` is a file, the transport owns its fd even when it throws.
    */
   open(env: Record<string, string>, body: AppBody): AppProcess;
   /** Shutdown of this event loop: nothing new is opened afterwards. Optional. */

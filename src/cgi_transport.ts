@@ -1,8 +1,10 @@
 // The CGI transport behind the application seam: one script process per exchange, started
-// in its own process group (src/spawn.ts), its stdin/stdout/stderr as the exchange's streams.
+// in its own process group on the addon's spawner thread (src/spawn.ts), its
+// stdin/stdout/stderr as the exchange's streams.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AppBody, AppEnd, AppInput, AppProcess, AppTransport } from './app_transport.js';
+import { LateInput } from './late_input.js';
 import { ScriptChild, type SpawnOptions } from './spawn.js';
 
 const kKillGraceMs = 2000; // SIGTERM → SIGKILL
@@ -20,27 +22,45 @@ const kStragglerMs = 100; // leader exited, pipe still open this long → SIGTER
  * at once, as lighttpd's mod_cgi does, which spares an interpreter its exit work.
  */
 class CgiProcess extends ScriptChild implements AppProcess {
-  readonly label: string;
-  readonly #streamsBody: boolean;
+  readonly #name: string;
+  readonly #body: LateInput | null; // the streamed body, queued until the script runs
   readonly #endAfterResponse: boolean;
   #wantsEnd = false; // complete(), kill() or terminate(): stop waiting for EOF
   #signalled: NodeJS.Signals | null = null;
+  #pending: NodeJS.Signals | null = null; // asked for before the script ran: sent once it does
   #closed = false;
   #killTimer: NodeJS.Timeout | undefined;
   #straggler: NodeJS.Timeout | undefined; // leader gone, a pipe still open: SIGTERM unless it closes soon
 
-  /** Throws like ScriptChild when the script cannot be started. */
+  /** Started on the addon's thread: a script that cannot be run ends in 'close' with a 500 'fail'. */
   constructor(file: string, options: SpawnOptions, name: string, streamsBody: boolean, endAfterResponse: boolean) {
-    super(file, options);
-    this.label = `${name}[${this.pid}]`;
-    this.#streamsBody = streamsBody;
+    super(file, options, true);
+    this.#name = name;
+    this.#body = streamsBody ? new LateInput() : null;
     this.#endAfterResponse = endAfterResponse;
-    this.input?.on('error', () => {}); // EPIPE: the script stopped reading; its exit follows
+  }
+
+  get label(): string {
+    return this.started ? `${this.#name}[${this.pid}]` : this.#name;
   }
 
   /** The runner's body stream: only when it streams the body (a buffered one is written at spawn). */
   get stdin(): AppInput | null {
-    return this.#streamsBody ? this.input : null;
+    return this.#body;
+  }
+
+  protected override onStarted(): void {
+    this.input?.on('error', () => {}); // EPIPE: the script stopped reading; its exit follows
+    if (this.#body && this.input) this.#body.attach(this.input);
+    const pending = this.#pending;
+    this.#pending = null;
+    if (pending) this.#signal(pending);
+  }
+
+  protected override onStartFailed(error: Error): void {
+    this.#body?.destroy();
+    this.#closed = true;
+    this.emit('close', { kind: 'fail', status: 500, reason: error.message } satisfies AppEnd);
   }
 
   protected override onEvents(): void {
@@ -70,6 +90,10 @@ class CgiProcess extends ScriptChild implements AppProcess {
 
   /** Signals the whole process group, whether or not its leader still runs. */
   #signal(signal: NodeJS.Signals): void {
+    if (!this.started) {
+      if (this.#pending !== 'SIGKILL') this.#pending = signal;
+      return;
+    }
     if (this.stdoutDone && this.stderrDone && this.exited) return; // nothing of it left to reach
     if (this.#signalled === 'SIGKILL') return;
     this.#signalled = signal;
@@ -132,7 +156,7 @@ export class CgiTransport implements AppTransport {
       const message = (e as Error).message; // the addon's messages mostly name the script already
       throw new Error(message.includes(this.#script) ? message : `cannot run ${this.#script}: ${message}`);
     } finally {
-      if (file) fs.closeSync(file.fd); // the script has its own copy
+      if (file) fs.closeSync(file.fd); // the start has its own copy
     }
   }
 }

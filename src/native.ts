@@ -226,7 +226,7 @@ export interface NativeAddon {
   // Starts children with vfork + execve (no fork of this large process; each leads its own
   // process group, default signal dispositions, cwd set) and watches their stdout, stderr and
   // pidfd on the loop (native/script_runs.cc). One per thread; see NativeScriptRuns.
-  ScriptRuns: new (onEvent: ScriptRunsEvent) => NativeScriptRuns;
+  ScriptRuns: new (onEvent: ScriptRunsEvent, onStart?: ScriptRunsStart) => NativeScriptRuns;
   // The CGI output head parser (native/cgi_output.h; layout in native/cgi_output_addon.h),
   // used by src/cgi_output.ts: null while the head is incomplete.
   parseCgiHead(buf: Buffer, maxHead: number, scanned: number): Int32Array | null;
@@ -242,11 +242,22 @@ export interface NativeAddon {
 export type ScriptRunsEvent = (token: number, stdout: Buffer | undefined, stderr: Buffer | undefined,
   flags: number, code: number, signal: number) => void;
 
+/**
+ * How a spawnAsync start ended: the child runs as `pid` (stdinFd: the write end of its stdin
+ * pipe, or -1) and is watched like one from spawn(); or it could not be started (pid -1,
+ * error as spawn's).
+ */
+export type ScriptRunsStart = (token: number, pid: number, stdinFd: number, error: Error | null) => void;
+
 export interface NativeScriptRuns {
   // Starts file (argv[0] = file, then args) with env "NAME=value\0…" in cwd. stdin: an fd to
   // hand over, -1 = new pipe, -2 = /dev/null. Fills out with [token, pid, stdin write end or
   // -1]. Throws an Error with code ENOENT/EACCES/ENOEXEC/EMFILE/ESPAWN.
   spawn(file: string, env: string, cwd: string, stdin: number, args: string[] | null, out: Int32Array): void;
+  // The same start made on a thread of the addon (the loop never waits for a vfork): returns
+  // the token at once; onStart tells the outcome, before any event of the token. An fd given
+  // as stdin may be closed by the caller at once.
+  spawnAsync(file: string, env: string, cwd: string, stdin: number, args: string[] | null): number;
   pause(token: number): void; // stops reading the child's stdout
   resume(token: number): void;
 }

@@ -1,6 +1,9 @@
 // Starts child processes (CGI scripts, FastCGI backends) through the addon's vfork + execve (no
 // fork of this large process) and watches them on the loop: ScriptChild is one child with its
 // stdout/stderr readers, pid and exit; ScriptProcess adds ChildProcess-like 'exit'/'close'.
+// A ScriptChild made with `startAsync` is started on a thread of the addon: vfork suspends the
+// thread that calls it until the child has exec'd, which on a busy machine held every
+// connection of the loop (see native/spawner.h).
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -24,6 +27,7 @@ const kOutEnd = 1, kOutEof = 2, kErrEnd = 4, kErrEof = 8, kExited = 16, kDone = 
 /** Who gets a child's events: what one wake-up of the loop found, in one call. */
 interface ScriptSink {
   deliver(out: Buffer | undefined, err: Buffer | undefined, flags: number, code: number, signal: number): void;
+  begin(pid: number, stdinFd: number, error: Error | null): void; // a startAsync's outcome
 }
 
 /** The loop's one native ScriptRuns (per thread: each worker loads its own copy of this module). */
@@ -37,22 +41,40 @@ class Runs {
       const sink = this.#sinks.get(token);
       if (flags & kDone) this.#sinks.delete(token);
       sink?.deliver(out, err, flags, code, signal);
+    }, (token, pid, stdinFd, error) => {
+      const sink = this.#sinks.get(token);
+      if (error) this.#sinks.delete(token);
+      sink?.begin(pid, stdinFd, error);
     });
   }
 
   /** Throws an Error with code ENOENT/EACCES/ENOEXEC/EMFILE when the child cannot be started. */
   start(file: string, o: SpawnOptions, sink: ScriptSink): { token: number; pid: number; stdin: number } {
-    let env = '';
-    for (const name in o.env) {
-      const value = o.env[name]!;
-      if (!value.includes('\0')) env += `${name}=${value}\0`; // execve cannot carry a NUL
-    }
-    const stdin = typeof o.stdin === 'number' ? o.stdin : o.stdin === 'ignore' ? -2 : -1;
-    this.native.spawn(file, env, o.cwd, stdin, o.args ?? null, this.#ids);
+    this.native.spawn(file, envBlock(o.env), o.cwd, stdinMode(o.stdin), o.args ?? null, this.#ids);
     const token = this.#ids[0]!;
     this.#sinks.set(token, sink);
     return { token, pid: this.#ids[1]!, stdin: this.#ids[2]! };
   }
+
+  /** The start happens on the addon's thread; sink.begin says how it went. */
+  startAsync(file: string, o: SpawnOptions, sink: ScriptSink): number {
+    const token = this.native.spawnAsync(file, envBlock(o.env), o.cwd, stdinMode(o.stdin), o.args ?? null);
+    this.#sinks.set(token, sink);
+    return token;
+  }
+}
+
+function envBlock(env: Record<string, string>): string {
+  let block = '';
+  for (const name in env) {
+    const value = env[name]!;
+    if (!value.includes('\0')) block += `${name}=${value}\0`; // execve cannot carry a NUL
+  }
+  return block;
+}
+
+function stdinMode(stdin: SpawnOptions['stdin']): number {
+  return typeof stdin === 'number' ? stdin : stdin === 'ignore' ? -2 : -1;
 }
 
 let runs: Runs | undefined;
@@ -116,8 +138,9 @@ export class OutputPipe {
  * are updated: stdout's data and end, stderr's, then the exit — in that order.
  */
 export class ScriptChild extends EventEmitter implements ScriptSink {
-  readonly pid: number;
-  readonly input: net.Socket | null; // stdin 'pipe', or a Buffer too big to write at once
+  pid = 0; // 0 until started
+  started = false;
+  input: net.Socket | null = null; // stdin 'pipe', or a Buffer too big to write at once
   readonly stdout: OutputPipe;
   readonly stderr: OutputPipe;
   exitCode: number | null = null;
@@ -125,16 +148,51 @@ export class ScriptChild extends EventEmitter implements ScriptSink {
   exited = false;
   stdoutDone = false; // EOF or read error
   stderrDone = false;
+  #stdin: SpawnOptions['stdin'] | undefined; // until started (a Buffer body is written then)
 
-  /** Throws an Error with code ENOENT/EACCES/ENOEXEC when the script cannot be started. */
-  constructor(file: string, options: SpawnOptions) {
+  /**
+   * Started here (throws an Error with code ENOENT/EACCES/ENOEXEC when it cannot be), or with
+   * startAsync on the addon's thread: then onStarted or onStartFailed tells the outcome, and
+   * until then pid is 0 and input null. An fd given as stdin may be closed at once either way.
+   */
+  constructor(file: string, options: SpawnOptions, startAsync = false) {
     super();
-    const p = (runs ??= new Runs()).start(file, options, this);
-    this.pid = p.pid;
-    this.input = p.stdin >= 0 ? openInput(p.stdin, options.stdin) : null;
-    this.stdout = new OutputPipe(p.token, true);
-    this.stderr = new OutputPipe(p.token, false);
+    runs ??= new Runs();
+    let token: number;
+    if (startAsync) {
+      this.#stdin = options.stdin;
+      token = runs.startAsync(file, options, this);
+    } else {
+      const p = runs.start(file, options, this);
+      token = p.token;
+      this.#adopt(p.pid, p.stdin, options.stdin);
+    }
+    this.stdout = new OutputPipe(token, true);
+    this.stderr = new OutputPipe(token, false);
   }
+
+  begin(pid: number, stdinFd: number, error: Error | null): void {
+    const stdin = this.#stdin;
+    this.#stdin = undefined;
+    if (error) {
+      this.onStartFailed(error);
+      return;
+    }
+    this.#adopt(pid, stdinFd, stdin!);
+    this.onStarted();
+  }
+
+  #adopt(pid: number, stdinFd: number, stdin: SpawnOptions['stdin']): void {
+    this.pid = pid;
+    this.started = true;
+    this.input = stdinFd >= 0 ? openInput(stdinFd, stdin) : null;
+  }
+
+  /** A startAsync child runs (pid and input are set). */
+  protected onStarted(): void {}
+
+  /** A startAsync child could not be started; no other event follows. */
+  protected onStartFailed(_error: Error): void {}
 
   deliver(out: Buffer | undefined, err: Buffer | undefined, flags: number, code: number, signal: number): void {
     if (out) this.stdout.push(out);
