@@ -217,10 +217,22 @@ export class ScriptChild extends EventEmitter implements ScriptSink {
   protected onEvents(_flags: number): void {}
 }
 
-/** A child with 'exit' (code, signal) and then 'close' (code, signal) after both pipes closed. */
+/**
+ * A child with 'exit' (code, signal) and then 'close' (code, signal) after both pipes closed;
+ * made with startAsync, first 'spawn' once it runs, or 'error' (and nothing else) when it
+ * could not be started.
+ */
 export class ScriptProcess extends ScriptChild {
   get stdin(): net.Socket | null {
     return this.input;
+  }
+
+  protected override onStarted(): void {
+    this.emit('spawn');
+  }
+
+  protected override onStartFailed(error: Error): void {
+    this.emit('error', error);
   }
 
   protected override onEvents(flags: number): void {

@@ -127,3 +127,29 @@ test('a command that cannot start: the constructor-side error names it', (t) => 
   t.teardown(() => sup.stop());
   t.throws(() => sup.start(), { message: /cannot run \/nonexistent\/app.fcgi/ });
 });
+
+test('a replacement whose command cannot be run any more: logged, retried with backoff, running again once it can', async (t) => {
+  const app = path.join(testTempDir(t, 'lisod-sup-app-'), 'app.sh');
+  fs.writeFileSync(app, '#!/bin/sh\nsleep 0.3\n', { mode: 0o755 });
+  const { sup, log } = supervise(t, { command: [app], processes: 1 });
+  await until('the first process running', () => sup.pids.length === 1);
+  fs.chmodSync(app, 0o644); // its normal exit asks for a replacement that cannot start
+  await until('two failed starts', () => log.count(/cannot start .*app\.sh: .*(Permission denied|EACCES)/) >= 2);
+  t.is(sup.pids.length, 0);
+  fs.chmodSync(app, 0o755);
+  await until('a replacement running', () => sup.pids.length === 1, 15_000);
+  t.is(log.count(/cannot start/), log.count(/cannot start .*app\.sh/), log.lines.join('\n'));
+});
+
+test('reload when the command cannot be run: it throws, and the running generation stays and is still replaced', async (t) => {
+  const app = path.join(testTempDir(t, 'lisod-sup-app-'), 'app.sh');
+  fs.writeFileSync(app, '#!/bin/sh\nsleep 0.3\n', { mode: 0o755 });
+  const { sup, log } = supervise(t, { command: [app], processes: 1 });
+  await until('the first process running', () => sup.pids.length === 1);
+  fs.chmodSync(app, 0o644);
+  t.throws(() => sup.reload(), { message: /cannot run .*app\.sh/ });
+  fs.chmodSync(app, 0o755); // fixed: the old generation's exits are replaced again
+  const replaced = log.count(/exited after \d+ ms; starting a new one/);
+  await until('two more replacements', () => log.count(/exited after \d+ ms; starting a new one/) >= replaced + 2, 15_000);
+  await until('one running', () => sup.pids.length === 1);
+});

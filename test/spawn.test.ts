@@ -177,3 +177,48 @@ test.serial('a file exec refuses (ENOEXEC) and a missing cwd throw; nothing is l
   const leaked = openFds().filter((fd) => !before.includes(fd) && /pipe:|pidfd|socket:/.test(fd));
   t.deepEqual(leaked, []);
 });
+
+test.serial('started on the spawner thread: spawn, then the output; pid 0 until then; a stdin fd may be closed at once', async (t) => {
+  const dir = testTempDir(t, 'lisod-spawn-');
+  const file = script(dir, 'echo.py', 'sys.stdout.buffer.write(sys.stdin.buffer.read()); sys.stdout.flush()');
+  const input = path.join(dir, 'input.bin');
+  const body = crypto.randomBytes(100_000);
+  fs.writeFileSync(input, body);
+  const before = openFds();
+  const fd = fs.openSync(input, 'r');
+  const child = new ScriptProcess(file, { cwd: dir, env: { PATH: '/usr/bin:/bin' }, stdin: fd }, true);
+  fs.closeSync(fd); // the start has a copy of its own
+  t.is(child.pid, 0);
+  t.false(child.started);
+  const order: string[] = [];
+  child.on('spawn', () => order.push(`spawn ${child.pid > 0}`));
+  child.stdout.on('data', () => { if (!order.includes('data')) order.push('data'); });
+  const closed = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  const out = collect(child.stdout);
+  t.is(await closed, 0);
+  t.deepEqual(order, ['spawn true', 'data']);
+  t.true((await out).data.equals(body));
+  for (let i = 0; i < 2; i++) await new Promise((resolve) => setImmediate(resolve));
+  const leaked = openFds().filter((f) => !before.includes(f) && /pipe:|pidfd|socket:|input\.bin/.test(f));
+  t.deepEqual(leaked, [], 'pipes, pidfd and the stdin copy are closed');
+});
+
+test.serial('started on the spawner thread: a start that fails is an error event (ENOENT/EACCES), nothing else, no fd left', async (t) => {
+  const dir = testTempDir(t, 'lisod-spawn-');
+  const before = openFds();
+  const plain = path.join(dir, 'plain.txt');
+  fs.writeFileSync(plain, 'not executable', { mode: 0o644 });
+  for (const [file, code] of [[path.join(dir, 'missing.py'), 'ENOENT'], [plain, 'EACCES']] as const) {
+    const child = new ScriptProcess(file, { cwd: dir, env: {}, stdin: 'pipe' }, true);
+    const events: string[] = [];
+    for (const e of ['spawn', 'exit', 'close']) child.on(e, () => events.push(e));
+    const error = await new Promise<NodeJS.ErrnoException>((resolve) => child.on('error', resolve));
+    t.is(error.code, code);
+    t.regex(error.message, new RegExp(path.basename(file).replace('.', '\\.')));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    t.deepEqual(events, []);
+    t.is(child.pid, 0);
+  }
+  const leaked = openFds().filter((fd) => !before.includes(fd) && /pipe:|pidfd|socket:/.test(fd));
+  t.deepEqual(leaked, []);
+});

@@ -32,6 +32,7 @@ interface Backend {
   child: ScriptProcess;
   generation: number;
   startedAt: number;
+  pending: NodeJS.Signals | null; // asked for while it was still starting: sent once it runs
 }
 
 export class FastCgiSupervisor {
@@ -73,7 +74,7 @@ export class FastCgiSupervisor {
 
   /** The pids now running (for tests and status). */
   get pids(): number[] {
-    return [...this.#live].map((b) => b.child.pid);
+    return [...this.#live].filter((b) => b.child.started).map((b) => b.child.pid);
   }
 
   /** Starts `processes` copies; throws when the command cannot be started at all. */
@@ -85,14 +86,23 @@ export class FastCgiSupervisor {
    * Graceful restart (SIGHUP): a new generation starts on the same socket, then the old one
    * gets SIGTERM — a responder finishes the request in hand and exits — and SIGKILL after a
    * grace. The listening socket never closes, so no connection attempt is refused meanwhile.
+   * Throws, keeping the running generation, when the command cannot be started.
    */
   reload(): void {
     if (this.#stopping) return;
     const old = [...this.#live];
     this.#generation++;
+    try {
+      this.start();
+    } catch (e) {
+      // The command cannot be run now: the running generation stays, and is still replaced
+      // when one of it exits (what of the new one did start goes again).
+      for (const b of this.#live) if (b.generation === this.#generation) this.#terminate(b);
+      this.#generation--;
+      throw e;
+    }
     this.#backoffMs = kMinBackoffMs;
     this.#crashes = 0;
-    this.start();
     for (const b of old) this.#terminate(b);
   }
 
@@ -103,7 +113,7 @@ export class FastCgiSupervisor {
     this.#timers.clear();
     const exits = [...this.#live].map((b) => new Promise<void>((resolve) => {
       if (b.child.exitCode !== null || b.child.signalCode !== null) resolve();
-      else b.child.once('exit', () => resolve());
+      else b.child.once('exit', () => resolve()).once('error', () => resolve()); // error: never started
       this.#terminate(b);
     }));
     if (this.#fd >= 0) fs.closeSync(this.#fd);
@@ -121,6 +131,10 @@ export class FastCgiSupervisor {
 
   #signal(b: Backend, signal: NodeJS.Signals): void {
     if (b.child.exitCode !== null || b.child.signalCode !== null) return;
+    if (!b.child.started) {
+      if (b.pending !== 'SIGKILL') b.pending = signal;
+      return;
+    }
     try {
       process.kill(-b.child.pid, signal); // the whole group: what the backend started goes too
     } catch {
@@ -128,15 +142,32 @@ export class FastCgiSupervisor {
     }
   }
 
-  #spawn(generation: number): void {
+  /**
+   * Starts one process: here (throws when it cannot be started), or — a replacement, with
+   * `failed` — on the addon's spawner thread, so a restart never holds up the event loop;
+   * `failed` then hears of a start that did not happen.
+   */
+  #spawn(generation: number, failed?: (e: Error) => void): void {
     const [file, ...args] = this.#o.command;
-    const child = new ScriptProcess(file!, { cwd: path.dirname(file!), env: this.#o.env, stdin: this.#fd, args });
-    const b: Backend = { child, generation, startedAt: Date.now() };
+    const child = new ScriptProcess(file!, { cwd: path.dirname(file!), env: this.#o.env, stdin: this.#fd, args },
+      failed !== undefined);
+    const b: Backend = { child, generation, startedAt: Date.now(), pending: null };
     this.#live.add(b);
-    const label = `fastcgi ${this.#o.mount}[${child.pid}]`;
+    const label = (): string => `fastcgi ${this.#o.mount}[${child.pid}]`;
     // A backend's own stdout/stderr lines go to the error log with its label.
-    for (const pipe of [child.stdout, child.stderr]) forEachLine(pipe, (line) => this.#logger.error(`${label}: ${line}`));
-    child.once('exit', (code: number | null, signal: NodeJS.Signals | null) => this.#onExit(b, label, code, signal));
+    for (const pipe of [child.stdout, child.stderr]) forEachLine(pipe, (line) => this.#logger.error(`${label()}: ${line}`));
+    child.once('exit', (code: number | null, signal: NodeJS.Signals | null) => this.#onExit(b, label(), code, signal));
+    if (!failed) return;
+    child.once('spawn', () => {
+      b.startedAt = Date.now();
+      const pending = b.pending;
+      b.pending = null;
+      if (pending) this.#signal(b, pending);
+    });
+    child.once('error', (e: Error) => {
+      this.#live.delete(b);
+      if (!this.#stopping && b.generation === this.#generation) failed(e);
+    });
   }
 
   #onExit(b: Backend, label: string, code: number | null, signal: NodeJS.Signals | null): void {
@@ -177,11 +208,14 @@ export class FastCgiSupervisor {
     const t = setTimeout(() => {
       this.#timers.delete(t);
       if (this.#stopping || generation !== this.#generation) return;
-      try {
-        this.#spawn(generation);
-      } catch (e) {
-        this.#logger.error(`fastcgi ${this.#o.mount}: cannot start ${this.#o.command[0]}: ${(e as Error).message}`);
+      const retry = (e: Error): void => {
+        this.#logger.error(`fastcgi ${this.#o.mount}: cannot start ${this.#o.command[0]}: ${e.message}`);
         this.#respawn(Math.min(Math.max(delayMs * 2, kMinBackoffMs), kMaxBackoffMs));
+      };
+      try {
+        this.#spawn(generation, retry);
+      } catch (e) {
+        retry(e as Error);
       }
     }, delayMs);
     this.#timers.add(t);
