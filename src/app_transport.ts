@@ -67,7 +67,8 @@ export interface AppTransport {
    * Starts one exchange. `env` is the complete RFC 3875 environment built by the runner (the
    * transport adds nothing request-specific). Throws an Error (the runner answers 500) when the
    * application cannot be started at all; failures found later (a CGI script that cannot be
-   * run: 500) arrive as 'close' with `kind: 'fail'`. When `body` is a file, the transport owns its fd even when it throws.
+   * run: 500) arrive as 'close' with `kind: 'fail'`. When `body` is a file, the transport owns
+   * its fd even when it throws.
    */
   open(env: Record<string, string>, body: AppBody): AppProcess;
   /** Shutdown of this event loop: nothing new is opened afterwards. Optional. */
