@@ -107,18 +107,14 @@ bool FcgiDispatch::cgiEpoll() {
   if (cgi_ep_ >= 0) return true;
   cgi_ep_ = epoll_create1(EPOLL_CLOEXEC);
   if (cgi_ep_ < 0) return false;
-  auto spawner = std::make_unique<Spawner>();
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.ptr = nullptr;  // the spawner's eventfd (every other entry is a ProcFd)
-  if (spawner->fd() < 0 || epoll_ctl(cgi_ep_, EPOLL_CTL_ADD, spawner->fd(), &ev) != 0) {
+  spawner_ = Spawner::watchedBy(cgi_ep_, nullptr);  // tag null: every other entry is a ProcFd
+  if (!spawner_) {
     const int e = errno;
     ::close(cgi_ep_);
     cgi_ep_ = -1;
     errno = e;
     return false;
   }
-  spawner_ = std::move(spawner);
   cgi_poll_ = new uv_poll_t;
   uv_poll_init(loop_, cgi_poll_, cgi_ep_);
   cgi_poll_->data = this;

@@ -129,22 +129,14 @@ class ScriptRuns : public Napi::ObjectWrap<ScriptRuns> {
     Napi::Env env = info.Env();
     std::unique_ptr<SpawnJob> job = readJob(info);
     Napi::Int32Array out = info[5].As<Napi::Int32Array>();
-    std::vector<char*> argv{job->file.data()};
-    for (std::string& a : job->args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<char*> envp;
-    for (std::string& e : job->env) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    Spawned child;
-    const char* what = "";
-    int err = spawnChild({job->file.c_str(), argv.data(), envp.data(), job->cwd.c_str(), job->stdin_mode}, &child, &what);
-    if (err != 0) throw spawnError(env, err, what + job->file);
+    spawnJob(*job);
+    if (job->err != 0) throw spawnError(env, job->err, job->what + job->file);
     uint32_t token = ++next_token_;
-    err = adopt(token, child);
+    int err = adopt(token, job->child);
     if (err != 0) throw spawnError(env, err, "cannot watch " + job->file);
     out[0] = static_cast<int32_t>(token);
-    out[1] = child.pid;
-    out[2] = child.stdin_fd;
+    out[1] = job->child.pid;
+    out[2] = job->child.stdin_fd;
     return env.Undefined();
   }
 
@@ -160,21 +152,14 @@ class ScriptRuns : public Napi::ObjectWrap<ScriptRuns> {
     if (job->stdin_mode >= 0 && (job->stdin_mode = fcntl(job->stdin_mode, F_DUPFD_CLOEXEC, 0)) < 0) {
       throw spawnError(env, errno, "cannot run " + job->file);
     }
-    if (!spawner_) {
-      auto spawner = std::make_unique<Spawner>();
-      epoll_event ev{};
-      ev.events = EPOLLIN;
-      ev.data.ptr = &spawner_watch_;
-      if (spawner->fd() < 0 || epoll_ctl(epoll_->epfd, EPOLL_CTL_ADD, spawner->fd(), &ev) != 0) {
-        int e = errno;
-        if (job->stdin_mode >= 0) ::close(job->stdin_mode);
-        throw spawnError(env, e, "cannot run " + job->file);
-      }
-      spawner_ = std::move(spawner);
+    if (!spawner_ && !(spawner_ = Spawner::watchedBy(epoll_->epfd, &spawner_watch_))) {
+      int e = errno;
+      if (job->stdin_mode >= 0) ::close(job->stdin_mode);
+      throw spawnError(env, e, "cannot run " + job->file);
     }
     uint32_t token = ++next_token_;
     job->tag = token;
-    if (runs_.empty() && starting_.empty()) hold();
+    if (idle()) hold();
     starting_.emplace(token, job->stdin_mode);
     spawner_->start(std::move(job));
     return Napi::Number::New(env, token);
@@ -222,12 +207,14 @@ class ScriptRuns : public Napi::ObjectWrap<ScriptRuns> {
       delete run;
       return e;
     }
-    if (runs_.empty() && starting_.empty()) hold();
+    if (idle()) hold();
     runs_.emplace(token, run);
     return 0;
   }
 
   // Alive while any child is starting or watched, whatever JS holds.
+  bool idle() const { return runs_.empty() && starting_.empty(); }
+
   void hold() {
     Ref();
     uv_ref(reinterpret_cast<uv_handle_t*>(&epoll_->handle));
@@ -250,7 +237,7 @@ class ScriptRuns : public Napi::ObjectWrap<ScriptRuns> {
       std::string what = job->what;
       if (err == 0 && (err = adopt(token, job->child)) != 0) what = "cannot watch ";
       starting_.erase(token);  // after adopt: the hold passes from the start to the run
-      if (runs_.empty() && starting_.empty()) letGo();
+      if (idle()) letGo();
       Napi::Value error = err != 0 ? spawnError(env, err, what + job->file).Value() : env.Null();
       try {
         on_start_.MakeCallback(env.Global(),
@@ -358,7 +345,7 @@ class ScriptRuns : public Napi::ObjectWrap<ScriptRuns> {
     Napi::Value out = out_len > 0 ? Napi::Buffer<char>::Copy(env, out_buf_.data(), out_len) : env.Undefined();
     Napi::Value err = err_len > 0 ? Napi::Buffer<char>::Copy(env, err_buf_.data(), err_len) : env.Undefined();
     if (done) {  // before the call: the token is unknown from here on
-      if (runs_.erase(run->token) > 0 && runs_.empty() && starting_.empty()) letGo();
+      if (runs_.erase(run->token) > 0 && idle()) letGo();
       finished_.push_back(run);
     }
     try {

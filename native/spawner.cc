@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,15 +40,31 @@ void Spawner::discard(SpawnJob& job) {
   job.err = ESRCH;  // nothing of it left
 }
 
-void Spawner::runJob(std::unique_ptr<SpawnJob> job) {
+void spawnJob(SpawnJob& job) {
   std::vector<char*> envp;
-  envp.reserve(job->env.size() + 1);
-  for (std::string& e : job->env) envp.push_back(e.data());
+  envp.reserve(job.env.size() + 1);
+  for (std::string& e : job.env) envp.push_back(e.data());
   envp.push_back(nullptr);
-  std::vector<char*> argv{job->file.data()};
-  for (std::string& a : job->args) argv.push_back(a.data());
+  std::vector<char*> argv{job.file.data()};
+  for (std::string& a : job.args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  job->err = spawnChild({job->file.c_str(), argv.data(), envp.data(), job->cwd.c_str(), job->stdin_mode}, &job->child, &job->what);
+  job.err = spawnChild({job.file.c_str(), argv.data(), envp.data(), job.cwd.c_str(), job.stdin_mode}, &job.child, &job.what);
+}
+
+std::unique_ptr<Spawner> Spawner::watchedBy(int epfd, void* tag) {
+  auto spawner = std::make_unique<Spawner>();
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = tag;
+  if (spawner->fd() >= 0 && epoll_ctl(epfd, EPOLL_CTL_ADD, spawner->fd(), &ev) == 0) return spawner;
+  const int e = errno;  // eventfd's or epoll_ctl's
+  spawner.reset();
+  errno = e;
+  return nullptr;
+}
+
+void Spawner::runJob(std::unique_ptr<SpawnJob> job) {
+  spawnJob(*job);
   std::lock_guard<std::mutex> lock(mu_);
   done_.push_back(std::move(job));
   const uint64_t one = 1;

@@ -31,9 +31,16 @@ struct SpawnJob {
   Spawned child;
 };
 
+// Starts job's child here, on the calling thread (spawnChild with job's argv and envp): sets
+// err, what and child.
+void spawnJob(SpawnJob& job);
+
 class Spawner {
  public:
   Spawner();  // fd() < 0 when no eventfd could be made (then nothing can be started)
+  // A Spawner whose eventfd is in the epoll set epfd with data.ptr = tag; nullptr (errno set)
+  // when there is no eventfd or epoll_ctl fails.
+  static std::unique_ptr<Spawner> watchedBy(int epfd, void* tag);
   // Stops the thread; children started but not collected are killed and reaped.
   ~Spawner();
   Spawner(const Spawner&) = delete;

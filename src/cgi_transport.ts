@@ -27,7 +27,6 @@ class CgiProcess extends ScriptChild implements AppProcess {
   readonly #endAfterResponse: boolean;
   #wantsEnd = false; // complete(), kill() or terminate(): stop waiting for EOF
   #signalled: NodeJS.Signals | null = null;
-  #pending: NodeJS.Signals | null = null; // asked for before the script ran: sent once it does
   #closed = false;
   #killTimer: NodeJS.Timeout | undefined;
   #straggler: NodeJS.Timeout | undefined; // leader gone, a pipe still open: SIGTERM unless it closes soon
@@ -52,9 +51,10 @@ class CgiProcess extends ScriptChild implements AppProcess {
   protected override onStarted(): void {
     this.input?.on('error', () => {}); // EPIPE: the script stopped reading; its exit follows
     if (this.#body && this.input) this.#body.attach(this.input);
-    const pending = this.#pending;
-    this.#pending = null;
-    if (pending) this.#signal(pending);
+  }
+
+  protected override onPendingSignal(signal: NodeJS.Signals): void {
+    this.#signal(signal);
   }
 
   protected override onStartFailed(error: Error): void {
@@ -90,18 +90,10 @@ class CgiProcess extends ScriptChild implements AppProcess {
 
   /** Signals the whole process group, whether or not its leader still runs. */
   #signal(signal: NodeJS.Signals): void {
-    if (!this.started) {
-      if (this.#pending !== 'SIGKILL') this.#pending = signal;
-      return;
-    }
     if (this.stdoutDone && this.stderrDone && this.exited) return; // nothing of it left to reach
     if (this.#signalled === 'SIGKILL') return;
+    if (!this.killGroup(signal)) return; // still starting: back here through onPendingSignal
     this.#signalled = signal;
-    try {
-      process.kill(-this.pid, signal); // the script leads its own group (pgid = pid)
-    } catch {
-      // Group already empty.
-    }
     if (signal === 'SIGTERM' && !this.#killTimer) {
       this.#killTimer = setTimeout(() => this.#signal('SIGKILL'), kKillGraceMs);
       this.#killTimer.unref();

@@ -149,6 +149,7 @@ export class ScriptChild extends EventEmitter implements ScriptSink {
   stdoutDone = false; // EOF or read error
   stderrDone = false;
   #stdin: SpawnOptions['stdin'] | undefined; // until started (a Buffer body is written then)
+  #pending: NodeJS.Signals | null = null; // killGroup before the start: sent once it runs
 
   /**
    * Started here (throws an Error with code ENOENT/EACCES/ENOEXEC when it cannot be), or with
@@ -180,6 +181,32 @@ export class ScriptChild extends EventEmitter implements ScriptSink {
     }
     this.#adopt(pid, stdinFd, stdin!);
     this.onStarted();
+    const pending = this.#pending;
+    this.#pending = null;
+    if (pending) this.onPendingSignal(pending);
+  }
+
+  /**
+   * Signals the child's process group (pgid = pid), whether or not its leader still runs;
+   * false when the child has not started yet: the signal then waits (SIGKILL over SIGTERM)
+   * and onPendingSignal gets it once the child runs.
+   */
+  killGroup(signal: NodeJS.Signals): boolean {
+    if (!this.started) {
+      if (this.#pending !== 'SIGKILL') this.#pending = signal;
+      return false;
+    }
+    try {
+      process.kill(-this.pid, signal);
+    } catch {
+      // Group already empty.
+    }
+    return true;
+  }
+
+  /** A signal asked for before the start, now that the child runs. */
+  protected onPendingSignal(signal: NodeJS.Signals): void {
+    this.killGroup(signal);
   }
 
   #adopt(pid: number, stdinFd: number, stdin: SpawnOptions['stdin']): void {

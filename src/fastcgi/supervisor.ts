@@ -32,7 +32,6 @@ interface Backend {
   child: ScriptProcess;
   generation: number;
   startedAt: number;
-  pending: NodeJS.Signals | null; // asked for while it was still starting: sent once it runs
 }
 
 export class FastCgiSupervisor {
@@ -131,15 +130,7 @@ export class FastCgiSupervisor {
 
   #signal(b: Backend, signal: NodeJS.Signals): void {
     if (b.child.exitCode !== null || b.child.signalCode !== null) return;
-    if (!b.child.started) {
-      if (b.pending !== 'SIGKILL') b.pending = signal;
-      return;
-    }
-    try {
-      process.kill(-b.child.pid, signal); // the whole group: what the backend started goes too
-    } catch {
-      // Already gone.
-    }
+    b.child.killGroup(signal); // the whole group: what the backend started goes too
   }
 
   /**
@@ -151,19 +142,14 @@ export class FastCgiSupervisor {
     const [file, ...args] = this.#o.command;
     const child = new ScriptProcess(file!, { cwd: path.dirname(file!), env: this.#o.env, stdin: this.#fd, args },
       failed !== undefined);
-    const b: Backend = { child, generation, startedAt: Date.now(), pending: null };
+    const b: Backend = { child, generation, startedAt: Date.now() };
     this.#live.add(b);
     const label = (): string => `fastcgi ${this.#o.mount}[${child.pid}]`;
     // A backend's own stdout/stderr lines go to the error log with its label.
     for (const pipe of [child.stdout, child.stderr]) forEachLine(pipe, (line) => this.#logger.error(`${label()}: ${line}`));
     child.once('exit', (code: number | null, signal: NodeJS.Signals | null) => this.#onExit(b, label(), code, signal));
     if (!failed) return;
-    child.once('spawn', () => {
-      b.startedAt = Date.now();
-      const pending = b.pending;
-      b.pending = null;
-      if (pending) this.#signal(b, pending);
-    });
+    child.once('spawn', () => { b.startedAt = Date.now(); }); // a signal asked for meanwhile follows
     child.once('error', (e: Error) => {
       this.#live.delete(b);
       if (!this.#stopping && b.generation === this.#generation) failed(e);
