@@ -15,6 +15,7 @@ import { Conn, exchange1, get, sha256, sleep } from './helpers/client.js';
 import { isLisod, lockPid, makeSite, portsFrom, processesWithArg, readText, runLisod, track, waitFor, waitGone } from './helpers/daemon.js';
 import { runLisodExpectFailure, runningAsRoot, startLisod, type Lisod } from './helpers/lisod.js';
 import { getPki } from './helpers/pki.js';
+import { eventually } from './helpers/procs.js';
 import { tempDir } from './helpers/tmp.js';
 
 const kIndex = '<!doctype html><p>lisod test default</p>\n'; // startLisod's default index.html
@@ -87,7 +88,10 @@ function errorLog(lisod: Lisod): string {
 test('workers = 2: both protocols served; full TLS handshakes keep two threads busy', async (t) => {
   const lisod = await startLisod({ config: { workers: 2 } });
   t.teardown(() => lisod.stop());
-  t.regex(errorLog(lisod), new RegExp(`started \\(pid ${lisod.pid}, 2 event loops\\)`));
+  // The error log's writer thread may not have written the line yet when lisod is ready.
+  const started = new RegExp(`started \\(pid ${lisod.pid}, 2 event loops\\)`);
+  await eventually(() => started.test(errorLog(lisod)));
+  t.regex(errorLog(lisod), started);
 
   // Many connections each way: they land on both loops, and every one is answered.
   for (const tls of [false, true]) {
@@ -122,8 +126,10 @@ test('workers = "auto" starts one event loop per CPU', async (t) => {
   const lisod = await startLisod({ config: { workers: 'auto' } });
   t.teardown(() => lisod.stop());
   const cpus = os.availableParallelism();
+  const started = new RegExp(`started \\(pid ${lisod.pid}, ${cpus} event loops\\)`);
+  if (cpus > 1) await eventually(() => started.test(errorLog(lisod))); // written by the log's thread
   const log = errorLog(lisod);
-  if (cpus > 1) t.regex(log, new RegExp(`started \\(pid ${lisod.pid}, ${cpus} event loops\\)`));
+  if (cpus > 1) t.regex(log, started);
   else t.notRegex(log, /event loops/);
   t.is((await exchange1(get('/'), { port: lisod.httpPort })).status, 200);
 });
@@ -192,6 +198,7 @@ test('SIGTERM: every loop stops accepting at once and finishes its requests in f
   fs.chmodSync(script, 0o755);
   const lisod = await startLisod({ cgi: script, config: { workers: 2, user: 'nobody' } });
   t.teardown(() => lisod.stop());
+  await eventually(() => /switched to user nobody \(uid 65534/.test(errorLog(lisod))); // written by the log's thread
   t.regex(errorLog(lisod), /switched to user nobody \(uid 65534/);
   // setuid() applies to every thread of the process: scripts started by either loop run as nobody.
   const rs = await Promise.all(Array.from({ length: 12 }, () => exchange1(get('/cgi/id', 'Connection: close\r\n'), { port: lisod.httpPort })));
