@@ -50,6 +50,7 @@
         "native/fastcgi_pipeline.cc",
         "native/fastcgi_slots.cc",
         "native/cgi_run.cc",
+        "native/cgi_cpu.cc",
         "native/spawner.cc",
         "native/fastcgi_exchange.cc",
         "native/fastcgi_addon.cc"

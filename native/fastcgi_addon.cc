@@ -48,6 +48,7 @@ std::vector<FcgiMountConfig> readFastcgiMounts(Napi::Env env, Napi::Value table)
     c.pipeline = o.Get("pipeline").ToBoolean().Value();
     c.cgi = o.Get("cgi").ToBoolean().Value();
     c.end_after_response = o.Get("endAfterResponse").ToBoolean().Value();
+    if (Napi::Value v = o.Get("maxRunnable"); v.IsNumber()) c.max_runnable = static_cast<size_t>(num(o, "maxRunnable"));
     Napi::Value inherited = o.Get("inherited");
     if (!inherited.IsObject()) throw Napi::TypeError::New(env, "setFastcgi: mount.inherited must be an object");
     Napi::Object env_vars = inherited.As<Napi::Object>();
@@ -67,6 +68,7 @@ Napi::Object fastcgiStatsToJs(Napi::Env env, const FcgiStats& s) {
   o.Set("connects", static_cast<double>(s.connects));
   o.Set("reused", static_cast<double>(s.reused));
   o.Set("pipelined", static_cast<double>(s.pipelined));
+  o.Set("cpuWaits", static_cast<double>(s.cpu_waits));
   o.Set("spawned", static_cast<double>(s.spawned));
   return o;
 }

@@ -53,6 +53,9 @@ struct FcgiMountConfig {
   // request, max_conns processes at once; no address, no pipelining.
   bool cgi = false;
   bool end_after_response = false;  // [cgi] end_after_response: SIGTERM the group once answered
+  // [cgi] max_runnable (cgi_cpu.cc): a waiting request starts only while fewer of the
+  // mount's scripts than this are runnable (on or waiting for a CPU); 0: no such limit.
+  size_t max_runnable = 0;
 };
 
 struct FcgiStats {
@@ -61,6 +64,7 @@ struct FcgiStats {
   uint64_t connects = 0;      // backend connections opened
   uint64_t reused = 0;        // requests sent on a pooled connection
   uint64_t pipelined = 0;     // requests sent behind another on a busy connection
+  uint64_t cpu_waits = 0;     // [cgi] requests that waited only for a CPU (max_runnable)
 };
 
 class FcgiDispatch final : public ServerEvents {
@@ -124,6 +128,17 @@ class FcgiDispatch final : public ServerEvents {
   // connections close when their turn comes (the backend may run such a request anyway).
   void unstick(uint64_t now);
   void pump(Mount* m);
+  // fastcgi_slots.cc: a waiting request may start now (a slot, and for [cgi] a CPU), and
+  // one more may wait (max_queue, plus the slots held back for a CPU).
+  bool slotFree(Mount* m);
+  bool queueFree(const Mount& m) const;
+  // cgi_cpu.cc: [cgi] max_runnable. cpuFree: fewer than max_runnable of m's scripts are
+  // runnable, or the oldest waiter has waited 500 ms. holdForCpu: when requests wait
+  // with a slot free, pump again in kCpuRecheckMs (a script that blocks on I/O frees its
+  // CPU without any event here); arrived: a new request is one of them (stats).
+  bool cpuFree(Mount* m);
+  void holdForCpu(Mount* m, bool arrived);
+  void onCpuTimer();
   Backend* acquire(Mount* m, bool fresh, std::string* why);
   void release(Backend* b);
   void dropBackend(Backend* b);
@@ -209,6 +224,8 @@ class FcgiDispatch final : public ServerEvents {
   uv_timer_t* proc_timer_ = nullptr;  // the next process deadline (silence, SIGKILL, straggler)
   uint64_t proc_timer_at_ = 0;
   uv_timer_t* timer_ = nullptr;
+  uv_timer_t* cpu_timer_ = nullptr;  // holdForCpu's recheck
+  std::vector<std::weak_ptr<Mount>> cpu_held_;  // mounts (retired ones too) whose waiters wait for a CPU
   FcgiStats stats_;
   uint64_t seq_ = 0;
   struct RunnerSlot {

@@ -31,9 +31,11 @@ struct FcgiDispatch::Mount {
   struct Ticket {
     uint64_t seq;
     uint32_t id;
+    uint64_t since_ms;  // queued at (uv_now)
   };
   std::deque<Ticket> runner_queue;
   size_t waiting() const { return queue.size() + runner_queue.size(); }
+  uint64_t oldestWait() const;  // uv_now of the longest-waiting request's queueing (waiting() > 0)
   bool pumping = false;
   bool retired = false;
   bool pipelining = true;  // off once the backend refused a pipelined request (FCGI_CANT_MPX_CONN)
@@ -85,6 +87,7 @@ struct FcgiDispatch::Exchange {
   Backend* behind = nullptr;  // kPipelined: the connection it waits on
   uint16_t rid = 0;
   uint64_t started_ms = 0;
+  uint64_t queued_ms = 0;  // kQueued since (uv_now)
   uint64_t deadline_ms = 0;
   bool answered = false, retried = false, emitted = false;
   bool head_done = false, began = false, ended = false, paused = false, gone = false, done = false;

@@ -79,6 +79,7 @@ export function nativeCgiMounts(config: LisodConfig, env: NodeJS.ProcessEnv = pr
     pipeline: false,
     cgi: true,
     endAfterResponse: c.endAfterResponse,
+    maxRunnable: c.maxRunnable,
   }];
 }
 

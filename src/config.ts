@@ -26,6 +26,7 @@ export interface CgiConfig {
   script: string; // absolute path of the one CGI script behind /cgi/
   timeoutMs: number; // silence before the script is killed (504)
   maxProcesses: number; // concurrent scripts; more requests wait in the queue
+  maxRunnable: number; // scripts on or waiting for a CPU before a waiting request starts ("auto": CPUs + 1); 0: no limit
   maxQueue: number; // waiting requests beyond which lisod answers 503
   passEnv: string[]; // variable names copied from lisod's own environment
   env: Record<string, string>; // fixed variables ([cgi.env] verbatim, [cgi.env_paths] absolute)
@@ -305,6 +306,7 @@ export function finishConfig(draft: ConfigDraft, hostname: string, cpus = os.ava
       script: v.cgiScript,
       timeoutMs: v.cgiTimeoutMs ?? kDefaults.cgiTimeout * 1000,
       maxProcesses: v.cgiMaxProcesses ?? kDefaults.cgiMaxProcesses,
+      maxRunnable: v.cgiMaxRunnable === undefined || v.cgiMaxRunnable === 'auto' ? Math.max(cpus, 1) + 1 : v.cgiMaxRunnable,
       maxQueue: v.cgiMaxQueue ?? kDefaults.cgiMaxQueue,
       passEnv: v.cgiPassEnv ?? [],
       env: v.cgiEnv ?? {},

@@ -152,6 +152,7 @@ export interface Draft {
   workers?: number | 'auto';
   cgiTimeoutMs?: number;
   cgiMaxProcesses?: number;
+  cgiMaxRunnable?: number | 'auto';
   cgiMaxQueue?: number;
   cgiPassEnv?: string[];
   cgiEnv?: Record<string, string>;

@@ -149,7 +149,7 @@ export interface NativeServer {
   // The [[fastcgi]] mounts the native FastCGI client serves (native/fastcgi_client.h);
   // replaces the previous table. Throws when an address does not resolve.
   setFastcgi(mounts: FastCgiNativeMount[]): void;
-  fastcgiStats(): { requests: number; connects: number; reused: number; pipelined: number; spawned: number };
+  fastcgiStats(): { requests: number; connects: number; reused: number; pipelined: number; spawned: number; cpuWaits: number };
   // A slot of natively served mount `mount` for a request the runner takes, from the pool
   // the native client counts its own in (max_conns/max_processes, max_queue): a ticket > 0
   // granted now, −ticket waiting (handlers.slot(ticket) comes when granted), 0 queue full.
@@ -176,6 +176,7 @@ export interface FastCgiNativeMount {
   pipeline: boolean;
   cgi?: boolean; // the Liso [cgi] mount: scriptFilename run per request (native/cgi_run.cc), no address
   endAfterResponse?: boolean; // [cgi] end_after_response
+  maxRunnable?: number; // [cgi] max_runnable: waiting requests start while fewer scripts are runnable (0: no limit)
 }
 
 /**

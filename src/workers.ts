@@ -75,6 +75,7 @@ export function loopShare(config: LisodConfig, index: number): LisodConfig {
     cgi: config.cgi && {
       ...config.cgi,
       maxProcesses: splitLimit(config.cgi.maxProcesses, n, index, 1),
+      maxRunnable: config.cgi.maxRunnable === 0 ? 0 : splitLimit(config.cgi.maxRunnable, n, index, 1),
       maxQueue: splitLimit(config.cgi.maxQueue, n, index, 0),
     },
     fastcgi: config.fastcgi.map((m) => ({

@@ -105,7 +105,7 @@ test('defaults fill everything not set', (t) => {
   t.is(c.bodyTotalTimeoutMs, 60_000);
   t.is(c.sendTimeoutMs, 60_000);
   t.deepEqual(c.cgi, { script: '/srv/site/app.cgi', timeoutMs: 30_000, maxProcesses: 16, maxQueue: 64, passEnv: [], env: {}, requestBuffering: true,
-    endAfterResponse: false });
+    endAfterResponse: false, maxRunnable: os.availableParallelism() + 1 });
 });
 
 test('relative paths resolve against the config file directory; absolute ones stay', (t) => {
@@ -149,6 +149,20 @@ test('[cgi] table: script, limits, pass_env, env verbatim and env_paths resolved
   t.is(c.cgi!.maxProcesses, 2);
   t.deepEqual(c.cgi!.passEnv, ['LANG', 'TZ']);
   t.deepEqual(c.cgi!.env, { MODE: 'var/not-a-path', DB: '/srv/site/var/db.sqlite' });
+});
+
+test('[cgi] max_runnable: "auto" (the default) is the CPUs lisod may use + 1; an integer ≥ 0; 0 is no limit', (t) => {
+  const cgi = (extra: string, cpus: number) =>
+    finishConfig(parseConfigText(`http_port = 80\nwww = "w"\n[cgi]\nscript = "x"\n${extra}`, 'x.conf', '/srv/x.conf'), 'h', cpus).cgi!;
+  t.is(cgi('', 1).maxRunnable, 2);
+  t.is(cgi('', 8).maxRunnable, 9);
+  t.is(cgi('max_runnable = "auto"\n', 4).maxRunnable, 5);
+  t.is(cgi('max_runnable = 3\n', 4).maxRunnable, 3);
+  t.is(cgi('max_runnable = 0\n', 4).maxRunnable, 0);
+  for (const bad of ['-1', '1.5', '"two"', 'true']) {
+    t.is(parseError(`[cgi]\nmax_runnable = ${bad}\n`).message,
+      `x.conf:2: cgi.max_runnable must be an integer ≥ 0 or "auto", got ${bad} (hint: e.g. max_runnable = "auto" (CPUs + 1), 4, or 0 for no limit)`);
+  }
 });
 
 test('unknown key: file:line and a did-you-mean hint', (t) => {

@@ -271,6 +271,10 @@ test('splitLimit / loopShare divide max_connections and the [cgi] limits among t
   t.deepEqual(shares.map((s) => s.maxConnections), [334, 333, 333]);
   t.deepEqual(shares.map((s) => s.cgi!.maxProcesses), [6, 5, 5]);
   t.deepEqual(shares.map((s) => s.cgi!.maxQueue), [22, 21, 21]);
+  const runnable = configWith(3, '').cgi!.maxRunnable;
+  t.deepEqual(shares.map((s) => s.cgi!.maxRunnable), [0, 1, 2].map((i) => splitLimit(runnable, 3, i, 1)));
+  const unlimited = finishConfig(parseConfigText('http_port = 0\nwww = "w"\nworkers = 3\n[cgi]\nscript = "x"\nmax_runnable = 0\n', 'x.conf', '/srv/x.conf'), 'h');
+  t.deepEqual([0, 1, 2].map((i) => loopShare(unlimited, i).cgi!.maxRunnable), [0, 0, 0], '0 (no limit) stays 0 in every loop');
   t.is(loopShare(configWith(1), 0).maxConnections, 10000);
   t.deepEqual(boundListeners([{ host: '::1', port: 0, tls: false }, { host: '::1', port: 443, tls: true }],
     [{ host: '::1', port: 40000, tls: false }, { host: '::1', port: 443, tls: true }]),

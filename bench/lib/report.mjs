@@ -236,7 +236,9 @@ export function renderResults(r) {
     'lighttpd sends SIGTERM to a script as soon as its Content-Length is out, which cuts short the Python interpreter\'s teardown ' +
     '(~0.7–2 ms for the trivial script, measured with and without `os._exit`); lisod by default lets every script exit on its own, and ' +
     'does what lighttpd does with `[cgi] end_after_response = true`, which the cgi-trivial row sets (cgi-trivial-exit keeps the default). cgi-bin/flaskr.cgi ' +
-    'skips that teardown itself (`end_process` in cgi-bin/wsgi_cgi.py), so on the Flaskr row both servers pay the same script cost.');
+    'skips that teardown itself (`end_process` in cgi-bin/wsgi_cgi.py), so on the Flaskr row both servers pay the same script cost. ' +
+    'lighttpd starts every request\'s script at once; lisod (`[cgi] max_runnable`, default "auto": the CPUs it may run on + 1, so 2 ' +
+    'under `taskset -c 0`) starts a waiting request\'s script only while fewer of its scripts are runnable, up to `max_processes = 16`.');
   L.push('- Idle rows: `bench/idle_client.mjs` opens the connections (one keep-alive GET each, response read) and holds them; RSS is ' +
     'VmRSS summed over the server tree, before (after 100 warm-up connections were opened and closed) and after, ÷ connections still ' +
     'open. nginx preallocates its `worker_connections` (16000) connection and event structures at start, so they are in its "before".');

@@ -244,6 +244,7 @@ env = { ${Object.entries(v.cgiEnv).map(([k, val]) => `${k} = ${q(val)}`).join(',
 ` : `[cgi]
 script = ${q(v.cgiScript)}
 max_processes = 16
+max_runnable = "auto"
 timeout = 120
 ${v.cgiEnd ? 'end_after_response = true\n' : ''}${env ? `[cgi.env]\n${env}\n` : ''}`}`;
   // max_conns = php-fpm's children: each child serves one kept connection at a time.
