@@ -157,6 +157,7 @@ void FcgiDispatch::adoptChild(Exchange* ex, const std::shared_ptr<Mount>& mount,
   Proc* p = owned.get();
   p->mount = mount;
   p->pid = child.pid;
+  p->looked_ns = uv_hrtime();
   p->label = mount->name + "[" + std::to_string(child.pid) + "]";
   p->in = {p, child.stdin_fd, 0};
   p->out = {p, child.stdout_fd, 0};
@@ -328,6 +329,8 @@ void FcgiDispatch::reapProc(Proc* p) {
   if (!reapChild(p->exit.fd, &p->code, &p->signal)) return;
   p->exited = true;
   closeProcFd(&p->exit);
+  if (p->stat_fd >= 0) ::close(p->stat_fd);  // its /proc entry is gone with the zombie
+  p->stat_fd = -1;
 }
 
 void FcgiDispatch::releaseProc(Exchange* ex, int sig) {

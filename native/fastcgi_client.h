@@ -134,8 +134,9 @@ class FcgiDispatch final : public ServerEvents {
   bool queueFree(const Mount& m) const;
   // cgi_cpu.cc: [cgi] max_runnable. cpuFree: fewer than max_runnable of m's scripts are
   // runnable, or the oldest waiter has waited 500 ms. holdForCpu: when requests wait
-  // with a slot free, pump again in kCpuRecheckMs (a script that blocks on I/O frees its
-  // CPU without any event here); arrived: a new request is one of them (stats).
+  // with a slot free, pump again 10 ms after the last look at the scripts (one that blocks
+  // on I/O frees its CPU without any event here); arrived: a request that has just been
+  // queued, which looked at nothing (and counts in stats).
   bool cpuFree(Mount* m);
   void holdForCpu(Mount* m, bool arrived);
   void onCpuTimer();

@@ -2,6 +2,7 @@
 // side) and fastcgi_exchange.cc (response side). Not for other files.
 #pragma once
 #include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <deque>
@@ -130,6 +131,15 @@ struct FcgiDispatch::Proc {
   uint64_t deadline_ms = 0, kill_at_ms = 0, straggler_at_ms = 0, eof_wait_at_ms = 0;  // 0: not set
   std::string stderr_line;
   uint64_t stderr_dropped = 0;
+  // cgi_cpu.cc's last look: when (uv_hrtime), the CPU time then, and the verdict (a
+  // process younger than a look counts as runnable: it is starting).
+  uint64_t looked_ns = 0;
+  int64_t looked_cpu_ns = 0;
+  bool looked_busy = true;
+  int stat_fd = -1;  // /proc/PID/stat, opened by cgi_cpu.cc when needed; closed once reaped
+  ~Proc() {
+    if (stat_fd >= 0) ::close(stat_fd);
+  }
 };
 
 }  // namespace lisod
