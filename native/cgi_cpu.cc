@@ -18,9 +18,9 @@
 // at least max_runnable slots taken, and no further than the max_runnable-th runnable one.
 //
 // No event says that a script went from computing to waiting, so while requests wait with
-// a slot free, the mount is pumped again kCpuRecheckMs after its last look. A request waits for a CPU at
-// most 500 ms (LISOD_CPU_WAIT_MS in the environment, for tests): a few long CPU-bound
-// scripts cannot hold back every other request.
+// a slot free, the mount is pumped again kCpuRecheckMs after its last look. A request
+// waits for a CPU at most 500 ms (LISOD_CPU_WAIT_MS in the environment, for tests): a few
+// long CPU-bound scripts cannot hold back every other request.
 #include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
