@@ -156,11 +156,7 @@ export function parseConfigText(text: string, display: string, absPath: string):
         break;
       }
       case 'workers':
-        if (v !== 'auto' && !(typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= kMaxWorkers)) {
-          r.fail(kp, `workers must be an integer 1–${kMaxWorkers} or "auto", got ${describe(v)}`,
-            'e.g. workers = 2, or workers = "auto" for one event loop per CPU');
-        }
-        r.set('workers', kp, v as number | 'auto');
+        r.set('workers', kp, r.integerOrAuto(v, kp, 1, kMaxWorkers, 'e.g. workers = 2, or workers = "auto" for one event loop per CPU'));
         break;
       case 'fastcgi': readFastCgiArray(r, v); break;
       case 'spool_dir':

@@ -1,5 +1,5 @@
 // The [cgi] table of the config file: the CGI script behind /cgi/ and how it is run.
-import { describe, suggest, type FileReader } from './config_reader.js';
+import { suggest, type FileReader } from './config_reader.js';
 
 export const kCgiKeys = ['script', 'timeout', 'max_processes', 'max_runnable', 'max_queue', 'pass_env', 'env', 'env_paths',
   'request_buffering', 'end_after_response'] as const;
@@ -12,11 +12,7 @@ export function readCgiTable(r: FileReader, t: Record<string, unknown>): void {
       case 'timeout': r.set('cgiTimeoutMs', kp, r.seconds(v, kp, false)); break;
       case 'max_processes': r.set('cgiMaxProcesses', kp, r.integer(v, kp, 1, 'processes')); break;
       case 'max_runnable':
-        if (v !== 'auto' && !(typeof v === 'number' && Number.isSafeInteger(v) && v >= 0)) {
-          r.fail(kp, `cgi.max_runnable must be an integer ≥ 0 or "auto", got ${describe(v)}`,
-            'e.g. max_runnable = "auto" (CPUs + 1), 4, or 0 for no limit');
-        }
-        r.set('cgiMaxRunnable', kp, v as number | 'auto');
+        r.set('cgiMaxRunnable', kp, r.integerOrAuto(v, kp, 0, Infinity, 'e.g. max_runnable = "auto" (CPUs + 1), 4, or 0 for no limit'));
         break;
       case 'max_queue': r.set('cgiMaxQueue', kp, r.integer(v, kp, 0, 'requests')); break;
       case 'request_buffering': r.set('cgiRequestBuffering', kp, r.boolean(v, kp)); break;

@@ -238,6 +238,15 @@ export class FileReader {
     return v;
   }
 
+  /** An integer from min to max (max: Infinity for no bound), or "auto" for the caller to resolve. */
+  integerOrAuto(v: unknown, keyPath: readonly string[], min: number, max: number, hint: string): number | 'auto' {
+    if (v !== 'auto' && !(typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max)) {
+      const range = max === Infinity ? `≥ ${min}` : `${min}–${max}`;
+      this.fail(keyPath, `${keyPath.join('.')} must be an integer ${range} or "auto", got ${describe(v)}`, hint);
+    }
+    return v as number | 'auto';
+  }
+
   /** Seconds (integer or decimal) → milliseconds. */
   seconds(v: unknown, keyPath: readonly string[], allowZero: boolean): number {
     const ms = typeof v === 'number' && Number.isFinite(v) ? Math.round(v * 1000) : NaN;
