@@ -105,12 +105,6 @@ bool FcgiDispatch::cpuFree(Mount* m) {
 void FcgiDispatch::holdForCpu(Mount* m, bool arrived) {
   if (!m->cfg.cgi || m->waiting() == 0 || m->running >= m->cfg.max_conns) return;
   if (arrived) ++stats_.cpu_waits;
-  if (cpu_timer_ == nullptr) {
-    cpu_timer_ = new uv_timer_t;
-    uv_timer_init(loop_, cpu_timer_);
-    cpu_timer_->data = this;
-    uv_unref(reinterpret_cast<uv_handle_t*>(cpu_timer_));
-  }
   bool listed = false;
   for (const std::weak_ptr<Mount>& w : cpu_held_) listed = listed || w.lock().get() == m;
   if (!listed) cpu_held_.push_back(m->self);

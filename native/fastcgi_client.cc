@@ -76,7 +76,7 @@ bool resolveAddress(const std::string& text, sockaddr_storage* out, socklen_t* l
 }  // namespace
 
 FcgiDispatch::FcgiDispatch(uv_loop_t* loop, ServerEvents* next) : loop_(loop), next_(next) {
-  for (uv_timer_t** t : {&timer_, &proc_timer_}) {
+  for (uv_timer_t** t : {&timer_, &proc_timer_, &cpu_timer_}) {
     *t = new uv_timer_t;
     uv_timer_init(loop_, *t);
     (*t)->data = this;
@@ -87,7 +87,6 @@ FcgiDispatch::FcgiDispatch(uv_loop_t* loop, ServerEvents* next) : loop_(loop), n
 FcgiDispatch::~FcgiDispatch() {
   closeAll();
   for (uv_timer_t* t : {timer_, proc_timer_, cpu_timer_}) {
-    if (t == nullptr) continue;
     uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
   }
 }
@@ -150,7 +149,7 @@ void FcgiDispatch::closeAll() {
     while (!m->idle.empty()) dropBackend(m->idle.front());
   }
   uv_timer_stop(timer_);
-  if (cpu_timer_ != nullptr) uv_timer_stop(cpu_timer_);
+  uv_timer_stop(cpu_timer_);
   cpu_held_.clear();
   closeProcs();
 }
